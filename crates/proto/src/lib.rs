@@ -1,0 +1,27 @@
+//! Generated protobuf and gRPC code for fpr's services.
+//!
+//! The `.proto` files under `proto/` at the workspace root are the one source of truth; this
+//! crate compiles them at build time with the vendored `protoc` (no system package needed) and
+//! never commits generated code. It also exports the encoded file descriptor set, so every server
+//! can offer gRPC reflection.
+//!
+//! This crate holds no logic: no validation, no I/O.
+//!
+//! ```
+//! use fpr_proto::vault::v1::PinPolicy;
+//! let policy = PinPolicy { length: 8, force_change: false };
+//! assert_eq!(policy.length, 8);
+//! ```
+#![forbid(unsafe_code)]
+
+/// The vault service, package `fpr.vault.v1`.
+pub mod vault {
+    /// Version 1 of the vault API.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("fpr.vault.v1");
+    }
+}
+
+/// Encoded `FileDescriptorSet` of every fpr proto, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("fpr_descriptor");
