@@ -1,1 +1,247 @@
-//! End-to-end tests live in `tests/tests/`.
+//! Fixtures for fpr's end-to-end tests: running services over real sockets.
+//!
+//! NO SECURITY: test-only. Everything binds to 127.0.0.1 port 0 or a Unix socket in a temp dir.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use fpr_proto::vault::v1::vault_service_client::VaultServiceClient;
+use fpr_testkit::Yubico;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+
+/// Captured log output of every service started in this test binary (TRACE level).
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.get_or_init(Default::default).lock().unwrap()).into_owned()
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the capturing subscriber once per test binary.
+pub fn capture_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let buf = LOGS.get_or_init(Default::default).clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(buf.clone()))
+            .try_init();
+    });
+}
+
+/// Where the vault sends PINs.
+pub enum Pins {
+    /// To an SMTP server at this address (plaintext).
+    Smtp(std::net::SocketAddr),
+    /// To this webhook URL, signed with this secret.
+    Webhook(String, &'static str),
+}
+
+/// A vault serving on a Unix socket in a temp dir.
+pub struct VaultFixture {
+    /// The temp dir holding socket, store and keys.
+    pub dir: tempfile::TempDir,
+    /// The socket path.
+    pub socket: PathBuf,
+    /// The store directory.
+    pub store: PathBuf,
+    /// The master key file.
+    pub master_key_file: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), fpr_vault::Error>>>,
+}
+
+/// Builder for [`VaultFixture`].
+pub struct VaultBuilder {
+    pins: Pins,
+    transport_jwks_url: String,
+    sign_jwks_url: String,
+    allowed_uids: Vec<u32>,
+    extra: String,
+}
+
+impl VaultFixture {
+    /// A builder whose JWKS come from `jwks` (routes `/transport` and `/sign`).
+    pub fn builder(jwks: &fpr_testkit::http::Server, pins: Pins) -> VaultBuilder {
+        VaultBuilder {
+            pins,
+            transport_jwks_url: jwks.url("/transport"),
+            sign_jwks_url: jwks.url("/sign"),
+            allowed_uids: Vec::new(),
+            extra: String::new(),
+        }
+    }
+
+    /// A gRPC client over the Unix socket.
+    pub async fn client(&self) -> VaultServiceClient<Channel> {
+        VaultServiceClient::new(uds_channel(&self.socket).await)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl VaultBuilder {
+    /// Restricts the socket to these uids.
+    pub fn allowed_uids(mut self, uids: Vec<u32>) -> Self {
+        self.allowed_uids = uids;
+        self
+    }
+
+    /// Appends raw TOML to the config.
+    pub fn extra(mut self, toml: &str) -> Self {
+        self.extra.push_str(toml);
+        self
+    }
+
+    /// Writes the config and master key, builds and serves the vault.
+    pub async fn start(self) -> VaultFixture {
+        capture_logs();
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("run/vault.sock");
+        let store = dir.path().join("store");
+        let master_key_file = dir.path().join("master.key");
+        let mut f = std::fs::File::create(&master_key_file).unwrap();
+        f.write_all(
+            fpr_jose::seal::MasterKey::generate_hex()
+                .unwrap()
+                .as_bytes(),
+        )
+        .unwrap();
+        let delivery = match &self.pins {
+            Pins::Smtp(addr) => format!(
+                "[delivery]\nchannel = \"smtp\"\n[delivery.smtp]\nhost = \"{}\"\nport = {}\ntls = \"none\"\nfrom = \"keys@fpr.test\"\n",
+                addr.ip(),
+                addr.port()
+            ),
+            Pins::Webhook(url, secret) => {
+                let secret_file = dir.path().join("hook.secret");
+                std::fs::write(&secret_file, secret).unwrap();
+                format!(
+                    "[delivery]\nchannel = \"webhook\"\n[delivery.webhook]\nurl = \"{url}\"\nhmac_secret_file = \"{}\"\n",
+                    secret_file.display()
+                )
+            }
+        };
+        let text = format!(
+            "[server]\nlisten = \"unix:{}\"\nallowed_uids = {:?}\n\
+             [store]\npath = \"{}\"\nmaster_key_file = \"{}\"\n\
+             [yubico]\ntransport_jwks_url = \"{}\"\nsign_jwks_url = \"{}\"\nunknown_kid_min_interval = \"0s\"\n\
+             {delivery}\n[danger]\nallow_plaintext_http = true\nallow_plaintext_smtp = true\n{}",
+            socket.display(),
+            self.allowed_uids,
+            store.display(),
+            master_key_file.display(),
+            self.transport_jwks_url,
+            self.sign_jwks_url,
+            self.extra,
+        );
+        let no_env = std::collections::BTreeMap::<String, String>::new();
+        let config = fpr_vault::Config::from_toml(&text, &no_env).unwrap();
+        let service = fpr_vault::server::build(&config).await.unwrap();
+        let listener = fpr_vault::server::bind(&config).await.unwrap();
+        let uids = fpr_vault::server::allowed_uids(&config, &listener);
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(fpr_vault::server::serve(
+            service,
+            listener,
+            uids,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        VaultFixture {
+            dir,
+            socket,
+            store,
+            master_key_file,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+}
+
+impl Drop for VaultFixture {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A tonic channel over a Unix socket.
+pub async fn uds_channel(path: &Path) -> Channel {
+    let path = path.to_owned();
+    Endpoint::try_from("http://vault.invalid")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(path).await?,
+                ))
+            }
+        }))
+        .await
+        .unwrap()
+}
+
+/// A JWKS server publishing `yubico`'s sets at `/transport` and `/sign`.
+pub async fn jwks_server(yubico: &Yubico) -> fpr_testkit::http::Server {
+    let s = fpr_testkit::http::Server::start().await;
+    publish(&s, yubico);
+    s
+}
+
+/// (Re)publishes `yubico`'s sets on `server`.
+pub fn publish(server: &fpr_testkit::http::Server, yubico: &Yubico) {
+    server.route(
+        "/transport",
+        200,
+        yubico.transport_jwks().to_json().to_string(),
+    );
+    server.route("/sign", 200, yubico.signing_jwks().to_json().to_string());
+}
+
+/// Every file under `dir`, concatenated.
+pub fn read_tree(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.extend_from_slice(&b);
+            }
+        }
+    }
+    out
+}

@@ -1,1 +1,252 @@
-//! placeholder
+//! fpr's storage trait and its sled implementation.
+//!
+//! Services keep state in named trees of ordered byte keys and values. The trait is the seam
+//! between the domain and sled: services depend on [`Tree`], tests may use any implementation,
+//! and sled's types do not leak past this crate.
+//!
+//! Durability is explicit: a write is not durable until [`Tree::flush`] returns, and services
+//! flush before they report success. Atomicity is per batch within one tree.
+//!
+//! This crate never interprets values: it stores bytes, so whatever it is given must already be
+//! sealed if it is secret.
+//!
+//! ```
+//! use fpr_store::{Batch, SledStore, Store as _};
+//! let dir = tempfile::tempdir()?;
+//! let store = SledStore::open(dir.path())?;
+//! let tree = store.tree("example")?;
+//! let mut batch = Batch::default();
+//! batch.insert(b"a", b"1");
+//! tree.apply(batch)?;
+//! tree.flush()?;
+//! assert_eq!(tree.get(b"a")?.as_deref(), Some(&b"1"[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store at `path` could not be opened (missing permissions, held by another process,
+    /// corrupt).
+    #[error("cannot open store at {path}: {source}")]
+    Open {
+        /// The store's directory.
+        path: PathBuf,
+        /// sled's error.
+        #[source]
+        source: sled::Error,
+    },
+    /// A read, write or flush failed (I/O error, corruption).
+    #[error("store I/O failed: {0}")]
+    Io(#[source] sled::Error),
+    /// A compare-and-swap found another value than expected.
+    #[error("concurrent update of the same key")]
+    Conflict,
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A set of writes applied atomically to one tree.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+// === impl Batch ===
+
+impl Batch {
+    /// Sets `key` to `value`.
+    pub fn insert(&mut self, key: &[u8], value: &[u8]) {
+        self.ops.push((key.to_vec(), Some(value.to_vec())));
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: &[u8]) {
+        self.ops.push((key.to_vec(), None));
+    }
+
+    /// Number of writes.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True when the batch holds no write.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// A key-value pair read from a tree.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// An ordered map of byte keys to byte values.
+pub trait Tree: Send + Sync {
+    /// The value of `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Applies every write of `batch` atomically.
+    fn apply(&self, batch: Batch) -> Result<()>;
+    /// Sets `key` to `new` only if its current value is `expected`; [`Error::Conflict`] otherwise.
+    fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<()>;
+    /// Every entry whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>>;
+    /// Entries whose key starts with `prefix` and sorts after `after`, at most `limit`.
+    fn scan_page(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>>;
+    /// Makes every earlier write durable.
+    fn flush(&self) -> Result<()>;
+}
+
+/// A store of named trees.
+pub trait Store: Send + Sync {
+    /// Opens (creating if needed) the tree called `name`.
+    fn tree(&self, name: &str) -> Result<Arc<dyn Tree>>;
+    /// Bytes the store occupies on disk.
+    fn size_on_disk(&self) -> Result<u64>;
+}
+
+/// A [`Store`] on sled.
+#[derive(Clone, Debug)]
+pub struct SledStore {
+    db: sled::Db,
+}
+
+// === impl SledStore ===
+
+impl SledStore {
+    /// Opens (creating if needed) a store in directory `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|source| Error::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self { db })
+    }
+}
+
+impl Store for SledStore {
+    fn tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
+        let t = self.db.open_tree(name).map_err(Error::Io)?;
+        Ok(Arc::new(SledTree(t)))
+    }
+
+    fn size_on_disk(&self) -> Result<u64> {
+        self.db.size_on_disk().map_err(Error::Io)
+    }
+}
+
+struct SledTree(sled::Tree);
+
+impl Tree for SledTree {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.0.get(key).map_err(Error::Io)?.map(|v| v.to_vec()))
+    }
+
+    fn apply(&self, batch: Batch) -> Result<()> {
+        let mut b = sled::Batch::default();
+        for (k, v) in batch.ops {
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        self.0.apply_batch(b).map_err(Error::Io)
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<()> {
+        match self
+            .0
+            .compare_and_swap(key, expected, new)
+            .map_err(Error::Io)?
+        {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Error::Conflict),
+        }
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>> {
+        self.0
+            .scan_prefix(prefix)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Error::Io))
+            .collect()
+    }
+
+    fn scan_page(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>> {
+        let iter = match after {
+            Some(a) => {
+                let mut start = a.to_vec();
+                start.push(0);
+                self.0.range(start..)
+            }
+            None => self.0.range(prefix.to_vec()..),
+        };
+        let mut out = Vec::new();
+        for r in iter {
+            let (k, v) = r.map_err(Error::Io)?;
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.0.flush().map(|_| ()).map_err(Error::Io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_cas_scan_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let t = store.tree("t").unwrap();
+            let mut b = Batch::default();
+            for i in 0..10u8 {
+                b.insert(&[b'k', i], &[i]);
+            }
+            b.insert(b"other", b"x");
+            t.apply(b).unwrap();
+            t.compare_and_swap(&[b'k', 0], Some(&[0]), Some(&[9]))
+                .unwrap();
+            assert!(matches!(
+                t.compare_and_swap(&[b'k', 0], Some(&[0]), None),
+                Err(Error::Conflict)
+            ));
+            assert_eq!(t.scan_prefix(b"k").unwrap().len(), 10);
+            let page = t.scan_page(b"k", None, 4).unwrap();
+            assert_eq!(page.len(), 4);
+            let next = t.scan_page(b"k", Some(&page[3].0), 100).unwrap();
+            assert_eq!(next.len(), 6);
+            assert_eq!(next[0].0, vec![b'k', 4]);
+            t.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        let t = store.tree("t").unwrap();
+        assert_eq!(t.get(&[b'k', 0]).unwrap(), Some(vec![9]));
+        assert!(store.size_on_disk().unwrap() > 0);
+    }
+}

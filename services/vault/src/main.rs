@@ -1,1 +1,151 @@
-fn main() {}
+//! `fpr-vault`: parse config, build the vault, serve until SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fpr_vault::{Config, Error, config::Env, keystore::KeyStore, server};
+
+/// The fpr vault: holds every private key, does all JOSE work, delivers PINs.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML config file; environment variables override it (see the operator guide).
+    #[arg(long, short, env = "FPR_VAULT_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the vault (the default).
+    Serve,
+    /// Check the config and the master key, print the key check value, and exit.
+    Check,
+    /// Write a new random master key to a file (mode 0600); refuses to overwrite.
+    GenerateMasterKey {
+        /// Where to write it.
+        path: PathBuf,
+    },
+    /// Re-seal every stored key under a new master key (run with the vault stopped), then point
+    /// `store.master_key_file` at the new file.
+    RotateMasterKey {
+        /// File holding the new master key.
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
+}
+
+const EX_USAGE: u8 = 64;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FPR_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ Error::Config { .. }) => {
+            eprintln!("fpr-vault: {e}");
+            ExitCode::from(EX_USAGE)
+        }
+        Err(e) => {
+            eprintln!("fpr-vault: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Error> {
+    if let Some(Command::GenerateMasterKey { path }) = &cli.command {
+        return generate_master_key(path);
+    }
+    let config = Config::load(cli.config.as_deref(), &Env)?;
+    match cli.command {
+        None | Some(Command::Serve) => {
+            let service = server::build(&config).await?;
+            let listener = server::bind(&config).await?;
+            let uids = server::allowed_uids(&config, &listener);
+            let grace = config.server.shutdown_grace;
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let serving = tokio::spawn(server::serve(service, listener, uids, async move {
+                let _ = rx.await;
+            }));
+            shutdown_signal().await;
+            let _ = tx.send(());
+            match tokio::time::timeout(grace, serving).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Ok(()),
+                Err(_) => {
+                    tracing::warn!("Grace period over; exiting with calls in flight");
+                    Ok(())
+                }
+            }
+        }
+        Some(Command::Check) => {
+            let store = KeyStore::open(&config.store.path, server::load_master_key(&config)?)?;
+            println!("config ok; master key check value {}", store.check_value());
+            Ok(())
+        }
+        Some(Command::RotateMasterKey { new_key_file }) => {
+            let mut store = KeyStore::open(&config.store.path, server::load_master_key(&config)?)?;
+            let text = std::fs::read(&new_key_file).map_err(|source| Error::Io {
+                what: format!("read {}", new_key_file.display()),
+                source,
+            })?;
+            let new =
+                fpr_jose::seal::MasterKey::from_encoded(&text).map_err(|e| Error::Config {
+                    key: "new-key-file".into(),
+                    reason: e.to_string(),
+                })?;
+            let n = store.rotate(new)?;
+            println!(
+                "re-sealed {n} keys; new master key check value {}",
+                store.check_value()
+            );
+            Ok(())
+        }
+        Some(Command::GenerateMasterKey { .. }) => Ok(()),
+    }
+}
+
+fn generate_master_key(path: &std::path::Path) -> Result<(), Error> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let key = fpr_jose::seal::MasterKey::generate_hex().map_err(Error::Crypto)?;
+    let io = |source| Error::Io {
+        what: format!("write {}", path.display()),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(key.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    println!("wrote a new master key to {}", path.display());
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,257 @@
+//! Sealed per-shipment records: the response private key (sealed under the master key, bound
+//! to the shipment and request id), the sealed requests and the delivery receipts.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use fpr_jose::seal::MasterKey;
+use fpr_jose::{Curve, PrivateKey};
+use fpr_store::{Batch, SledStore, Store, Tree};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
+
+use crate::Error;
+
+const KCV_KEY: &[u8] = b"meta/kcv";
+const RECORD_PREFIX: &[u8] = b"rec/";
+
+/// A PIN delivery, as recorded (no PIN).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Receipt {
+    /// `smtp` or `webhook`.
+    pub channel: String,
+    /// Where it went.
+    pub recipients: Vec<String>,
+    /// SMTP Message-ID or webhook delivery id.
+    pub message_id: String,
+    /// Unix seconds.
+    pub delivered_at: i64,
+    /// How many sends so far.
+    pub deliveries: u32,
+}
+
+/// One shipment's record. Public fields only; the private scalar is sealed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// Request id, also the response key's kid.
+    pub request_id: String,
+    /// Base64 of the sealed private scalar (AAD: shipment ref and request id).
+    sealed_key: String,
+    /// Hex SHA-256 of the inputs, so a repeated SealRequests is recognised.
+    pub inputs_digest: String,
+    /// The Yubico transport key used.
+    pub transport_kid: String,
+    /// Credential request JWE (encrypted to Yubico; not secret).
+    pub credential_request_jwe: String,
+    /// PIN request JWE (encrypted to Yubico; not secret).
+    pub pin_request_jwe: String,
+    /// Public response JWK.
+    pub response_public_jwk: serde_json::Value,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Serial from the opened credential response, once opened.
+    #[serde(default)]
+    pub credential_serial: Option<String>,
+    /// The last PIN delivery.
+    #[serde(default)]
+    pub receipt: Option<Receipt>,
+}
+
+fn aad(shipment_ref: &str, request_id: &str) -> Vec<u8> {
+    format!("fpr-vault/v1/response-key/{shipment_ref}/{request_id}").into_bytes()
+}
+
+fn record_key(shipment_ref: &str) -> Vec<u8> {
+    let mut k = RECORD_PREFIX.to_vec();
+    k.extend_from_slice(shipment_ref.as_bytes());
+    k
+}
+
+/// The sealed key store.
+pub struct KeyStore {
+    store: SledStore,
+    tree: Arc<dyn Tree>,
+    master: MasterKey,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("master", &self.master)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl KeyStore ===
+
+impl KeyStore {
+    /// Opens the store and checks the master key against the stored key check value (set on
+    /// first open). A different key fails here, with both check values, before anything serves.
+    pub fn open(path: &Path, master: MasterKey) -> Result<Self, Error> {
+        std::fs::create_dir_all(path).map_err(|source| Error::Io {
+            what: format!("create {}", path.display()),
+            source,
+        })?;
+        let store = SledStore::open(path)?;
+        let tree = store.tree("vault")?;
+        let kcv = master.check_value();
+        match tree.get(KCV_KEY)? {
+            Some(stored) => {
+                if !bool::from(stored.ct_eq(kcv.as_bytes())) {
+                    return Err(Error::WrongMasterKey {
+                        expected: String::from_utf8_lossy(&stored).into_owned(),
+                        found: kcv,
+                    });
+                }
+            }
+            None => {
+                // First open: only an empty store may adopt a key.
+                if !tree.scan_prefix(RECORD_PREFIX)?.is_empty() {
+                    return Err(Error::WrongMasterKey {
+                        expected: "(missing)".into(),
+                        found: kcv,
+                    });
+                }
+                let mut b = Batch::default();
+                b.insert(KCV_KEY, kcv.as_bytes());
+                tree.apply(b)?;
+                tree.flush()?;
+            }
+        }
+        Ok(Self {
+            store,
+            tree,
+            master,
+        })
+    }
+
+    /// The master key's check value.
+    pub fn check_value(&self) -> String {
+        self.master.check_value()
+    }
+
+    /// Number of records and the size on disk.
+    pub fn stats(&self) -> Result<(u64, u64), Error> {
+        let n = self.tree.scan_prefix(RECORD_PREFIX)?.len() as u64;
+        Ok((n, self.store.size_on_disk()?))
+    }
+
+    /// The record of a shipment.
+    pub fn get(&self, shipment_ref: &str) -> Result<Option<Record>, Error> {
+        match self.tree.get(&record_key(shipment_ref))? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|_| Error::CorruptRecord(shipment_ref.to_owned())),
+        }
+    }
+
+    /// Seals `key` into a new record and stores it durably. Returns the record now stored
+    /// (someone else's, if a concurrent call won the race).
+    #[expect(clippy::too_many_arguments, reason = "one record's fields")]
+    pub fn insert_new(
+        &self,
+        shipment_ref: &str,
+        key: &PrivateKey,
+        inputs_digest: String,
+        transport_kid: String,
+        credential_request_jwe: String,
+        pin_request_jwe: String,
+        created_at: i64,
+    ) -> Result<Record, Error> {
+        let scalar = key.scalar().map_err(Error::Crypto)?;
+        let sealed = self
+            .master
+            .seal(&aad(shipment_ref, key.kid()), &scalar)
+            .map_err(Error::Crypto)?;
+        let rec = Record {
+            request_id: key.kid().to_owned(),
+            sealed_key: STANDARD.encode(sealed),
+            inputs_digest,
+            transport_kid,
+            credential_request_jwe,
+            pin_request_jwe,
+            response_public_jwk: key.public().to_json(),
+            created_at,
+            credential_serial: None,
+            receipt: None,
+        };
+        let bytes =
+            serde_json::to_vec(&rec).map_err(|_| Error::CorruptRecord(shipment_ref.to_owned()))?;
+        let k = record_key(shipment_ref);
+        match self.tree.compare_and_swap(&k, None, Some(&bytes)) {
+            Ok(()) => {
+                self.tree.flush()?;
+                Ok(rec)
+            }
+            Err(fpr_store::Error::Conflict) => self
+                .get(shipment_ref)?
+                .ok_or_else(|| Error::ShipmentNotFound(shipment_ref.to_owned())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces a record (after an open or a delivery) and flushes.
+    pub fn update(&self, shipment_ref: &str, rec: &Record) -> Result<(), Error> {
+        let bytes =
+            serde_json::to_vec(rec).map_err(|_| Error::CorruptRecord(shipment_ref.to_owned()))?;
+        let mut b = Batch::default();
+        b.insert(&record_key(shipment_ref), &bytes);
+        self.tree.apply(b)?;
+        self.tree.flush()?;
+        Ok(())
+    }
+
+    /// Unseals a record's response key.
+    pub fn response_key(&self, shipment_ref: &str, rec: &Record) -> Result<PrivateKey, Error> {
+        let sealed = STANDARD
+            .decode(&rec.sealed_key)
+            .map_err(|_| Error::CorruptRecord(shipment_ref.to_owned()))?;
+        let scalar = self
+            .master
+            .open(&aad(shipment_ref, &rec.request_id), &sealed)
+            .map_err(Error::Crypto)?;
+        PrivateKey::from_scalar(Curve::P384, &rec.request_id, &scalar).map_err(Error::Crypto)
+    }
+
+    /// Deletes a record and flushes. Returns whether it existed.
+    pub fn purge(&self, shipment_ref: &str) -> Result<bool, Error> {
+        let k = record_key(shipment_ref);
+        let existed = self.tree.get(&k)?.is_some();
+        let mut b = Batch::default();
+        b.remove(&k);
+        self.tree.apply(b)?;
+        self.tree.flush()?;
+        Ok(existed)
+    }
+
+    /// Re-seals every record under `new` and records its check value, in one atomic batch.
+    /// Returns the number of keys re-sealed.
+    pub fn rotate(&mut self, new: MasterKey) -> Result<usize, Error> {
+        let mut batch = Batch::default();
+        let mut n = 0;
+        for (k, v) in self.tree.scan_prefix(RECORD_PREFIX)? {
+            let shipment_ref = String::from_utf8_lossy(&k[RECORD_PREFIX.len()..]).into_owned();
+            let mut rec: Record = serde_json::from_slice(&v)
+                .map_err(|_| Error::CorruptRecord(shipment_ref.clone()))?;
+            let a = aad(&shipment_ref, &rec.request_id);
+            let sealed = STANDARD
+                .decode(&rec.sealed_key)
+                .map_err(|_| Error::CorruptRecord(shipment_ref.clone()))?;
+            let scalar = self.master.open(&a, &sealed).map_err(Error::Crypto)?;
+            rec.sealed_key = STANDARD.encode(new.seal(&a, &scalar).map_err(Error::Crypto)?);
+            batch.insert(
+                &k,
+                &serde_json::to_vec(&rec).map_err(|_| Error::CorruptRecord(shipment_ref))?,
+            );
+            n += 1;
+        }
+        batch.insert(KCV_KEY, new.check_value().as_bytes());
+        self.tree.apply(batch)?;
+        self.tree.flush()?;
+        self.master = new;
+        Ok(n)
+    }
+}
