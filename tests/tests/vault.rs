@@ -1,4 +1,10 @@
 //! The vault end to end: a real server on a temporary Unix socket, called over gRPC.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers"
+)]
 
 use fpr_jose::protocol::{CredentialRequest, PinRequest, PinResponse};
 use fpr_jose::util::{b64d, b64e};

@@ -3,7 +3,7 @@
 //! josekit keeps the JOSE framing (headers, compact serialization, content encryption); every
 //! elliptic-curve operation (ECDH, ECDSA) runs on aws-lc-rs, which is several times faster than
 //! the system OpenSSL that josekit's own EC implementations use. See
-//! `docs/decisions/0002-jose-on-aws-lc-rs.md`.
+//! `docs/decisions/0001-jose-on-aws-lc-rs.md`.
 
 use std::borrow::Cow;
 
@@ -73,7 +73,7 @@ pub(crate) fn aes_kw(kek: &[u8], cek: &[u8]) -> Result<Vec<u8>> {
 }
 
 pub(crate) fn aes_kw_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return Err(Error::KeyUnwrapFailed);
     }
     let key = openssl::aes::AesKey::new_decrypt(kek)

@@ -111,7 +111,7 @@ impl MasterKey {
             .open_in_place(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(aad),
-                &mut *body,
+                &mut body,
             )
             .map_err(|_| Error::SealOpenFailed)?
             .len();

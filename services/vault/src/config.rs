@@ -446,7 +446,7 @@ impl Config {
                 self.yubico.sign_jwks_file.is_some(),
             ),
         ] {
-            if !pinned && !(url.scheme() == "https" || (http_ok && url.scheme() == "http")) {
+            if !pinned && !scheme_ok(url, http_ok) {
                 return bad(
                     key,
                     "must be https (http only with danger.allow_plaintext_http)",
@@ -499,7 +499,7 @@ impl Config {
                         "channel webhook needs a [delivery.webhook] section (or SEND_PIN_URL)",
                     );
                 };
-                if !(hook.url.scheme() == "https" || (http_ok && hook.url.scheme() == "http")) {
+                if !scheme_ok(&hook.url, http_ok) {
                     return bad(
                         "delivery.webhook.url",
                         "must be https (http only with danger.allow_plaintext_http)",
@@ -626,6 +626,11 @@ impl Config {
         );
         m
     }
+}
+
+/// https always; http only when the danger switch allows it.
+fn scheme_ok(url: &Url, http_ok: bool) -> bool {
+    url.scheme() == "https" || (http_ok && url.scheme() == "http")
 }
 
 fn set_path(doc: &mut toml::Table, key: &str, value: String) {

@@ -26,6 +26,7 @@
 
 pub mod config;
 pub mod delivery;
+pub mod dev;
 mod error;
 pub mod jwks;
 pub mod keystore;

@@ -21,6 +21,16 @@ struct Cli {
 enum Command {
     /// Serve the vault (the default).
     Serve,
+    /// First run on this machine: a local vault under ./fpr-data/dev with its own dev Yubico
+    /// keys and no network (NO SECURITY: for trying the API, not for production).
+    Dev {
+        /// Directory for keys, store and socket.
+        #[arg(long, default_value = "./fpr-data/dev")]
+        dir: PathBuf,
+        /// Local SMTP port PINs are sent to (plaintext).
+        #[arg(long, default_value_t = 2525)]
+        smtp_port: u16,
+    },
     /// Check the config and the master key, print the key check value, and exit.
     Check,
     /// Write a new random master key to a file (mode 0600); refuses to overwrite.
@@ -66,12 +76,26 @@ async fn run(cli: Cli) -> Result<(), Error> {
     if let Some(Command::GenerateMasterKey { path }) = &cli.command {
         return generate_master_key(path);
     }
-    let config = Config::load(cli.config.as_deref(), &Env)?;
+    let config = match &cli.command {
+        Some(Command::Dev { dir, smtp_port }) => fpr_vault::dev::prepare(dir, *smtp_port)?,
+        _ => Config::load(cli.config.as_deref(), &Env)?,
+    };
     match cli.command {
-        None | Some(Command::Serve) => {
+        None | Some(Command::Serve) | Some(Command::Dev { .. }) => {
             let service = server::build(&config).await?;
             let listener = server::bind(&config).await?;
             let uids = server::allowed_uids(&config, &listener);
+            if let server::Listener::Unix(_, path) = &listener {
+                println!(
+                    "fpr-vault {} listening on unix:{}",
+                    env!("CARGO_PKG_VERSION"),
+                    path.display()
+                );
+                println!(
+                    "try: grpcurl -plaintext -unix {} fpr.vault.v1.VaultService/GetStatus",
+                    path.display()
+                );
+            }
             let grace = config.server.shutdown_grace;
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             let serving = tokio::spawn(server::serve(service, listener, uids, async move {

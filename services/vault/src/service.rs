@@ -120,31 +120,24 @@ fn check_options(json: &str) -> Result<Value, Error> {
     if !opts.is_object() {
         return Err(bad("must be a JSON object"));
     }
-    if !opts
-        .get("challenge")
-        .and_then(Value::as_str)
-        .is_some_and(|c| !c.is_empty())
-    {
-        return Err(bad("needs a non-empty string challenge"));
+    let has_str = |ptr: &str| {
+        opts.pointer(ptr)
+            .and_then(Value::as_str)
+            .is_some_and(|c| !c.is_empty())
+    };
+    for (ptr, rule) in [
+        ("/challenge", "needs a non-empty string challenge"),
+        ("/rp/id", "needs rp.id"),
+        ("/user/id", "needs user.id"),
+    ] {
+        if !has_str(ptr) {
+            return Err(bad(rule));
+        }
     }
-    if !opts
-        .pointer("/rp/id")
-        .and_then(Value::as_str)
-        .is_some_and(|c| !c.is_empty())
-    {
-        return Err(bad("needs rp.id"));
-    }
-    if !opts
-        .pointer("/user/id")
-        .and_then(Value::as_str)
-        .is_some_and(|c| !c.is_empty())
-    {
-        return Err(bad("needs user.id"));
-    }
-    if !opts
+    if opts
         .get("pubKeyCredParams")
         .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty())
+        .is_none_or(Vec::is_empty)
     {
         return Err(bad("needs a non-empty pubKeyCredParams"));
     }
