@@ -76,6 +76,8 @@ pub struct VaultBuilder {
     transport_jwks_url: String,
     sign_jwks_url: String,
     allowed_uids: Vec<u32>,
+    listen: Option<String>,
+    pinned: Option<(PathBuf, PathBuf)>,
     extra: String,
 }
 
@@ -87,6 +89,8 @@ impl VaultFixture {
             transport_jwks_url: jwks.url("/transport"),
             sign_jwks_url: jwks.url("/sign"),
             allowed_uids: Vec::new(),
+            listen: None,
+            pinned: None,
             extra: String::new(),
         }
     }
@@ -114,7 +118,19 @@ impl VaultBuilder {
         self
     }
 
-    /// Appends raw TOML to the config.
+    /// Listens on this address (`tcp:…`) instead of the Unix socket.
+    pub fn listen(mut self, listen: &str) -> Self {
+        self.listen = Some(listen.to_owned());
+        self
+    }
+
+    /// Pins the Yubico sets from these files.
+    pub fn pinned_jwks(mut self, transport: &Path, signing: &Path) -> Self {
+        self.pinned = Some((transport.to_owned(), signing.to_owned()));
+        self
+    }
+
+    /// Appends raw TOML to the end of the config (after the `[danger]` table).
     pub fn extra(mut self, toml: &str) -> Self {
         self.extra.push_str(toml);
         self
@@ -149,12 +165,23 @@ impl VaultBuilder {
                 )
             }
         };
+        let listen = self
+            .listen
+            .clone()
+            .unwrap_or_else(|| format!("unix:{}", socket.display()));
+        let pinned = match &self.pinned {
+            Some((t, s)) => format!(
+                "transport_jwks_file = \"{}\"\nsign_jwks_file = \"{}\"\n",
+                t.display(),
+                s.display()
+            ),
+            None => String::new(),
+        };
         let text = format!(
-            "[server]\nlisten = \"unix:{}\"\nallowed_uids = {:?}\n\
+            "[server]\nlisten = \"{listen}\"\nallowed_uids = {:?}\n\
              [store]\npath = \"{}\"\nmaster_key_file = \"{}\"\n\
-             [yubico]\ntransport_jwks_url = \"{}\"\nsign_jwks_url = \"{}\"\nunknown_kid_min_interval = \"0s\"\n\
+             [yubico]\ntransport_jwks_url = \"{}\"\nsign_jwks_url = \"{}\"\nunknown_kid_min_interval = \"0s\"\n{pinned}\
              {delivery}\n[danger]\nallow_plaintext_http = true\nallow_plaintext_smtp = true\n{}",
-            socket.display(),
             self.allowed_uids,
             store.display(),
             master_key_file.display(),

@@ -102,3 +102,50 @@ pub mod calibrate {
         }
     }
 }
+
+/// Entry points for the `cargo fuzz` targets in `fuzz/` and the corpus replay test. Each must
+/// never panic, whatever the input. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::sync::OnceLock;
+
+    use crate::{Curve, Jwks, PrivateKey, SigningKey};
+
+    fn key() -> Option<&'static PrivateKey> {
+        static KEY: OnceLock<Option<PrivateKey>> = OnceLock::new();
+        KEY.get_or_init(|| PrivateKey::generate(Curve::P384, "fuzz").ok())
+            .as_ref()
+    }
+
+    fn jwks() -> &'static Jwks {
+        static SET: OnceLock<Jwks> = OnceLock::new();
+        SET.get_or_init(|| {
+            SigningKey::generate(Curve::P384, "fuzz")
+                .ok()
+                .and_then(|k| Jwks::try_new(vec![k.public().clone()]).ok())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Parses and decrypts arbitrary bytes as a compact JWE.
+    pub fn jwe_decrypt(data: &[u8]) {
+        if let (Ok(s), Some(k)) = (std::str::from_utf8(data), key()) {
+            let _ = crate::jwe::decrypt(s, k);
+        }
+    }
+
+    /// Parses and verifies arbitrary bytes as a compact JWS.
+    pub fn jws_verify(data: &[u8]) {
+        if let Ok(s) = std::str::from_utf8(data) {
+            let _ = crate::jws::verify(s, jwks());
+        }
+    }
+
+    /// Parses arbitrary bytes as a JWKS and as a single JWK.
+    pub fn jwks_parse(data: &[u8]) {
+        let _ = Jwks::from_json(data);
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
+            let _ = crate::PublicJwk::from_json(&v);
+        }
+    }
+}
