@@ -272,3 +272,151 @@ pub fn read_tree(dir: &Path) -> Vec<u8> {
     }
     out
 }
+
+/// A sandbox serving on 127.0.0.1 port 0, with a client for its APIs.
+pub struct SandboxFixture {
+    /// The running sandbox.
+    pub running: fpr_sandbox::Running,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+    /// The settings it runs with.
+    pub config: fpr_sandbox::Config,
+}
+
+/// A JSON reply: status, body (Null when not JSON), headers.
+pub type Reply = (u16, serde_json::Value, reqwest::header::HeaderMap);
+
+impl SandboxFixture {
+    /// Starts a sandbox with `config`.
+    pub async fn start(config: fpr_sandbox::Config) -> Self {
+        let sandbox = fpr_sandbox::Sandbox::new(config.clone()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = sandbox.serve(listener).await.unwrap();
+        Self {
+            running,
+            http: reqwest::Client::new(),
+            config,
+        }
+    }
+
+    /// A full URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.running.url())
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder, body: Option<serde_json::Value>) -> Reply {
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            headers,
+        )
+    }
+
+    /// A YubiEnterprise call with the sandbox token.
+    pub async fn ye(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        let req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.config.ye_token);
+        self.send(req, body).await
+    }
+
+    /// A Graph app token.
+    pub async fn graph_token(&self) -> String {
+        let form = [
+            ("client_id", self.config.graph_client_id.as_str()),
+            ("client_secret", self.config.graph_client_secret.as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("grant_type", "client_credentials"),
+        ];
+        let url = self.url(&format!("/{}/oauth2/v2.0/token", self.config.tenant));
+        let v: serde_json::Value = self
+            .http
+            .post(url)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A Graph call with a fresh app token.
+    pub async fn graph(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        let token = self.graph_token().await;
+        self.send(
+            self.http.request(method, self.url(path)).bearer_auth(token),
+            body,
+        )
+        .await
+    }
+
+    /// An Okta call with the SSWS token.
+    pub async fn okta(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        let req = self
+            .http
+            .request(method, self.url(path))
+            .header("authorization", format!("SSWS {}", self.config.okta_token));
+        self.send(req, body).await
+    }
+
+    /// An admin API call.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        self.send(
+            self.http
+                .request(method, self.url(&format!("/_sandbox{path}"))),
+            body,
+        )
+        .await
+    }
+
+    /// A user by login, from the admin API.
+    pub async fn user(&self, login: &str) -> serde_json::Value {
+        self.admin(reqwest::Method::GET, &format!("/users/{login}"), None)
+            .await
+            .1
+    }
+}
+
+/// A valid FIDO Pre-reg shipment body carrying the two request JWEs.
+pub fn fpr_shipment(pin_jwe: &str, cred_jwe: &str) -> serde_json::Value {
+    serde_json::json!({
+        "delivery_type": 1,
+        "recipient": {"recipient_company": "Example Inc.", "recipient_email": "jan.lindberg@example.com", "recipient_firstname": "Jan",
+                      "recipient_lastname": "Lindberg", "recipient_telephone": "555-5555"},
+        "mailing_address": {"street_line1": "7788 Foxrun Street", "street_line2": "", "city": "Dedham", "region": "MA",
+                            "postal_code": "02026", "country_code_2": "US"},
+        "shipment_items": [{"product_id": 29, "inventory_product_id": 106, "product_quantity": 1, "customization_id": "RXJN83",
+                            "product_customizations": [{"fido_pin_request": pin_jwe, "fido_credential_requests": [cred_jwe]}]}]
+    })
+}

@@ -40,6 +40,7 @@ mod header;
 pub mod jwe;
 mod jwk;
 pub mod jws;
+pub mod jwt;
 pub mod protocol;
 pub mod seal;
 pub mod util;

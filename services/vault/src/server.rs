@@ -143,6 +143,11 @@ pub fn allowed_uids(config: &Config, listener: &Listener) -> Vec<u32> {
     }
 }
 
+/// One span per RPC, from the request line and headers only (never the body).
+fn rpc_span(req: &http::Request<()>) -> tracing::Span {
+    tracing::info_span!("rpc", rpc.method = %req.uri().path())
+}
+
 /// Serves `service` on `listener` until `shutdown` completes, then drains.
 pub async fn serve(
     service: VaultService,
@@ -185,6 +190,7 @@ pub async fn serve(
         Listener::Unix(l, path) => {
             info!(listen = %path.display(), "Vault serving on a Unix socket");
             let result = tonic::transport::Server::builder()
+                .trace_fn(rpc_span)
                 .add_service(health_service)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)
@@ -197,6 +203,7 @@ pub async fn serve(
         Listener::Tcp(l, tls) => {
             info!(listen = ?l.local_addr().ok(), "Vault serving on TCP with mutual TLS");
             tonic::transport::Server::builder()
+                .trace_fn(rpc_span)
                 .tls_config(tls)?
                 .add_service(health_service)
                 .add_service(reflection_v1)

@@ -1,0 +1,278 @@
+//! The sandbox's in-memory state (serialisable for the snapshot file).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Which identity provider a user lives in.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Idp {
+    /// Microsoft Entra ID.
+    Entra,
+    /// Okta.
+    Okta,
+}
+
+/// A postal address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Address {
+    /// Street line.
+    #[serde(default)]
+    pub street: String,
+    /// City.
+    #[serde(default)]
+    pub city: String,
+    /// State or region.
+    #[serde(default)]
+    pub region: String,
+    /// Postal code.
+    #[serde(default)]
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2.
+    #[serde(default)]
+    pub country: String,
+}
+
+/// A user of either IdP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    /// Object id (Entra GUID) or Okta id (`00u…`).
+    pub id: String,
+    /// Which IdP.
+    pub idp: Idp,
+    /// UPN (Entra) or login (Okta).
+    pub login: String,
+    /// First name.
+    pub given_name: String,
+    /// Last name.
+    pub surname: String,
+    /// Primary e-mail; may be empty (Graph `mail` null).
+    #[serde(default)]
+    pub mail: String,
+    /// Other e-mails (Graph `otherMails`; Okta `secondEmail` is the first).
+    #[serde(default)]
+    pub other_mails: Vec<String>,
+    /// Manager's id.
+    #[serde(default)]
+    pub manager_id: Option<String>,
+    /// Telephone.
+    #[serde(default)]
+    pub phone: String,
+    /// Organisation.
+    #[serde(default)]
+    pub organization: String,
+    /// Address.
+    #[serde(default)]
+    pub address: Address,
+    /// Okta status (`ACTIVE`, `STAGED`, …); Entra users are always active.
+    #[serde(default = "active")]
+    pub status: String,
+}
+
+fn active() -> String {
+    "ACTIVE".into()
+}
+
+impl User {
+    /// `given surname`.
+    pub fn display_name(&self) -> String {
+        format!("{} {}", self.given_name, self.surname)
+    }
+}
+
+/// One item of product data, available at states 103/104.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProductData {
+    /// Serial number (decimal string).
+    pub serial_number: String,
+    /// Firmware version.
+    pub firmware_version: String,
+    /// PIN response JWE.
+    pub fido_pin_response: String,
+    /// Credential response JWEs.
+    pub fido_credential_responses: Vec<String>,
+}
+
+/// A YubiEnterprise shipment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Shipment {
+    /// Shipment id.
+    pub id: String,
+    /// `fpr` (FIDO Pre-reg) or `exact` (standard).
+    pub kind: String,
+    /// The request body as accepted (nested FPR shape).
+    pub request: Value,
+    /// Unix seconds of creation.
+    pub created_at: i64,
+    /// A state forced by the admin API (or reached by fulfilment failure).
+    #[serde(default)]
+    pub forced_state: Option<u32>,
+    /// Message for the forced state.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Manual clock: the state it was advanced to.
+    #[serde(default)]
+    pub manual_state: Option<u32>,
+    /// Set once the key was programmed.
+    #[serde(default)]
+    pub product_data: Option<ProductData>,
+    /// Deleted (cancelled) through the API.
+    #[serde(default)]
+    pub deleted: bool,
+    /// Inventory bucket charged.
+    pub inventory_product_id: u32,
+    /// Tracking link, once shipped.
+    #[serde(default)]
+    pub tracking_link: Option<String>,
+}
+
+/// A FIDO2 method registered in the sandbox Graph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fido2Method {
+    /// Method id (base64url credential id + padding digit).
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// Display name.
+    pub display_name: String,
+    /// Created, RFC 3339.
+    pub created: String,
+    /// AAGUID string.
+    pub aaguid: String,
+    /// Model name.
+    pub model: String,
+    /// `attested` or `notAttested`.
+    pub attestation_level: String,
+    /// Credential id, base64url.
+    pub credential_id: String,
+}
+
+/// An issued Graph challenge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Challenge {
+    /// The user it was issued to.
+    pub user_id: String,
+    /// Unix seconds of expiry.
+    pub expires_at: i64,
+    /// Used by a registration.
+    pub used: bool,
+}
+
+/// An Okta preregistration enrollment. Holds the Okta-side response key and, once activated,
+/// the PIN (as Okta does).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Enrollment {
+    /// `fwf…` id.
+    pub id: String,
+    /// User id.
+    pub user_id: String,
+    /// Status (`ENROLLED`, `ACTIVE`, `FULFILLMENT_ERRORED`, …).
+    pub status: String,
+    /// Okta's response key, private JWK (sandbox data).
+    pub response_key_jwk: String,
+    /// Request id of the credential/PIN requests.
+    pub request_id: String,
+    /// The creation options Okta made.
+    pub options: Value,
+    /// RP id.
+    pub rp_id: String,
+    /// Credential id once activated.
+    #[serde(default)]
+    pub credential_id: Option<String>,
+    /// The PIN once activated (Okta holds it to e-mail it).
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// Serial once activated.
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// Created, RFC 3339.
+    pub created: String,
+    /// Last update, RFC 3339.
+    pub last_updated: String,
+}
+
+/// A message in the sandbox mailbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Mail {
+    /// `smtp`, `webhook` or `okta`.
+    pub via: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Subject, when known.
+    pub subject: String,
+    /// The whole message (SMTP DATA, webhook JSON, or Okta's text). Sandbox data: holds PINs.
+    pub body: String,
+    /// Unix seconds.
+    pub received_at: i64,
+}
+
+/// An inventory bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bucket {
+    /// `inventory_product_id` (106, 107, …).
+    pub product_id: u32,
+    /// Name.
+    pub name: String,
+    /// Credits left.
+    pub quantity: i64,
+    /// Physical products it can supply.
+    pub mapping: Vec<u32>,
+}
+
+/// Injected faults for one route key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// Probability (0–1) that a call fails with `status`.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Status for injected failures (default 500).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Added latency in milliseconds.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Answer 200 with a body that is not JSON.
+    #[serde(default)]
+    pub malformed_body: bool,
+    /// Fulfilment: sign responses with a key that is not published (under a published kid).
+    #[serde(default)]
+    pub bad_signature: bool,
+    /// Fulfilment: sign with a kid that is not in the signing JWKS.
+    #[serde(default)]
+    pub wrong_kid: bool,
+    /// Fulfilment: serve the responses of an earlier shipment.
+    #[serde(default)]
+    pub replayed_response: bool,
+    /// Remaining failures to inject (None: no limit).
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+/// Everything the sandbox remembers.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Users by id.
+    pub users: BTreeMap<String, User>,
+    /// Shipments by id.
+    pub shipments: BTreeMap<String, Shipment>,
+    /// Inventory.
+    pub inventory: Vec<Bucket>,
+    /// Graph FIDO2 methods.
+    pub fido2: Vec<Fido2Method>,
+    /// Graph challenges by base64url bytes.
+    pub challenges: BTreeMap<String, Challenge>,
+    /// Okta enrollments by id.
+    pub enrollments: BTreeMap<String, Enrollment>,
+    /// The mailbox.
+    pub mailbox: Vec<Mail>,
+    /// Faults by route key.
+    pub faults: BTreeMap<String, Fault>,
+    /// Next serial number.
+    pub next_serial: u64,
+    /// The last fulfilment's product data (for the replay fault).
+    #[serde(default)]
+    pub last_product_data: Option<ProductData>,
+}
