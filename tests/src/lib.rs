@@ -334,6 +334,15 @@ impl SandboxFixture {
         self.send(req, body).await
     }
 
+    /// A GET-style call with an explicit bearer token.
+    pub async fn send_with(&self, method: reqwest::Method, path: &str, token: &str) -> Reply {
+        self.send(
+            self.http.request(method, self.url(path)).bearer_auth(token),
+            None,
+        )
+        .await
+    }
+
     /// A Graph app token.
     pub async fn graph_token(&self) -> String {
         let form = [

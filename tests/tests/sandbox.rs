@@ -729,3 +729,657 @@ async fn every_fault_kind() {
         .await;
     assert_eq!(v["shipment_state"]["shipment_state_id"], 8);
 }
+
+async fn token_reply(sb: &SandboxFixture, form: &[(&str, &str)]) -> (u16, Value) {
+    let resp = sb
+        .http
+        .post(sb.url(&format!("/{}/oauth2/v2.0/token", sb.config.tenant)))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_tokens_users_and_registration_rules() {
+    let sb = SandboxFixture::start(Config {
+        graph_rate_per_s: Some(1000),
+        ..Config::default()
+    })
+    .await;
+    let c = &sb.config;
+    // Token endpoint errors, as Entra words them.
+    let (s, v) = token_reply(
+        &sb,
+        &[
+            ("client_id", &c.graph_client_id),
+            ("client_secret", "wrong"),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("grant_type", "client_credentials"),
+        ],
+    )
+    .await;
+    assert_eq!((s, v["error"].as_str()), (401, Some("invalid_client")));
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("AADSTS7000215")
+    );
+    let (s, v) = token_reply(
+        &sb,
+        &[
+            ("client_id", "nobody"),
+            ("client_secret", "x"),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("grant_type", "client_credentials"),
+        ],
+    )
+    .await;
+    assert_eq!((s, v["error_codes"][0].as_u64()), (400, Some(700016)));
+    let (s, v) = token_reply(
+        &sb,
+        &[
+            ("client_id", &c.graph_client_id),
+            ("client_secret", &c.graph_client_secret),
+            ("scope", "api://other/.default"),
+            ("grant_type", "client_credentials"),
+        ],
+    )
+    .await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_scope")));
+    // A caller token for fpr's own API verifies with the tenant's published keys.
+    let scope = format!("{}/.default", c.api_audience);
+    let (s, v) = token_reply(
+        &sb,
+        &[
+            ("client_id", &c.caller_client_id),
+            ("client_secret", &c.caller_client_secret),
+            ("scope", &scope),
+            ("grant_type", "client_credentials"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    let keys: Value = sb
+        .http
+        .get(sb.url(&format!("/{}/discovery/v2.0/keys", c.tenant)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claims = fpr_jose::jwt::verify_rs256(
+        v["access_token"].as_str().unwrap(),
+        keys["keys"].as_array().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            claims["aud"].as_str(),
+            claims["azp"].as_str(),
+            claims["idtyp"].as_str()
+        ),
+        (
+            Some(c.api_audience.as_str()),
+            Some(c.caller_client_id.as_str()),
+            Some("app")
+        )
+    );
+    // The caller token does not open Graph.
+    let (s, _, _) = sb
+        .send_with(
+            GET,
+            "/v1.0/users/megan.bowen@contoso.test",
+            v["access_token"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(s, 401);
+    assert_eq!(
+        sb.http
+            .get(sb.url("/v1.0/users/x"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+
+    // Users by UPN and id, $select, manager.
+    let (s, u, _) = sb
+        .graph(
+            GET,
+            "/v1.0/users/adele.vance@contoso.test?$select=id,mail,userPrincipalName,otherMails",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, u["mail"].as_str()),
+        (200, Some("adele.vance@contoso.test"))
+    );
+    assert!(u["otherMails"].is_array() && u.get("givenName").is_none());
+    let (_, by_id, _) = sb
+        .graph(
+            GET,
+            &format!("/beta/users/{}", u["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(by_id["userPrincipalName"], "adele.vance@contoso.test");
+    let (s, m, _) = sb
+        .graph(GET, "/v1.0/users/adele.vance@contoso.test/manager", None)
+        .await;
+    assert_eq!(
+        (s, m["mail"].as_str(), m["@odata.type"].as_str()),
+        (
+            200,
+            Some("megan.bowen@contoso.test"),
+            Some("#microsoft.graph.user")
+        )
+    );
+    assert_eq!(
+        sb.graph(GET, "/v1.0/users/lee.gu@contoso.test/manager", None)
+            .await
+            .0,
+        404,
+        "no manager"
+    );
+    let (_, nomail, _) = sb
+        .graph(GET, "/v1.0/users/johanna.lorenz@contoso.test/manager", None)
+        .await;
+    assert!(nomail["mail"].is_null(), "a manager without mail");
+    let (s, e, _) = sb.graph(GET, "/v1.0/users/ghost@contoso.test", None).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (404, Some("Request_ResourceNotFound"))
+    );
+
+    // creationOptions: the function form on beta (5 to 43,200), v1.0 without a parameter.
+    let base = "/users/alex.wilber@contoso.test/authentication/fido2Methods";
+    assert_eq!(
+        sb.graph(
+            GET,
+            &format!("/beta{base}/creationOptions?challengeTimeoutInMinutes=60"),
+            None
+        )
+        .await
+        .0,
+        405
+    );
+    assert_eq!(
+        sb.graph(
+            GET,
+            &format!("/beta{base}/creationOptions(challengeTimeoutInMinutes=4)"),
+            None
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        sb.graph(
+            GET,
+            &format!("/beta{base}/creationOptions(challengeTimeoutInMinutes=43201)"),
+            None
+        )
+        .await
+        .0,
+        400
+    );
+    let (s, beta, _) = sb
+        .graph(
+            GET,
+            &format!("/beta{base}/creationOptions(challengeTimeoutInMinutes=43200)"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        beta["publicKey"]["challenge"]
+            .as_str()
+            .unwrap()
+            .ends_with('='),
+        "beta: padded standard base64"
+    );
+    let (s, v1, _) = sb
+        .graph(GET, &format!("/v1.0{base}/creationOptions"), None)
+        .await;
+    assert_eq!(s, 200);
+    let ch = v1["publicKey"]["challenge"].as_str().unwrap();
+    assert!(!ch.contains(['=', '+', '/']), "v1.0: unpadded base64url");
+    assert_eq!(v1["publicKey"]["rp"]["id"], "login.microsoft.com");
+
+    // Registration rules: a challenge issued to someone else, displayName, forbidden fields.
+    let diego = sb.user("diego.siciliani@contoso.test").await;
+    let options = creation_options(&sb, diego["id"].as_str().unwrap()).await;
+    let (_, key, shipment) = ship(&sb, &options).await;
+    let signing = jwks(&sb, "/.well-known/yubico-sign.jwks").await;
+    let pd = &shipment["shipment_items"][0]["product_data"][0];
+    let cred: CredentialResponse = serde_json::from_slice(
+        &open(
+            pd["fido_credential_responses"][0].as_str().unwrap(),
+            &key,
+            &signing,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let body = |name: &str| {
+        json!({"displayName": name, "publicKeyCredential": {"id": cred.credential.id, "response": {
+            "clientDataJSON": cred.credential.response.client_data_json, "attestationObject": cred.credential.response.attestation_object}}})
+    };
+    let (s, e, _) = sb
+        .graph(POST, &format!("/v1.0{base}"), Some(body("key")))
+        .await;
+    assert_eq!(
+        (s, e["error"]["message"].as_str()),
+        (400, Some("The challenge was not issued to this user."))
+    );
+    let diego_path = format!(
+        "/v1.0/users/{}/authentication/fido2Methods",
+        diego["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        sb.graph(POST, &diego_path, Some(body(&"x".repeat(31))))
+            .await
+            .0,
+        400
+    );
+    let mut with_raw = body("key");
+    with_raw["publicKeyCredential"]["rawId"] = json!("abc");
+    assert_eq!(sb.graph(POST, &diego_path, Some(with_raw)).await.0, 400);
+    assert_eq!(
+        sb.graph(POST, &diego_path, Some(json!("a string"))).await.1["error"]["message"],
+        "The request is missing a fido2AuthenticationMethod entity"
+    );
+    let (s, m, _) = sb.graph(POST, &diego_path, Some(body("Diego's key"))).await;
+    assert_eq!(s, 201);
+    let mid = m["id"].as_str().unwrap();
+    assert_eq!(
+        sb.graph(GET, &format!("{diego_path}/{mid}"), None).await.0,
+        200
+    );
+    assert_eq!(
+        sb.graph(Method::DELETE, &format!("{diego_path}/{mid}"), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        sb.graph(Method::DELETE, &format!("{diego_path}/{mid}"), None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        sb.admin(GET, "/credentials", None)
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_throttles_with_retry_after() {
+    let sb = SandboxFixture::start(Config {
+        graph_rate_per_s: Some(2),
+        ..Config::default()
+    })
+    .await;
+    let token = sb.graph_token().await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let (s, _, h) = sb
+            .send_with(GET, "/v1.0/users/megan.bowen@contoso.test", &token)
+            .await;
+        if s == 429 {
+            assert!(h.get("retry-after").is_some());
+        }
+        statuses.push(s);
+    }
+    assert!(
+        statuses.contains(&429) && statuses.contains(&200),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_preregistration_end_to_end() {
+    let sb = SandboxFixture::start(Config::default()).await;
+    let transport = jwks(&sb, "/.well-known/yubico-transport-keys.jwks").await;
+    let signing = jwks(&sb, "/.well-known/yubico-sign.jwks").await;
+    let ada = sb.user("ada.lovelace@example.test").await;
+    let uid = ada["id"].as_str().unwrap();
+    let p = "/webauthn-registration/api/v1";
+    // Users API.
+    let (s, profile, h) = sb
+        .okta(
+            GET,
+            &format!("/api/v1/users/{}", ada["login"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, profile["profile"]["countryCode"].as_str()),
+        (200, Some("US"))
+    );
+    assert!(h.get("etag").is_some() && h.get("x-rate-limit-remaining").is_some());
+    // Bad input.
+    let t = transport.keys()[0].to_json();
+    let bad = sb.okta(POST, &format!("{p}/enroll"), Some(json!({"enrollmentRpIds": ["https://x/"], "fulfillmentProvider": "yubico", "userId": uid, "yubicoTransportKeyJWK": t}))).await;
+    assert_eq!(
+        (bad.0, bad.1["errorCode"].as_str()),
+        (400, Some("E0000001"))
+    );
+    let ghost = sb.okta(POST, &format!("{p}/enroll"), Some(json!({"enrollmentRpIds": ["example.okta.com"], "fulfillmentProvider": "yubico", "userId": "00unobody", "yubicoTransportKeyJWK": t}))).await;
+    assert_eq!(
+        (ghost.0, ghost.1["errorCode"].as_str()),
+        (404, Some("E0000007"))
+    );
+    assert_eq!(
+        sb.http
+            .post(sb.url(&format!("{p}/enroll")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+
+    // enroll -> YubiEnterprise -> activate -> send-pin.
+    let (s, enrolled, _) = sb.okta(POST, &format!("{p}/enroll"), Some(json!({"enrollmentRpIds": ["example.okta.com"], "fulfillmentProvider": "yubico", "userId": uid, "yubicoTransportKeyJWK": t}))).await;
+    assert_eq!(s, 200, "{enrolled}");
+    let eid = enrolled["credRequests"][0]["authenticatorEnrollmentId"]
+        .as_str()
+        .unwrap();
+    let body = fpr_shipment(
+        enrolled["pinRequestJwe"].as_str().unwrap(),
+        enrolled["credRequests"][0]["credRequestJwe"]
+            .as_str()
+            .unwrap(),
+    );
+    let (_, created, _) = sb.ye(POST, "/v1/fpr/shipments", Some(body)).await;
+    let (_, shipped, _) = sb
+        .ye(
+            GET,
+            &format!(
+                "/v1/fpr/shipments/{}",
+                created["shipment_id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    let pd = &shipped["shipment_items"][0]["product_data"][0];
+    let signing_array: Vec<Value> = signing.keys().iter().map(|k| k.to_json()).collect();
+    let activate = |pin_jwe: &str| {
+        json!({"credResponses": [{"authenticatorEnrollmentId": eid, "credResponseJwe": pd["fido_credential_responses"][0]}],
+               "fulfillmentProvider": "yubico", "pinResponseJwe": pin_jwe, "serial": pd["serial_number"], "userId": uid,
+               "version": pd["firmware_version"], "yubicoSigningJwks": signing_array})
+    };
+    let tampered = format!("{}x", pd["fido_pin_response"].as_str().unwrap());
+    let (s, refused, _) = sb
+        .okta(POST, &format!("{p}/activate"), Some(activate(&tampered)))
+        .await;
+    assert_eq!(
+        (s, refused["errorSummary"].as_str()),
+        (
+            400,
+            Some("Api validation failed: pinResponseJwe|webAuthnCredResponse")
+        )
+    );
+    assert!(refused["errorCauses"].is_object());
+    assert_eq!(sb.okta(POST, &format!("{p}/send-pin"), Some(json!({"authenticatorEnrollmentId": eid, "fulfillmentProvider": "yubico", "userId": uid}))).await.0, 400, "not active yet");
+    let (s, activated, _) = sb
+        .okta(
+            POST,
+            &format!("{p}/activate"),
+            Some(activate(pd["fido_pin_response"].as_str().unwrap())),
+        )
+        .await;
+    assert_eq!(
+        (s, activated["authenticatorEnrollmentIds"][0].as_str()),
+        (200, Some(eid)),
+        "{activated}"
+    );
+    let (_, list, _) = sb
+        .okta(GET, &format!("{p}/users/{uid}/enrollments"), None)
+        .await;
+    assert_eq!(
+        (
+            list[0]["status"].as_str(),
+            list[0]["profile"]["presetPinAvailable"].as_bool()
+        ),
+        (Some("ACTIVE"), Some(true))
+    );
+    let send =
+        json!({"authenticatorEnrollmentId": eid, "fulfillmentProvider": "yubico", "userId": uid});
+    assert_eq!(
+        sb.okta(POST, &format!("{p}/send-pin"), Some(send.clone()))
+            .await
+            .0,
+        204
+    );
+    let (_, mail, _) = sb
+        .admin(GET, "/mailbox?to=ada.lovelace@example.test", None)
+        .await;
+    let messages = mail["messages"].as_array().unwrap();
+    assert_eq!(
+        (messages.len(), messages[0]["via"].as_str()),
+        (1, Some("okta"))
+    );
+    assert!(
+        messages[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Its PIN is: ")
+    );
+    assert_eq!(
+        sb.okta(POST, &format!("{p}/send-pin"), Some(send)).await.0,
+        204,
+        "send-pin resends"
+    );
+    assert_eq!(
+        sb.admin(GET, "/mailbox?to=ada.lovelace@example.test", None)
+            .await
+            .1["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // The admin view never shows Okta's PIN.
+    assert!(
+        !sb.admin(GET, "/okta/enrollments", None)
+            .await
+            .1
+            .to_string()
+            .contains("Its PIN")
+    );
+
+    // mark-error and delete.
+    assert_eq!(
+        sb.okta(
+            POST,
+            &format!("{p}/users/{uid}/enrollments/{eid}/mark-error"),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        sb.okta(GET, &format!("{p}/users/{uid}/enrollments"), None)
+            .await
+            .1[0]["status"],
+        "FULFILLMENT_ERRORED"
+    );
+    assert_eq!(
+        sb.okta(
+            Method::DELETE,
+            &format!("{p}/users/{uid}/enrollments/{eid}"),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        sb.okta(GET, &format!("{p}/users/{uid}/enrollments"), None)
+            .await
+            .1,
+        json!([])
+    );
+    assert_eq!(
+        sb.okta(
+            Method::DELETE,
+            &format!("{p}/users/{uid}/enrollments/{eid}"),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+    // initiate-fulfillment-request.
+    let init = json!({"userId": uid, "fulfillmentProvider": "yubico", "fulfillmentData": [{"productId": "29", "customizationId": "RXJN83", "inventoryProductId": "106"}]});
+    assert_eq!(
+        sb.okta(
+            POST,
+            &format!("{p}/initiate-fulfillment-request"),
+            Some(init)
+        )
+        .await
+        .0,
+        204
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_rate_limit_is_429_e0000047() {
+    let sb = SandboxFixture::start(Config {
+        okta_rate_per_s: 2,
+        ..Config::default()
+    })
+    .await;
+    let mut seen = None;
+    for _ in 0..6 {
+        let (s, v, h) = sb
+            .okta(GET, "/api/v1/users/ada.lovelace@example.test", None)
+            .await;
+        if s == 429 {
+            assert_eq!(h["x-rate-limit-remaining"], "0");
+            seen = Some(v["errorCode"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(seen.as_deref(), Some("E0000047"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_over_smtp_and_webhook() {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let sb = SandboxFixture::start(Config::default()).await;
+    let stream = tokio::net::TcpStream::connect(sb.running.smtp_addr.unwrap())
+        .await
+        .unwrap();
+    let (r, mut w) = stream.into_split();
+    let mut r = tokio::io::BufReader::new(r);
+    let mut line = String::new();
+    for cmd in [
+        "",
+        "EHLO test\r\n",
+        "MAIL FROM:<vault@fpr.test>\r\n",
+        "RCPT TO:<boss@contoso.test>\r\n",
+        "DATA\r\n",
+        "Subject: PIN\r\n\r\nPIN 12345678\r\n.\r\n",
+        "QUIT\r\n",
+    ] {
+        w.write_all(cmd.as_bytes()).await.unwrap();
+        loop {
+            line.clear();
+            r.read_line(&mut line).await.unwrap();
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                break;
+            }
+        }
+        assert!(!line.starts_with('5'), "{cmd}: {line}");
+    }
+    let hook = sb
+        .http
+        .post(sb.url("/_sandbox/mailbox/webhook"))
+        .header("x-fpr-signature", "t=1,v1=00")
+        .json(&json!({"emails_to": ["boss@contoso.test"], "subject": "PIN", "pin": "87654321"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status().as_u16(), 200);
+    let (_, mail, _) = sb.admin(GET, "/mailbox?to=boss@contoso.test", None).await;
+    let m = mail["messages"].as_array().unwrap();
+    assert_eq!(m.len(), 2);
+    assert_eq!(
+        (m[0]["via"].as_str(), m[0]["subject"].as_str()),
+        (Some("smtp"), Some("PIN"))
+    );
+    assert!(m[0]["body"].as_str().unwrap().contains("12345678"));
+    assert_eq!(m[1]["via"], "webhook");
+    sb.admin(Method::DELETE, "/mailbox", None).await;
+    assert!(
+        sb.admin(GET, "/mailbox", None).await.1["messages"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_users_and_snapshot_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(dir.path().to_owned()),
+        seed_users: 10,
+        ..Config::default()
+    };
+    let sb = SandboxFixture::start(config.clone()).await;
+    let before = jwks(&sb, "/.well-known/yubico-sign.jwks").await;
+    assert_eq!(before.keys().len(), 2);
+    let (_, rotated, _) = sb.admin(POST, "/yubico/rotate/signing", None).await;
+    let after = jwks(&sb, "/.well-known/yubico-sign.jwks").await;
+    assert_eq!(
+        after.kids(),
+        rotated["kids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(after.keys().len(), 2);
+    assert_eq!(
+        after.kids()[1],
+        before.kids()[0],
+        "the newest old key stays published"
+    );
+    let (s, _, _) = sb.admin(POST, "/users", Some(json!({"idp": "entra", "login": "new.hire@contoso.test", "given_name": "New", "surname": "Hire", "manager": "megan.bowen@contoso.test",
+        "address": {"street": "1 Road", "city": "Boston", "region": "MA", "postal_code": "02108", "country": "US"}}))).await;
+    assert_eq!(s, 201);
+    assert_eq!(sb.admin(POST, "/users", Some(json!({"idp": "entra", "login": "new.hire@contoso.test", "given_name": "A", "surname": "B"}))).await.0, 409);
+    let (_, all, _) = sb.admin(GET, "/users", None).await;
+    assert_eq!(all.as_array().unwrap().len(), 10 + 11);
+    sb.running.stop().await;
+
+    let again = SandboxFixture::start(config).await;
+    assert_eq!(
+        jwks(&again, "/.well-known/yubico-sign.jwks").await,
+        after,
+        "keys persist"
+    );
+    let (_, u, _) = again
+        .graph(GET, "/v1.0/users/new.hire@contoso.test/manager", None)
+        .await;
+    assert_eq!(u["mail"], "megan.bowen@contoso.test", "state persists");
+}

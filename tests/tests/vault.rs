@@ -157,9 +157,9 @@ async fn seal_open_deliver_purge_over_smtp() {
     let mails = mail.mails();
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].to, vec!["manager@contoso.test"]);
-    assert!(mails[0].data.contains(done.pin.as_str()));
-    assert!(mails[0].data.contains("Ada Lovelace"));
-    assert!(mails[0].data.contains(&r.message_id));
+    assert!(mails[0].body.contains(done.pin.as_str()));
+    assert!(mails[0].body.contains("Ada Lovelace"));
+    assert!(mails[0].body.contains(&r.message_id));
 
     // A second call does not send again; an explicit resend does.
     let twice = client

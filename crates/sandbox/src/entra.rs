@@ -214,6 +214,17 @@ async fn graph_gate(
     Ok(())
 }
 
+/// Graph's 404 for an unknown user.
+fn no_user(id: &str) -> Response {
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "Request_ResourceNotFound",
+        &format!(
+            "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+        ),
+    )
+}
+
 fn find_user<'a>(
     users: &'a std::collections::BTreeMap<String, User>,
     key: &str,
@@ -280,13 +291,7 @@ async fn user(
             StatusCode::OK,
             user_json(u, &version, q.get("$select").map(String::as_str)),
         ),
-        None => graph_error(
-            StatusCode::NOT_FOUND,
-            "Request_ResourceNotFound",
-            &format!(
-                "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
-            ),
-        ),
+        None => no_user(&id),
     }
 }
 
@@ -301,11 +306,7 @@ async fn manager(
     }
     let st = app.state();
     let Some(u) = find_user(&st.users, &id) else {
-        return graph_error(
-            StatusCode::NOT_FOUND,
-            "Request_ResourceNotFound",
-            &format!("Resource '{id}' does not exist."),
-        );
+        return no_user(&id);
     };
     match u.manager_id.as_ref().and_then(|m| st.users.get(m)) {
         Some(m) => {
@@ -366,11 +367,7 @@ async fn list_methods(
     }
     let st = app.state();
     let Some(u) = find_user(&st.users, &id) else {
-        return graph_error(
-            StatusCode::NOT_FOUND,
-            "Request_ResourceNotFound",
-            &format!("Resource '{id}' does not exist."),
-        );
+        return no_user(&id);
     };
     let value: Vec<Value> = st
         .fido2
@@ -466,13 +463,10 @@ async fn creation_options(
     };
     let mut st = app.state();
     let Some(u) = find_user(&st.users, id).cloned() else {
-        return graph_error(
-            StatusCode::NOT_FOUND,
-            "Request_ResourceNotFound",
-            &format!("Resource '{id}' does not exist."),
-        );
+        return no_user(id);
     };
-    let mut challenge = [0u8; 48];
+    // 50 bytes: beta's standard base64 then always carries padding, as captured tenants do.
+    let mut challenge = [0u8; 50];
     let _ = fpr_jose::util::fill_random(&mut challenge);
     let expires = now() + minutes * 60;
     st.challenges.insert(
@@ -559,11 +553,7 @@ async fn register(
     let (user_id, challenge) = {
         let st = app.state();
         let Some(u) = find_user(&st.users, &id) else {
-            return graph_error(
-                StatusCode::NOT_FOUND,
-                "Request_ResourceNotFound",
-                &format!("Resource '{id}' does not exist."),
-            );
+            return no_user(&id);
         };
         let Ok(cd) = fpr_webauthn::ClientData::parse(&client_data) else {
             return bad("clientDataJSON is malformed.");

@@ -68,7 +68,12 @@ async fn main() -> anyhow::Result<()> {
         running.smtp_addr
     );
     println!("settings: curl {}/_sandbox/config", running.url());
-    tokio::signal::ctrl_c().await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
     running.stop().await;
+    println!("fpr-sandbox stopped; state saved");
     Ok(())
 }

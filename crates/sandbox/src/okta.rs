@@ -600,27 +600,41 @@ async fn list(
     respond(rate, json(StatusCode::OK, Value::Array(list)))
 }
 
+/// Applies `op` to the user's enrollment `id` (404 when it is not theirs).
+async fn enrollment_op(
+    app: &App,
+    headers: &HeaderMap,
+    route: &str,
+    user: &str,
+    id: &str,
+    op: impl FnOnce(&mut std::collections::BTreeMap<String, Enrollment>),
+) -> Response {
+    let rate = match gate(app, headers, route).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let mut st = app.state();
+    let uid = okta_user(&st, user)
+        .map(|u| u.id.clone())
+        .unwrap_or_default();
+    let r = if st.enrollments.get(id).is_some_and(|e| e.user_id == uid) {
+        op(&mut st.enrollments);
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        not_found(&format!("Enrollment {id}"))
+    };
+    respond(rate, r)
+}
+
 async fn remove(
     AxState(app): AxState<Arc<App>>,
     headers: HeaderMap,
     Path((user, id)): Path<(String, String)>,
 ) -> Response {
-    let rate = match gate(&app, &headers, "okta.delete").await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let mut st = app.state();
-    let uid = okta_user(&st, &user)
-        .map(|u| u.id.clone())
-        .unwrap_or_default();
-    let r = match st.enrollments.get(&id) {
-        Some(e) if e.user_id == uid => {
-            st.enrollments.remove(&id);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        _ => not_found(&format!("Enrollment {id}")),
-    };
-    respond(rate, r)
+    enrollment_op(&app, &headers, "okta.delete", &user, &id, |all| {
+        all.remove(&id);
+    })
+    .await
 }
 
 async fn mark_error(
@@ -628,23 +642,13 @@ async fn mark_error(
     headers: HeaderMap,
     Path((user, id)): Path<(String, String)>,
 ) -> Response {
-    let rate = match gate(&app, &headers, "okta.mark_error").await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let mut st = app.state();
-    let uid = okta_user(&st, &user)
-        .map(|u| u.id.clone())
-        .unwrap_or_default();
-    let r = match st.enrollments.get_mut(&id) {
-        Some(e) if e.user_id == uid => {
+    enrollment_op(&app, &headers, "okta.mark_error", &user, &id, |all| {
+        if let Some(e) = all.get_mut(&id) {
             e.status = "FULFILLMENT_ERRORED".into();
             e.last_updated = rfc3339(now());
-            StatusCode::NO_CONTENT.into_response()
         }
-        _ => not_found(&format!("Enrollment {id}")),
-    };
-    respond(rate, r)
+    })
+    .await
 }
 
 async fn user(

@@ -153,6 +153,15 @@ fn not_found() -> Response {
     )
 }
 
+/// Bearer auth, then the faults configured for `route`.
+async fn gate(app: &App, headers: &HeaderMap, route: &str) -> Result<(), Response> {
+    auth(app, headers)?;
+    match inject(app, route).await {
+        Some(r) => Err(r),
+        None => Ok(()),
+    }
+}
+
 fn auth(app: &App, headers: &HeaderMap) -> Result<(), Response> {
     match bearer(headers) {
         Some(t) if token_eq(t, &app.config.ye_token) => Ok(()),
@@ -270,10 +279,7 @@ async fn create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = auth(&app, &headers) {
-        return r;
-    }
-    if let Some(r) = inject(&app, "ye.create").await {
+    if let Err(r) = gate(&app, &headers, "ye.create").await {
         return r;
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
@@ -649,20 +655,21 @@ async fn get_fpr(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = auth(&app, &headers) {
+    if let Err(r) = gate(&app, &headers, "ye.get").await {
         return r;
     }
-    if let Some(r) = inject(&app, "ye.get").await {
-        return r;
-    }
-    let Some(state) = current_state(&app, &id) else {
+    read_view(&app, &id, fpr_view)
+}
+
+/// The shipment in its current state, through `view`; 404 when unknown or deleted.
+fn read_view(app: &App, id: &str, view: fn(&Shipment, u32) -> Value) -> Response {
+    let Some(state) = current_state(app, id) else {
         return not_found();
     };
     let st = app.state();
-    match st.shipments.get(&id) {
-        Some(s) => json(StatusCode::OK, fpr_view(s, state)),
-        None => not_found(),
-    }
+    st.shipments
+        .get(id)
+        .map_or_else(not_found, |s| json(StatusCode::OK, view(s, state)))
 }
 
 fn exact_view(s: &Shipment, state: u32) -> Value {
@@ -715,19 +722,10 @@ async fn get_exact(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = auth(&app, &headers) {
+    if let Err(r) = gate(&app, &headers, "ye.exact").await {
         return r;
     }
-    if let Some(r) = inject(&app, "ye.exact").await {
-        return r;
-    }
-    let Some(state) = current_state(&app, &id) else {
-        return not_found();
-    };
-    let st = app.state();
-    st.shipments
-        .get(&id)
-        .map_or_else(not_found, |s| json(StatusCode::OK, exact_view(s, state)))
+    read_view(&app, &id, exact_view)
 }
 
 fn locked(state: u32) -> Response {
@@ -743,10 +741,7 @@ async fn put_exact(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = auth(&app, &headers) {
-        return r;
-    }
-    if let Some(r) = inject(&app, "ye.exact").await {
+    if let Err(r) = gate(&app, &headers, "ye.exact").await {
         return r;
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
@@ -816,10 +811,7 @@ async fn delete_exact(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = auth(&app, &headers) {
-        return r;
-    }
-    if let Some(r) = inject(&app, "ye.exact").await {
+    if let Err(r) = gate(&app, &headers, "ye.exact").await {
         return r;
     }
     let Some(state) = current_state(&app, &id) else {
@@ -844,10 +836,7 @@ async fn delete_exact(
 }
 
 async fn products(AxState(app): AxState<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(r) = auth(&app, &headers) {
-        return r;
-    }
-    if let Some(r) = inject(&app, "ye.products").await {
+    if let Err(r) = gate(&app, &headers, "ye.products").await {
         return r;
     }
     let list: Vec<Value> = PRODUCTS
@@ -861,10 +850,7 @@ async fn products(AxState(app): AxState<Arc<App>>, headers: HeaderMap) -> Respon
 }
 
 async fn inventory(AxState(app): AxState<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(r) = auth(&app, &headers) {
-        return r;
-    }
-    if let Some(r) = inject(&app, "ye.inventory").await {
+    if let Err(r) = gate(&app, &headers, "ye.inventory").await {
         return r;
     }
     let st = app.state();

@@ -72,7 +72,8 @@ fn register(fx: &Fixture, rp_id: &str, challenge: &str, flag_bits: u8) -> (Vec<u
     let mut signed = ad.clone();
     signed.extend_from_slice(&sha256(&client));
     let sig = fx.leaf_key.sign(&SystemRandom::new(), &signed).unwrap();
-    let obj = build::packed_attestation_object(&ad, -7, sig.as_ref(), &[fx.leaf_der.clone()]);
+    let obj =
+        build::packed_attestation_object(&ad, -7, sig.as_ref(), std::slice::from_ref(&fx.leaf_der));
     (client, obj)
 }
 
