@@ -62,10 +62,13 @@ async fn main() -> anyhow::Result<()> {
     let running = sandbox
         .serve(tokio::net::TcpListener::bind(cli.listen).await?)
         .await?;
+    let smtp = running
+        .smtp_addr
+        .map(|a| format!("smtp://{a}"))
+        .unwrap_or_else(|| "off".into());
     println!(
-        "fpr-sandbox listening on {} (SMTP mailbox {:?})",
-        running.url(),
-        running.smtp_addr
+        "fpr-sandbox listening on {} (PIN mailbox {smtp})",
+        running.url()
     );
     println!("settings: curl {}/_sandbox/config", running.url());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
