@@ -10,7 +10,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let root = root.canonicalize()?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
 
-    let protos = [root.join("fpr/vault/v1/vault.proto")];
+    let protos = [
+        root.join("fpr/vault/v1/vault.proto"),
+        root.join("fpr/v1/shipments.proto"),
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={}", p.display());
     }

@@ -23,5 +23,11 @@ pub mod vault {
     }
 }
 
+/// fpr's public API, package `fpr.v1`.
+pub mod v1 {
+    #![allow(missing_docs, clippy::all, clippy::pedantic)]
+    tonic::include_proto!("fpr.v1");
+}
+
 /// Encoded `FileDescriptorSet` of every fpr proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("fpr_descriptor");

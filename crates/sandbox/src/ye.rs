@@ -172,96 +172,26 @@ fn auth(app: &App, headers: &HeaderMap) -> Result<(), Response> {
     }
 }
 
-/// Field rules of UPSTREAM-APIS.md §1.8, counted in UTF-8 bytes. `get` reads a field by name;
-/// `prefix` makes the reported field path.
+/// Field rules of UPSTREAM-APIS.md §1.8 (shared with the orchestrator through `fpr-domain`):
+/// the first violation becomes the 400, naming the field.
 fn check_contact(
     get: &dyn Fn(&str) -> Option<Value>,
     rprefix: &str,
     aprefix: &str,
 ) -> Result<(), Response> {
-    let s = |name: &str| get(name).and_then(|v| v.as_str().map(str::to_owned));
-    let field = |p: &str, n: &str| {
-        if p.is_empty() {
-            n.to_owned()
-        } else {
-            format!("{p}.{n}")
-        }
-    };
-    let need = |p: &str, n: &str, max: usize, required: bool| -> Result<String, Response> {
-        let v = s(n).unwrap_or_default();
-        if required && v.trim().is_empty() {
-            return Err(bad_request(&field(p, n), format!("{n} is required")));
-        }
-        if v.len() > max {
-            return Err(bad_request(
-                &field(p, n),
-                format!("{n} exceeds {max} characters"),
-            ));
-        }
-        Ok(v)
-    };
-    need(rprefix, "recipient_firstname", 15, true)?;
-    need(rprefix, "recipient_lastname", 20, true)?;
-    let company_key = if rprefix.is_empty() {
+    let company = if rprefix.is_empty() {
         "recipient"
     } else {
         "recipient_company"
     };
-    need(rprefix, company_key, 20, false)?;
-    let email = need(rprefix, "recipient_email", 80, true)?;
-    if email.matches('@').count() != 1
-        || email.starts_with('@')
-        || email.ends_with('@')
-        || email.contains(' ')
+    let as_string = |n: &str| get(n).and_then(|v| v.as_str().map(str::to_owned));
+    match fpr_domain::contact::check(&as_string, rprefix, aprefix, company)
+        .into_iter()
+        .next()
     {
-        return Err(bad_request(
-            &field(rprefix, "recipient_email"),
-            "recipient_email is not an e-mail address".into(),
-        ));
+        Some(v) => Err(bad_request(&v.field, format!("{}: {}", v.field, v.rule))),
+        None => Ok(()),
     }
-    let country = need(aprefix, "country_code_2", 2, true)?;
-    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(bad_request(
-            &field(aprefix, "country_code_2"),
-            "country_code_2 must be an ISO 3166-1 alpha-2 code".into(),
-        ));
-    }
-    let phone_max = if country == "IN" { 255 } else { 40 };
-    let phone = need(rprefix, "recipient_telephone", phone_max, true)?;
-    if !phone
-        .bytes()
-        .all(|b| b.is_ascii_digit() || b"+-() ".contains(&b))
-    {
-        return Err(bad_request(
-            &field(rprefix, "recipient_telephone"),
-            "recipient_telephone may hold only 0-9 + - ( ) and spaces".into(),
-        ));
-    }
-    let l1 = need(aprefix, "street_line1", 60, true)?;
-    let l2 = need(aprefix, "street_line2", 60, false)?;
-    if l1.len() + l2.len() > 120 {
-        return Err(bad_request(
-            &field(aprefix, "street_line2"),
-            "street_line1 and street_line2 together exceed 120 characters".into(),
-        ));
-    }
-    need(aprefix, "city", 60, true)?;
-    let region = need(
-        aprefix,
-        "region",
-        50,
-        matches!(country.as_str(), "US" | "CA"),
-    )?;
-    if matches!(country.as_str(), "US" | "CA")
-        && (region.len() != 2 || !region.bytes().all(|b| b.is_ascii_uppercase()))
-    {
-        return Err(bad_request(
-            &field(aprefix, "region"),
-            "region must be the 2-letter code for US and CA".into(),
-        ));
-    }
-    need(aprefix, "postal_code", 20, true)?;
-    Ok(())
 }
 
 fn check_delivery_type(v: Option<&Value>) -> Result<u64, Response> {

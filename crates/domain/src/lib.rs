@@ -1,0 +1,39 @@
+//! fpr's shipment model and the validation of every request field, to the YubiEnterprise limits
+//! of UPSTREAM-APIS.md §1.8.
+//!
+//! This crate does no I/O and holds no secret. The field rules live here once: the
+//! orchestrator checks requests with them before any upstream call, and the sandbox's
+//! YubiEnterprise refuses with the same rules.
+//!
+//! ```
+//! use fpr_domain::contact;
+//! let fields = [("recipient_firstname", "Jan")];
+//! let get = |name: &str| fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+//! let violations = contact::check(&get, "recipient", "mailing_address", "recipient_company");
+//! assert!(violations.iter().any(|v| v.field == "recipient.recipient_lastname"));
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod contact;
+pub mod model;
+pub mod validate;
+
+/// One broken rule: the field's path and the rule with its limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Dotted path of the field, e.g. `yubico_shipment_request.recipient.recipient_firstname`.
+    pub field: String,
+    /// The rule, e.g. `at most 15 characters (UTF-8 bytes), got 16`.
+    pub rule: String,
+}
+
+impl Violation {
+    /// A violation of `rule` on `field`.
+    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+}

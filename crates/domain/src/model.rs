@@ -1,0 +1,225 @@
+//! The shipment record the orchestrator keeps (no PIN, no private key: JWEs are encrypted to
+//! Yubico or to the vault's keys).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The overall state.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// In progress.
+    Ongoing,
+    /// Done.
+    Complete,
+    /// Stopped on an error.
+    Error,
+    /// Canceled.
+    Canceled,
+}
+
+/// The last step reached. Each is durable before the next upstream call.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Validated and recorded.
+    Accepted,
+    /// Recipients resolved, creation options fetched, requests sealed.
+    Sealed,
+    /// About to call YubiEnterprise create: if found here after a crash, the outcome is unknown.
+    Ordering,
+    /// YubiEnterprise accepted the order.
+    Ordered,
+    /// Shipped: responses read.
+    Shipped,
+    /// The credential is registered at the IdP.
+    Registered,
+    /// The PIN was delivered.
+    PinSent,
+    /// Finished.
+    Complete,
+}
+
+impl Step {
+    /// The name used in the API and in `step_times`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Accepted => "accepted",
+            Step::Sealed => "sealed",
+            Step::Ordering => "ordering",
+            Step::Ordered => "ordered",
+            Step::Shipped => "shipped",
+            Step::Registered => "registered",
+            Step::PinSent => "pin_sent",
+            Step::Complete => "complete",
+        }
+    }
+}
+
+/// Which IdP.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Idp {
+    /// Microsoft Entra ID.
+    Entra,
+    /// Okta.
+    Okta,
+}
+
+/// One shipment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// fpr's id (sortable by creation).
+    pub id: String,
+    /// The caller's idempotency key.
+    pub idempotency_key: String,
+    /// The IdP.
+    pub idp: Idp,
+    /// The user as given.
+    pub user_id: String,
+    /// The IdP's id of the user, once looked up.
+    #[serde(default)]
+    pub idp_user_id: Option<String>,
+    /// Display name, once looked up.
+    #[serde(default)]
+    pub display_name: String,
+    /// Sign-in name, once looked up.
+    #[serde(default)]
+    pub upn: String,
+    /// State.
+    pub state: State,
+    /// Last step reached.
+    pub step: Step,
+    /// Error kind when in error.
+    #[serde(default)]
+    pub error_kind: String,
+    /// Error message when in error.
+    #[serde(default)]
+    pub error_message: String,
+    /// The last transient error.
+    #[serde(default)]
+    pub last_error: String,
+    /// Unix seconds before which processing waits (backoff, Retry-After).
+    #[serde(default)]
+    pub not_before: i64,
+    /// Transient failures in a row.
+    #[serde(default)]
+    pub attempts: u32,
+    /// PIN length.
+    pub pin_length: u32,
+    /// Force PIN change.
+    pub force_change: bool,
+    /// Explicit PIN recipients from the request.
+    #[serde(default)]
+    pub emails_to: Vec<String>,
+    /// The YubiEnterprise shipment body without the JWEs (nested FPR shape).
+    pub shipping: Value,
+    /// Resolved PIN recipients.
+    #[serde(default)]
+    pub pin_recipients: Vec<String>,
+    /// Creation options as the IdP returned them.
+    #[serde(default)]
+    pub creation_options: Option<Value>,
+    /// Vault request id.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// Credential request JWE (to Yubico).
+    #[serde(default)]
+    pub credential_request_jwe: Option<String>,
+    /// PIN request JWE (to Yubico).
+    #[serde(default)]
+    pub pin_request_jwe: Option<String>,
+    /// YubiEnterprise shipment id.
+    #[serde(default)]
+    pub ye_shipment_id: Option<String>,
+    /// YubiEnterprise state id.
+    #[serde(default)]
+    pub ye_state_id: u32,
+    /// YubiEnterprise state message.
+    #[serde(default)]
+    pub ye_state_message: String,
+    /// Serial number.
+    #[serde(default)]
+    pub serial: String,
+    /// Firmware version.
+    #[serde(default)]
+    pub firmware: String,
+    /// Tracking link.
+    #[serde(default)]
+    pub tracking_link: String,
+    /// Credential response JWE (to the vault's key).
+    #[serde(default)]
+    pub credential_response_jwe: Option<String>,
+    /// PIN response JWE (to the vault's key).
+    #[serde(default)]
+    pub pin_response_jwe: Option<String>,
+    /// Registered credential id (base64url).
+    #[serde(default)]
+    pub credential_id: String,
+    /// PIN deliveries.
+    #[serde(default)]
+    pub pin_deliveries: u32,
+    /// Unix seconds of each step.
+    #[serde(default)]
+    pub step_times: BTreeMap<String, i64>,
+    /// Created, unix seconds.
+    pub created_at: i64,
+    /// Updated, unix seconds.
+    pub updated_at: i64,
+    /// Reason for a manual completion or cancel.
+    #[serde(default)]
+    pub admin_reason: String,
+}
+
+impl Record {
+    /// Moves to `step` at time `now`.
+    pub fn reach(&mut self, step: Step, now: i64) {
+        self.step = step;
+        self.step_times.insert(step.name().to_owned(), now);
+        self.updated_at = now;
+        self.last_error.clear();
+        self.attempts = 0;
+        self.not_before = 0;
+    }
+
+    /// Stops on an error.
+    pub fn fail(&mut self, kind: &str, message: &str, now: i64) {
+        self.state = State::Error;
+        self.error_kind = kind.to_owned();
+        self.error_message = message.chars().take(1000).collect();
+        self.updated_at = now;
+    }
+
+    /// Records a transient error; processing waits `wait_secs` before trying again.
+    pub fn defer(&mut self, error: &str, wait_secs: i64, now: i64) {
+        self.attempts = self.attempts.saturating_add(1);
+        self.not_before = now + wait_secs.max(0);
+        self.last_error = error.chars().take(500).collect();
+        self.updated_at = now;
+    }
+}
+
+/// Seconds to wait after a transient failure: the upstream's Retry-After when it gave one,
+/// else `base` doubled per earlier attempt, at most `max`.
+pub fn backoff(base: i64, max: i64, attempts: u32, retry_after: Option<i64>) -> i64 {
+    retry_after.map_or_else(
+        || base.saturating_mul(1i64 << attempts.min(16)).min(max),
+        |r| r.max(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_honours_retry_after() {
+        assert_eq!(backoff(30, 3600, 0, None), 30);
+        assert_eq!(backoff(30, 3600, 3, None), 240);
+        assert_eq!(backoff(30, 3600, 30, None), 3600);
+        assert_eq!(backoff(30, 3600, 0, Some(120)), 120);
+        assert_eq!(backoff(0, 0, 5, Some(2)), 2);
+    }
+}
