@@ -84,10 +84,19 @@ pub struct VaultBuilder {
 impl VaultFixture {
     /// A builder whose JWKS come from `jwks` (routes `/transport` and `/sign`).
     pub fn builder(jwks: &fpr_testkit::http::Server, pins: Pins) -> VaultBuilder {
+        Self::builder_for(jwks.url("/transport"), jwks.url("/sign"), pins)
+    }
+
+    /// A builder whose JWKS come from these URLs.
+    pub fn builder_for(
+        transport_jwks_url: String,
+        sign_jwks_url: String,
+        pins: Pins,
+    ) -> VaultBuilder {
         VaultBuilder {
             pins,
-            transport_jwks_url: jwks.url("/transport"),
-            sign_jwks_url: jwks.url("/sign"),
+            transport_jwks_url,
+            sign_jwks_url,
             allowed_uids: Vec::new(),
             listen: None,
             pinned: None,
@@ -112,6 +121,13 @@ impl VaultFixture {
 }
 
 impl VaultBuilder {
+    /// JWKS from these URLs instead of a test server.
+    pub fn jwks_urls(mut self, transport: String, signing: String) -> Self {
+        self.transport_jwks_url = transport;
+        self.sign_jwks_url = signing;
+        self
+    }
+
     /// Restricts the socket to these uids.
     pub fn allowed_uids(mut self, uids: Vec<u32>) -> Self {
         self.allowed_uids = uids;
@@ -428,4 +444,208 @@ pub fn fpr_shipment(pin_jwe: &str, cred_jwe: &str) -> serde_json::Value {
         "shipment_items": [{"product_id": 29, "inventory_product_id": 106, "product_quantity": 1, "customization_id": "RXJN83",
                             "product_customizations": [{"fido_pin_request": pin_jwe, "fido_credential_requests": [cred_jwe]}]}]
     })
+}
+
+/// Adds a bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(pub Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A ShipmentService client that sends a bearer token.
+pub type ShipmentClient = fpr_proto::v1::shipment_service_client::ShipmentServiceClient<
+    tonic::service::interceptor::InterceptedService<Channel, Bearer>,
+>;
+
+/// Sandbox, vault and orchestrator, each on its own real socket.
+pub struct Stack {
+    /// The sandbox.
+    pub sandbox: SandboxFixture,
+    /// The vault.
+    pub vault: VaultFixture,
+    /// The orchestrator's address.
+    pub addr: std::net::SocketAddr,
+    /// The orchestrator's store.
+    pub store: PathBuf,
+    _dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Stack {
+    /// Starts the three with `sandbox` settings (the orchestrator retries at once: base 0 s).
+    pub async fn start(sandbox: fpr_sandbox::Config) -> Self {
+        capture_logs();
+        let sb = SandboxFixture::start(sandbox).await;
+        let smtp = sb.running.smtp_addr.unwrap();
+        let vault = VaultFixture::builder_for(
+            sb.url("/.well-known/yubico-transport-keys.jwks"),
+            sb.url("/.well-known/yubico-sign.jwks"),
+            Pins::Smtp(smtp),
+        )
+        .start()
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let c = &sb.config;
+        let base = sb.running.url();
+        let text = format!(
+            r#"
+            listen = "127.0.0.1:0"
+            store_path = "{store}"
+            vault_socket = "{sock}"
+            danger_allow_plaintext_http = true
+            [yubienterprise]
+            base_url = "{base}/v1"
+            token = {{ danger_inline = "{ye}" }}
+            [entra]
+            tenant = "{tenant}"
+            client_id = "{cid}"
+            client_secret = {{ danger_inline = "{secret}" }}
+            login_base = "{base}"
+            graph_base = "{base}"
+            [auth]
+            issuer = "{base}/{tenant}/v2.0"
+            jwks_url = "{base}/{tenant}/discovery/v2.0/keys"
+            allowed_audiences = ["{aud}"]
+            allowed_client_apps = ["{caller}"]
+            [retry]
+            base = "0s"
+            max = "0s"
+            "#,
+            store = dir.path().join("store").display(),
+            sock = vault.socket.display(),
+            ye = c.ye_token,
+            tenant = c.tenant,
+            cid = c.graph_client_id,
+            secret = c.graph_client_secret,
+            aud = c.api_audience,
+            caller = c.caller_client_id,
+        );
+        let cfg =
+            fpr_orchestrator::config::Config::from_toml(&text, &std::collections::BTreeMap::new())
+                .unwrap();
+        let channel = fpr_orchestrator::server::vault_channel(&vault.socket).unwrap();
+        let built = fpr_orchestrator::server::build(&cfg, channel)
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(fpr_orchestrator::server::serve(
+            built,
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Stack {
+            sandbox: sb,
+            vault,
+            addr,
+            store: dir.path().join("store"),
+            _dir: dir,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// A caller token for fpr's API from the sandbox tenant.
+    pub async fn caller_token(&self) -> String {
+        let c = &self.sandbox.config;
+        let scope = format!("{}/.default", c.api_audience);
+        let form = [
+            ("client_id", c.caller_client_id.as_str()),
+            ("client_secret", c.caller_client_secret.as_str()),
+            ("scope", &scope),
+            ("grant_type", "client_credentials"),
+        ];
+        let v: serde_json::Value = self
+            .sandbox
+            .http
+            .post(
+                self.sandbox
+                    .url(&format!("/{}/oauth2/v2.0/token", c.tenant)),
+            )
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A client sending `token` (None: no token).
+    pub async fn client_with(&self, token: Option<String>) -> ShipmentClient {
+        let channel = Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let header = token.map(|t| format!("Bearer {t}").parse().unwrap());
+        fpr_proto::v1::shipment_service_client::ShipmentServiceClient::with_interceptor(
+            channel,
+            Bearer(header),
+        )
+    }
+
+    /// A client with a valid caller token.
+    pub async fn client(&self) -> ShipmentClient {
+        let t = self.caller_token().await;
+        self.client_with(Some(t)).await
+    }
+}
+
+/// A valid CreateShipment for `user` with key `key`.
+pub fn create_request(key: &str, user: &str) -> fpr_proto::v1::CreateShipmentRequest {
+    use fpr_proto::v1 as pb;
+    pb::CreateShipmentRequest {
+        idempotency_key: key.into(),
+        idp: pb::Idp::Entra as i32,
+        user_id: user.into(),
+        pin_request: Some(pb::PinRequest {
+            r#type: "generate".into(),
+            length: 8,
+            force_change: false,
+        }),
+        enrollment_contacts: None,
+        yubico_shipment_request: Some(pb::YubicoShipmentRequest {
+            delivery_type: 1,
+            recipient: Some(pb::Recipient {
+                recipient_company: "Contoso".into(),
+                recipient_email: user.into(),
+                recipient_firstname: "Pat".into(),
+                recipient_lastname: "User".into(),
+                recipient_telephone: "+1 555 0100".into(),
+            }),
+            mailing_address: Some(pb::MailingAddress {
+                street_line1: "7788 Foxrun Street".into(),
+                street_line2: String::new(),
+                city: "Dedham".into(),
+                region: "MA".into(),
+                postal_code: "02026".into(),
+                country_code_2: "US".into(),
+            }),
+            shipment_items: vec![pb::ShipmentItem {
+                product_id: 29,
+                inventory_product_id: 106,
+                product_quantity: 1,
+                customization_id: "RXJN83".into(),
+            }],
+        }),
+    }
 }

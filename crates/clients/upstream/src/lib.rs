@@ -1,0 +1,305 @@
+//! Shared plumbing for fpr's upstream HTTP clients (YubiEnterprise, Microsoft Graph, Okta):
+//! one classification of responses into the errors the orchestrator acts on, and secrets read
+//! from a file or variable at each use, so rotation needs no restart.
+//!
+//! It never logs or returns a secret or a response body beyond the upstream's own error code
+//! and message.
+//!
+//! ```
+//! use fpr_upstream::{Error, classify_status};
+//! assert!(matches!(classify_status("graph", 429, None, Some(3), "throttled"), Error::Transient { retry_after: Some(3), .. }));
+//! assert!(matches!(classify_status("graph", 404, None, None, "no user"), Error::NotFound { .. }));
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// How an upstream call failed, as the orchestrator needs to know it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Timeout, connection failure, 5xx or 429: try again later (after `retry_after` seconds
+    /// when the upstream said so).
+    #[error("{upstream}: {reason}")]
+    Transient {
+        /// Which upstream.
+        upstream: &'static str,
+        /// What happened (status or transport error; no body).
+        reason: String,
+        /// Seconds from Retry-After.
+        retry_after: Option<i64>,
+        /// False when the upstream certainly did nothing (429, connection refused); true when
+        /// a write may have taken effect (timeout, 5xx).
+        maybe_applied: bool,
+    },
+    /// 404: the thing does not exist (a deleted shipment, an unknown user).
+    #[error("{upstream}: not found: {message}")]
+    NotFound {
+        /// Which upstream.
+        upstream: &'static str,
+        /// The upstream's message.
+        message: String,
+    },
+    /// 401 or 403: our credentials are wrong or lack a permission.
+    #[error("{upstream}: HTTP {status}: {message}")]
+    Unauthorized {
+        /// Which upstream.
+        upstream: &'static str,
+        /// 401 or 403.
+        status: u16,
+        /// The upstream's message.
+        message: String,
+    },
+    /// Another 4xx: the upstream refused the request; `code` and `message` come from its body.
+    #[error("{upstream}: HTTP {status} {code}: {message}")]
+    Rejected {
+        /// Which upstream.
+        upstream: &'static str,
+        /// The status.
+        status: u16,
+        /// The upstream's error code (`badRequest`, `E0000001`, a field name, …).
+        code: String,
+        /// The upstream's message.
+        message: String,
+    },
+    /// A success answer we could not read.
+    #[error("{upstream}: unexpected answer: {reason}")]
+    Malformed {
+        /// Which upstream.
+        upstream: &'static str,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A configured secret could not be read.
+    #[error("secret {name}: {reason}")]
+    Secret {
+        /// The setting.
+        name: &'static str,
+        /// Why (never the value).
+        reason: String,
+    },
+}
+
+impl Error {
+    /// True for errors worth retrying.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Transient { .. })
+    }
+}
+
+/// Classifies a non-success status with the code and message taken from its body.
+pub fn classify_status(
+    upstream: &'static str,
+    status: u16,
+    code: Option<String>,
+    retry_after: Option<i64>,
+    message: &str,
+) -> Error {
+    let message: String = message.chars().take(300).collect();
+    match status {
+        429 => Error::Transient {
+            upstream,
+            reason: format!("HTTP {status}: {message}"),
+            retry_after,
+            maybe_applied: false,
+        },
+        500..=599 | 408 => Error::Transient {
+            upstream,
+            reason: format!("HTTP {status}: {message}"),
+            retry_after,
+            maybe_applied: true,
+        },
+        404 => Error::NotFound { upstream, message },
+        401 | 403 => Error::Unauthorized {
+            upstream,
+            status,
+            message,
+        },
+        _ => Error::Rejected {
+            upstream,
+            status,
+            code: code.unwrap_or_default(),
+            message,
+        },
+    }
+}
+
+/// Pulls an error code and message out of the common error bodies: Graph
+/// `{"error":{"code","message"}}`, OAuth `{"error","error_description"}`, Okta
+/// `{"errorCode","errorSummary","errorCauses"}`, YubiEnterprise `{"message","field"}`.
+pub fn error_of(body: &[u8]) -> (Option<String>, String) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (
+            None,
+            String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        );
+    };
+    let s = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_owned);
+    if let Some(code) = s("/error/code") {
+        return (Some(code), s("/error/message").unwrap_or_default());
+    }
+    if let Some(code) = s("/errorCode") {
+        let cause = s("/errorCauses/errorSummary").or_else(|| s("/errorCauses/0/errorSummary"));
+        let summary = s("/errorSummary").unwrap_or_default();
+        return (
+            Some(code),
+            cause.map_or(summary.clone(), |c| format!("{summary} ({c})")),
+        );
+    }
+    if let Some(e) = s("/error") {
+        return (
+            Some(e),
+            s("/error_description")
+                .or_else(|| s("/message"))
+                .unwrap_or_default(),
+        );
+    }
+    (s("/field"), s("/message").unwrap_or_default())
+}
+
+/// Sends `req` and returns the body of a 2xx answer, or the classified error.
+pub async fn send(
+    upstream: &'static str,
+    req: reqwest::RequestBuilder,
+) -> Result<(u16, Vec<u8>), Error> {
+    let resp = req.send().await.map_err(|e| {
+        let maybe_applied = !e.is_connect();
+        Error::Transient {
+            upstream,
+            reason: if e.is_timeout() {
+                "timed out".into()
+            } else {
+                format!("request failed: {}", e.without_url())
+            },
+            retry_after: None,
+            maybe_applied,
+        }
+    })?;
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    let body = resp.bytes().await.map_err(|e| Error::Transient {
+        upstream,
+        reason: format!("reading the answer: {}", e.without_url()),
+        retry_after: None,
+        maybe_applied: true,
+    })?;
+    if (200..300).contains(&status) {
+        return Ok((status, body.to_vec()));
+    }
+    let (code, message) = error_of(&body);
+    tracing::debug!(
+        upstream,
+        status,
+        code = code.as_deref().unwrap_or(""),
+        "Upstream refused"
+    );
+    Err(classify_status(
+        upstream,
+        status,
+        code,
+        retry_after,
+        &message,
+    ))
+}
+
+/// Parses a JSON answer.
+pub fn json<T: serde::de::DeserializeOwned>(
+    upstream: &'static str,
+    body: &[u8],
+) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::Malformed {
+        upstream,
+        reason: e.to_string(),
+    })
+}
+
+/// Where a secret comes from; read at each use.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    /// A file (trailing whitespace trimmed).
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+    /// A value given in code (tests, `fpr up`).
+    Inline(std::sync::Arc<SecretString>),
+}
+
+impl SecretSource {
+    /// Reads the secret now.
+    pub fn read(&self, name: &'static str) -> Result<SecretString, Error> {
+        let bad = |reason: String| Error::Secret { name, reason };
+        let value = match self {
+            SecretSource::File(p) => std::fs::read_to_string(p)
+                .map_err(|e| bad(format!("{}: {}", p.display(), e.kind())))?
+                .trim()
+                .to_owned(),
+            SecretSource::Env(v) => std::env::var(v)
+                .map_err(|_| bad(format!("environment variable {v} is not set")))?
+                .trim()
+                .to_owned(),
+            SecretSource::Inline(s) => {
+                return Ok(SecretString::from(
+                    secrecy::ExposeSecret::expose_secret(&**s).to_owned(),
+                ));
+            }
+        };
+        if value.is_empty() {
+            return Err(bad("empty".into()));
+        }
+        Ok(SecretString::from(value))
+    }
+}
+
+/// An HTTP client with fpr's user agent and `timeout` per request.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("fpr/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Malformed {
+            upstream: "http",
+            reason: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_of_every_upstream() {
+        assert_eq!(
+            error_of(br#"{"error":{"code":"badRequest","message":"m"}}"#),
+            (Some("badRequest".into()), "m".into())
+        );
+        assert_eq!(
+            error_of(br#"{"error":"invalid_client","error_description":"AADSTS7000215: x"}"#)
+                .0
+                .as_deref(),
+            Some("invalid_client")
+        );
+        let (c, m) = error_of(br#"{"errorCode":"E0000001","errorSummary":"Api validation failed","errorCauses":{"errorSummary":"why"}}"#);
+        assert_eq!(
+            (c.as_deref(), m.as_str()),
+            (Some("E0000001"), "Api validation failed (why)")
+        );
+        assert_eq!(
+            error_of(br#"{"message":"too long","field":"recipient.recipient_firstname"}"#)
+                .0
+                .as_deref(),
+            Some("recipient.recipient_firstname")
+        );
+        assert!(classify_status("x", 503, None, None, "").is_transient());
+        assert!(matches!(
+            classify_status("x", 400, Some("f".into()), None, "m"),
+            Error::Rejected { status: 400, .. }
+        ));
+    }
+}

@@ -1,0 +1,224 @@
+//! A thin YubiEnterprise API client: FIDO Pre-reg shipments (`/fpr/shipments`) and their edit
+//! and cancel through the Delivery API (`/shipments_exact/{id}`), per UPSTREAM-APIS.md §1.
+//!
+//! It sends what it is given and reads what the orchestrator needs; it never logs request or
+//! response bodies (they carry JWEs and addresses). The API token is read at each call.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), fpr_upstream::Error> {
+//! use fpr_yubienterprise::Client;
+//! use fpr_upstream::SecretSource;
+//! let ye = Client::new("https://api.console.yubico.com/v1".parse().unwrap(), SecretSource::Env("YE_API_TOKEN".into()), std::time::Duration::from_secs(30))?;
+//! let s = ye.get_fpr_shipment("U89bvfKKCtQfhnqaFBrAZW").await?;
+//! println!("state {}", s.state_id);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::time::Duration;
+
+use fpr_upstream::{Error, SecretSource, json, send};
+use secrecy::ExposeSecret as _;
+use serde_json::Value;
+use url::Url;
+
+const UP: &str = "yubienterprise";
+
+/// What YubiEnterprise returns when it reads back product data (states 103 and 104).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductData {
+    /// Serial number (always a string here).
+    pub serial_number: String,
+    /// Firmware version.
+    pub firmware_version: String,
+    /// PIN response JWE.
+    pub fido_pin_response: String,
+    /// Credential response JWEs.
+    pub fido_credential_responses: Vec<String>,
+}
+
+/// A FIDO Pre-reg shipment as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FprShipment {
+    /// YubiEnterprise's id.
+    pub shipment_id: String,
+    /// State id (number or numeric string in the answer).
+    pub state_id: u32,
+    /// State message, when given.
+    pub state_message: String,
+    /// Tracking link, when given.
+    pub tracking_link: String,
+    /// Product data of the first item, at 103/104.
+    pub product_data: Option<ProductData>,
+}
+
+/// The client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    token: SecretSource,
+}
+
+fn state_id(v: &Value) -> Option<u32> {
+    v.as_u64()
+        .map(|n| n as u32)
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+fn string_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+// === impl Client ===
+
+impl Client {
+    /// A client for `base` (e.g. `https://api.console.yubico.com/v1`).
+    pub fn new(base: Url, token: SecretSource, timeout: Duration) -> Result<Self, Error> {
+        Ok(Self {
+            http: fpr_upstream::http_client(timeout)?,
+            base,
+            token,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.as_str().trim_end_matches('/'))
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, Error> {
+        let token = self.token.read("yubienterprise.token")?;
+        Ok(req
+            .bearer_auth(token.expose_secret())
+            .header("accept", "application/json"))
+    }
+
+    /// `POST /fpr/shipments`; returns YubiEnterprise's shipment id and state.
+    pub async fn create_fpr_shipment(&self, body: &Value) -> Result<(String, u32), Error> {
+        let (_, bytes) = send(
+            UP,
+            self.auth(self.http.post(self.url("/fpr/shipments")).json(body))?,
+        )
+        .await?;
+        let v: Value = json(UP, &bytes)?;
+        let id = v
+            .get("shipment_id")
+            .and_then(Value::as_str)
+            .ok_or(Error::Malformed {
+                upstream: UP,
+                reason: "no shipment_id".into(),
+            })?;
+        let state = v
+            .pointer("/shipment_state/shipment_state_id")
+            .and_then(state_id)
+            .unwrap_or(0);
+        Ok((id.to_owned(), state))
+    }
+
+    /// `GET /fpr/shipments/{id}`.
+    pub async fn get_fpr_shipment(&self, id: &str) -> Result<FprShipment, Error> {
+        let (_, bytes) = send(
+            UP,
+            self.auth(self.http.get(self.url(&format!("/fpr/shipments/{id}"))))?,
+        )
+        .await?;
+        let v: Value = json(UP, &bytes)?;
+        let state_id = v
+            .pointer("/shipment_state/shipment_state_id")
+            .or_else(|| v.get("shipment_state_id"))
+            .and_then(state_id)
+            .ok_or(Error::Malformed {
+                upstream: UP,
+                reason: "no shipment_state_id".into(),
+            })?;
+        let message = v
+            .pointer("/shipment_state/shipment_state_message")
+            .or_else(|| v.get("shipment_state_message"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let product_data = if state_id == 103 || state_id == 104 {
+            v.pointer("/shipment_items/0/product_data/0")
+                .map(|pd| ProductData {
+                    serial_number: string_of(&pd["serial_number"]),
+                    firmware_version: string_of(&pd["firmware_version"]),
+                    fido_pin_response: string_of(&pd["fido_pin_response"]),
+                    fido_credential_responses: pd["fido_credential_responses"]
+                        .as_array()
+                        .map(|a| a.iter().map(string_of).collect())
+                        .unwrap_or_default(),
+                })
+        } else {
+            None
+        };
+        Ok(FprShipment {
+            shipment_id: id.to_owned(),
+            state_id,
+            state_message: message,
+            tracking_link: v
+                .get("tracking_link")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            product_data,
+        })
+    }
+
+    /// `PUT /shipments_exact/{id}` with the flat body (recipient, address, delivery type).
+    pub async fn update_exact(&self, id: &str, flat: &Value) -> Result<(), Error> {
+        send(
+            UP,
+            self.auth(
+                self.http
+                    .put(self.url(&format!("/shipments_exact/{id}")))
+                    .json(flat),
+            )?,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `DELETE /shipments_exact/{id}` (allowed while the state is below 10).
+    pub async fn delete_exact(&self, id: &str) -> Result<(), Error> {
+        send(
+            UP,
+            self.auth(
+                self.http
+                    .delete(self.url(&format!("/shipments_exact/{id}"))),
+            )?,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `GET /products`, as a health check.
+    pub async fn ping(&self) -> Result<(), Error> {
+        send(UP, self.auth(self.http.get(self.url("/products")))?)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Whether a state is one of YubiEnterprise's error states (UPSTREAM-APIS.md §1.7).
+pub fn is_error_state(state: u32) -> bool {
+    matches!(state, 1 | 6 | 7 | 8 | 9 | 99 | 105 | 106)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_ids_as_numbers_or_strings() {
+        assert_eq!(state_id(&serde_json::json!(103)), Some(103));
+        assert_eq!(state_id(&serde_json::json!("104")), Some(104));
+        assert_eq!(state_id(&serde_json::json!("x")), None);
+        assert_eq!(string_of(&serde_json::json!(3632071)), "3632071");
+        assert!(is_error_state(7) && !is_error_state(103));
+    }
+}

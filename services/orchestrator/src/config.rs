@@ -1,0 +1,412 @@
+//! The orchestrator's configuration: TOML plus the seed's environment variable names, validated
+//! before anything binds.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::Error;
+
+/// Where values come from (tests pass a map).
+pub trait Source {
+    /// The value of `name`.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Env;
+
+impl Source for Env {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Source for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// A secret's location: a file (preferred) or an environment variable; read at each use.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// File holding the secret.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Environment variable holding it.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// The value itself: only for `fpr up` and tests (logged as a warning).
+    #[serde(default)]
+    pub danger_inline: Option<String>,
+}
+
+impl SecretRef {
+    fn source(&self, key: &str) -> Result<fpr_upstream::SecretSource, Error> {
+        use fpr_upstream::SecretSource as S;
+        match (&self.file, &self.env, &self.danger_inline) {
+            (Some(f), _, _) => Ok(S::File(f.clone())),
+            (None, Some(e), _) => Ok(S::Env(e.clone())),
+            (None, None, Some(v)) => Ok(S::Inline(std::sync::Arc::new(
+                secrecy::SecretString::from(v.clone()),
+            ))),
+            _ => Err(Error::Config {
+                key: key.into(),
+                reason: "set file or env".into(),
+            }),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// gRPC listen address.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// sled directory.
+    #[serde(default = "default_store")]
+    pub store_path: PathBuf,
+    /// The vault's Unix socket.
+    #[serde(default = "default_vault")]
+    pub vault_socket: PathBuf,
+    /// YubiEnterprise.
+    pub yubienterprise: YeConfig,
+    /// Microsoft Entra ID.
+    pub entra: EntraConfig,
+    /// Inbound bearer-token checks.
+    pub auth: AuthConfig,
+    /// Scheduled jobs.
+    #[serde(default)]
+    pub jobs: JobsConfig,
+    /// Retry of transient upstream failures.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// `displayName` of registered keys; `{model}` and `{serial}` are filled in (≤ 30 characters).
+    #[serde(default = "default_display")]
+    pub key_display_name: String,
+    /// Per-request upstream timeout.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub upstream_timeout: Duration,
+    /// Allow plain http upstream URLs (the sandbox on loopback).
+    #[serde(default)]
+    pub danger_allow_plaintext_http: bool,
+}
+
+/// YubiEnterprise settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YeConfig {
+    /// `YE_API_BASE_URL`.
+    pub base_url: Url,
+    /// The API token.
+    pub token: SecretRef,
+}
+
+/// Entra settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntraConfig {
+    /// `AZURE_TENANT_ID`.
+    pub tenant: String,
+    /// `ENTRA_FIDO_API_CLIENT_ID`.
+    pub client_id: String,
+    /// The client secret (`ENTRA-FIDO-API-CLIENT-SECRET`).
+    pub client_secret: SecretRef,
+    /// Login base (default `https://login.microsoftonline.com`).
+    #[serde(default = "default_login")]
+    pub login_base: Url,
+    /// Graph base (default `https://graph.microsoft.com`).
+    #[serde(default = "default_graph")]
+    pub graph_base: Url,
+    /// `ENTRA_FIDO_API_VERSION`: `beta` (default) or `v1.0`.
+    #[serde(default = "default_version")]
+    pub api_version: String,
+    /// `ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES` (5–43,200; default 20,160).
+    #[serde(default = "default_challenge")]
+    pub challenge_timeout_minutes: u32,
+}
+
+/// Inbound auth.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Where the issuer's keys are.
+    pub jwks_url: Url,
+    /// `FIDO_Connector_Allowed_Audiences`.
+    pub allowed_audiences: Vec<String>,
+    /// `FIDO_Connector_Allowed_Client_Apps` (azp/appid); empty: any app of the issuer.
+    #[serde(default)]
+    pub allowed_client_apps: Vec<String>,
+}
+
+/// Job schedules (cron with seconds, as the seed).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// `CRON_PROCESS_SHIPMENT_SCHEDULE`.
+    #[serde(default = "default_process")]
+    pub process_schedule: String,
+    /// `CRON_DATA_CLEANUP_SCHEDULE`.
+    #[serde(default = "default_cleanup")]
+    pub cleanup_schedule: String,
+    /// `CRON_DATA_CLEANUP_COMPLETED_DAYS` (0: off).
+    #[serde(default)]
+    pub cleanup_completed_days: u32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            process_schedule: default_process(),
+            cleanup_schedule: default_cleanup(),
+            cleanup_completed_days: 0,
+        }
+    }
+}
+
+/// Backoff of transient failures.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// First wait.
+    #[serde(default = "default_retry_base", with = "humantime_serde")]
+    pub base: Duration,
+    /// Longest wait.
+    #[serde(default = "default_retry_max", with = "humantime_serde")]
+    pub max: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            base: default_retry_base(),
+            max: default_retry_max(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:7400".into()
+}
+fn default_store() -> PathBuf {
+    PathBuf::from("./fpr-data/orchestrator/store")
+}
+fn default_vault() -> PathBuf {
+    PathBuf::from("./fpr-data/vault/run/vault.sock")
+}
+fn default_display() -> String {
+    "{model} {serial}".into()
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+#[expect(clippy::expect_used, reason = "a constant URL")]
+fn default_login() -> Url {
+    Url::parse("https://login.microsoftonline.com").expect("constant URL")
+}
+#[expect(clippy::expect_used, reason = "a constant URL")]
+fn default_graph() -> Url {
+    Url::parse("https://graph.microsoft.com").expect("constant URL")
+}
+fn default_version() -> String {
+    "beta".into()
+}
+fn default_challenge() -> u32 {
+    20_160
+}
+fn default_process() -> String {
+    "0 0 * * * *".into()
+}
+fn default_cleanup() -> String {
+    "0 30 * * * *".into()
+}
+fn default_retry_base() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// Seed variable names that override the file.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("YE_API_BASE_URL", "yubienterprise.base_url"),
+    ("AZURE_TENANT_ID", "entra.tenant"),
+    ("ENTRA_FIDO_API_CLIENT_ID", "entra.client_id"),
+    ("ENTRA_FIDO_API_VERSION", "entra.api_version"),
+    (
+        "ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES",
+        "entra.challenge_timeout_minutes",
+    ),
+    ("CRON_PROCESS_SHIPMENT_SCHEDULE", "jobs.process_schedule"),
+    ("CRON_DATA_CLEANUP_SCHEDULE", "jobs.cleanup_schedule"),
+    (
+        "CRON_DATA_CLEANUP_COMPLETED_DAYS",
+        "jobs.cleanup_completed_days",
+    ),
+];
+
+// === impl Config ===
+
+impl Config {
+    /// Parses TOML, applies the seed's variables from `env`, validates.
+    pub fn from_toml(text: &str, env: &dyn Source) -> Result<Self, Error> {
+        let bad = |key: &str, reason: String| Error::Config {
+            key: key.into(),
+            reason,
+        };
+        let mut doc: toml::Table =
+            toml::from_str(text).map_err(|e| bad("config file", e.message().to_owned()))?;
+        for (var, key) in ENV_OVERRIDES {
+            if let Some(v) = env.var(var) {
+                let (table, leaf) = key.split_once('.').unwrap_or(("", key));
+                let t = doc
+                    .entry(table)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(t) = t {
+                    let value = v
+                        .parse::<i64>()
+                        .map(toml::Value::Integer)
+                        .unwrap_or(toml::Value::String(v));
+                    t.insert(leaf.into(), value);
+                }
+            }
+        }
+        let list = |var: &str| {
+            env.var(var).map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+            })
+        };
+        let mut c: Config = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| bad("config", e.message().to_owned()))?;
+        if let Some(a) = list("FIDO_Connector_Allowed_Audiences") {
+            c.auth.allowed_audiences = a;
+        }
+        if let Some(a) = list("FIDO_Connector_Allowed_Client_Apps") {
+            c.auth.allowed_client_apps = a;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Reads `path` and calls [`Config::from_toml`].
+    pub fn load(path: &std::path::Path, env: &dyn Source) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            key: "config file".into(),
+            reason: format!("{}: {e}", path.display()),
+        })?;
+        Self::from_toml(&text, env)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let bad = |key: &str, reason: &str| {
+            Err(Error::Config {
+                key: key.into(),
+                reason: reason.into(),
+            })
+        };
+        if std::net::SocketAddr::from_str(&self.listen).is_err() {
+            return bad("listen", "must be ip:port");
+        }
+        for (key, url) in [
+            ("yubienterprise.base_url", &self.yubienterprise.base_url),
+            ("entra.login_base", &self.entra.login_base),
+            ("entra.graph_base", &self.entra.graph_base),
+            ("auth.jwks_url", &self.auth.jwks_url),
+        ] {
+            if !(url.scheme() == "https"
+                || (self.danger_allow_plaintext_http && url.scheme() == "http"))
+            {
+                return bad(
+                    key,
+                    "must be https (http only with danger_allow_plaintext_http)",
+                );
+            }
+        }
+        if !matches!(self.entra.api_version.as_str(), "beta" | "v1.0") {
+            return bad("entra.api_version", "beta or v1.0");
+        }
+        if !(5..=43_200).contains(&self.entra.challenge_timeout_minutes) {
+            return bad("entra.challenge_timeout_minutes", "5 to 43200");
+        }
+        if self.auth.allowed_audiences.is_empty() {
+            return bad("auth.allowed_audiences", "at least one audience");
+        }
+        for (key, expr) in [
+            ("jobs.process_schedule", &self.jobs.process_schedule),
+            ("jobs.cleanup_schedule", &self.jobs.cleanup_schedule),
+        ] {
+            if cron::Schedule::from_str(expr).is_err() {
+                return bad(key, "a cron expression with seconds, e.g. \"0 0 * * * *\"");
+            }
+        }
+        self.yubienterprise.token.source("yubienterprise.token")?;
+        self.entra.client_secret.source("entra.client_secret")?;
+        Ok(())
+    }
+
+    /// The YubiEnterprise token source.
+    pub fn ye_token(&self) -> Result<fpr_upstream::SecretSource, Error> {
+        self.yubienterprise.token.source("yubienterprise.token")
+    }
+
+    /// The Graph client secret source.
+    pub fn entra_secret(&self) -> Result<fpr_upstream::SecretSource, Error> {
+        self.entra.client_secret.source("entra.client_secret")
+    }
+
+    /// Effective settings under the seed's names, secrets redacted.
+    pub fn settings(&self) -> std::collections::HashMap<String, String> {
+        let mut m = std::collections::HashMap::new();
+        let mut put = |k: &str, v: String| {
+            m.insert(k.to_owned(), v);
+        };
+        put("YE_API_BASE_URL", self.yubienterprise.base_url.to_string());
+        put("YE_API_TOKEN", "[redacted]".into());
+        put("AZURE_TENANT_ID", self.entra.tenant.clone());
+        put("ENTRA_FIDO_API_CLIENT_ID", self.entra.client_id.clone());
+        put("ENTRA_FIDO_API_CLIENT_SECRET", "[redacted]".into());
+        put("ENTRA_FIDO_API_VERSION", self.entra.api_version.clone());
+        put(
+            "ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES",
+            self.entra.challenge_timeout_minutes.to_string(),
+        );
+        put(
+            "CRON_PROCESS_SHIPMENT_SCHEDULE",
+            self.jobs.process_schedule.clone(),
+        );
+        put(
+            "CRON_DATA_CLEANUP_SCHEDULE",
+            self.jobs.cleanup_schedule.clone(),
+        );
+        put(
+            "CRON_DATA_CLEANUP_COMPLETED_DAYS",
+            self.jobs.cleanup_completed_days.to_string(),
+        );
+        put(
+            "FIDO_Connector_Allowed_Audiences",
+            self.auth.allowed_audiences.join(","),
+        );
+        put(
+            "FIDO_Connector_Allowed_Client_Apps",
+            self.auth.allowed_client_apps.join(","),
+        );
+        put("FPR_STORE_PATH", self.store_path.display().to_string());
+        put("FPR_VAULT_SOCKET", self.vault_socket.display().to_string());
+        m
+    }
+}

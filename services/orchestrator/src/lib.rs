@@ -1,0 +1,21 @@
+//! The fpr orchestrator: `fpr.v1.ShipmentService`. It validates requests, drives each shipment
+//! through YubiEnterprise, the IdP and the vault (see [`processor`]), keeps the records in sled
+//! and runs the processing and cleanup jobs on cron schedules.
+//!
+//! It never sees a PIN or a private key: it holds creation options, JWEs encrypted to Yubico or
+//! to the vault's keys, and public credential data. It never depends on `fpr-jose`.
+//!
+//! Entry points: [`config::Config::from_toml`], [`server::build`], [`server::serve`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod config;
+mod error;
+pub mod processor;
+pub mod scheduler;
+pub mod server;
+pub mod service;
+pub mod store;
+
+pub use error::Error;

@@ -1,0 +1,68 @@
+//! The two scheduled jobs (processing, cleanup) on cron expressions with seconds. A job never
+//! runs twice at once: processing takes the service's processing lock.
+
+use std::str::FromStr as _;
+
+use tracing::{Instrument as _, info_span, warn};
+
+use crate::service::ShipmentService;
+
+/// Spawns a loop that runs `job` at each time of `expr` (UTC).
+fn spawn(
+    name: &'static str,
+    expr: &str,
+    job: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let schedule = match cron::Schedule::from_str(expr) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(job = name, error = %e, "Bad schedule; job not started");
+            return None;
+        }
+    };
+    Some(tokio::spawn(
+        async move {
+            loop {
+                let Some(next) = schedule.upcoming(chrono::Utc).next() else {
+                    return;
+                };
+                let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+                tokio::time::sleep(wait).await;
+                job().await;
+            }
+        }
+        .instrument(info_span!("scheduler", job = name)),
+    ))
+}
+
+/// Starts both jobs.
+pub fn start(
+    service: ShipmentService,
+    process: &str,
+    cleanup: &str,
+    cleanup_days: u32,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let p = service.clone();
+    let c = service;
+    [
+        spawn("process_shipments", process, move || {
+            let s = p.clone();
+            Box::pin(async move {
+                if let Err(e) = s.process().await {
+                    warn!(error = %e, "Processing run failed");
+                }
+            })
+        }),
+        spawn("data_cleanup", cleanup, move || {
+            let s = c.clone();
+            Box::pin(async move {
+                if let Err(e) = s.cleanup(cleanup_days).await {
+                    warn!(error = %e, "Cleanup run failed");
+                }
+            })
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}

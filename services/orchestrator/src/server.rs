@@ -1,0 +1,126 @@
+//! Building and serving the orchestrator.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use fpr_proto::v1::shipment_service_server::ShipmentServiceServer;
+use fpr_proto::vault::v1::vault_service_client::VaultServiceClient;
+use fpr_store::{SledStore, Store as _};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::Error;
+use crate::auth::{AuthLayer, Verifier};
+use crate::config::Config;
+use crate::processor::Deps;
+use crate::service::ShipmentService;
+use crate::store::Shipments;
+
+/// A lazily connecting channel to the vault's Unix socket.
+pub fn vault_channel(socket: &Path) -> Result<Channel, Error> {
+    let path = socket.to_owned();
+    Ok(
+        Endpoint::try_from("http://vault.invalid")?.connect_with_connector_lazy(tower::service_fn(
+            move |_| {
+                let path = path.clone();
+                async move {
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                        tokio::net::UnixStream::connect(path).await?,
+                    ))
+                }
+            },
+        )),
+    )
+}
+
+/// The running parts, for `serve` and for tests.
+pub struct Built {
+    /// The gRPC service.
+    pub service: ShipmentService,
+    /// The inbound token verifier.
+    pub verifier: Arc<Verifier>,
+}
+
+/// Opens the store and builds clients and the service; `vault` is the channel to the vault.
+pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
+    std::fs::create_dir_all(&config.store_path)?;
+    let store = SledStore::open(&config.store_path)?;
+    let shipments = Shipments::new(store.tree("shipments")?);
+    let ye = fpr_yubienterprise::Client::new(
+        config.yubienterprise.base_url.clone(),
+        config.ye_token()?,
+        config.upstream_timeout,
+    )?;
+    let entra = fpr_entra::Client::new(fpr_entra::Settings {
+        login_base: config.entra.login_base.clone(),
+        graph_base: config.entra.graph_base.clone(),
+        tenant: config.entra.tenant.clone(),
+        client_id: config.entra.client_id.clone(),
+        client_secret: config.entra_secret()?,
+        version: if config.entra.api_version == "v1.0" {
+            fpr_entra::ApiVersion::V1
+        } else {
+            fpr_entra::ApiVersion::Beta
+        },
+        challenge_timeout_minutes: config.entra.challenge_timeout_minutes,
+        timeout: config.upstream_timeout,
+    })?;
+    let (changes, _) = tokio::sync::broadcast::channel(1024);
+    let deps = Arc::new(Deps {
+        store: shipments,
+        vault: VaultServiceClient::new(vault),
+        ye,
+        entra,
+        retry: (
+            config.retry.base.as_secs() as i64,
+            config.retry.max.as_secs() as i64,
+        ),
+        display_name: config.key_display_name.clone(),
+        changes,
+        locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+    });
+    let service = ShipmentService::new(deps, config.settings());
+    let verifier = Verifier::start(config.auth.clone()).await;
+    Ok(Built { service, verifier })
+}
+
+/// Serves on `listener` (with health and reflection outside auth) until `shutdown`.
+pub async fn serve(
+    built: Built,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<ShipmentServiceServer<ShipmentService>>()
+        .await;
+    let reflection = |b: tonic_reflection::server::Builder<'static>| {
+        b.register_encoded_file_descriptor_set(fpr_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let v1 = reflection(tonic_reflection::server::Builder::configure())
+        .build_v1()
+        .map_err(|e| Error::Config {
+            key: "reflection".into(),
+            reason: e.to_string(),
+        })?;
+    let v1alpha = reflection(tonic_reflection::server::Builder::configure())
+        .build_v1alpha()
+        .map_err(|e| Error::Config {
+            key: "reflection".into(),
+            reason: e.to_string(),
+        })?;
+    let api = tower::ServiceBuilder::new()
+        .layer(AuthLayer::new(built.verifier))
+        .service(ShipmentServiceServer::new(built.service));
+    tonic::transport::Server::builder()
+        .trace_fn(|req| tracing::info_span!("rpc", rpc.method = %req.uri().path()))
+        .add_service(health_service)
+        .add_service(v1)
+        .add_service(v1alpha)
+        .add_service(api)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

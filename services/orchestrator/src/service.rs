@@ -1,0 +1,718 @@
+//! `ShipmentService`: validation, records, and the calls that move shipments by hand.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use fpr_domain::model::{Idp, Record, State, Step};
+use fpr_proto::v1 as pb;
+use serde_json::json;
+use tokio::sync::Mutex;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+use tracing::{Instrument as _, info, info_span};
+
+use crate::Error;
+use crate::processor::{Deps, Outcome, now};
+
+/// The service.
+#[derive(Clone)]
+pub struct ShipmentService {
+    deps: Arc<Deps>,
+    settings: HashMap<String, String>,
+    process_lock: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for ShipmentService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShipmentService").finish_non_exhaustive()
+    }
+}
+
+fn ts(t: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t,
+        nanos: 0,
+    }
+}
+
+/// The API view of a record.
+pub fn to_pb(r: &Record) -> pb::Shipment {
+    pb::Shipment {
+        shipment_id: r.id.clone(),
+        idp: match r.idp {
+            Idp::Entra => pb::Idp::Entra,
+            Idp::Okta => pb::Idp::Okta,
+        } as i32,
+        user_id: r.user_id.clone(),
+        idp_user_id: r.idp_user_id.clone().unwrap_or_default(),
+        shipment_state: state_pb(r.state) as i32,
+        error_kind: r.error_kind.clone(),
+        error_message: r.error_message.clone(),
+        yubienterprise_shipment_id: r.ye_shipment_id.clone().unwrap_or_default(),
+        yubienterprise_state_id: r.ye_state_id,
+        yubienterprise_state_message: r.ye_state_message.clone(),
+        serial_number: r.serial.clone(),
+        firmware_version: r.firmware.clone(),
+        tracking_link: r.tracking_link.clone(),
+        step: r.step.name().to_owned(),
+        step_times: r
+            .step_times
+            .iter()
+            .map(|(k, v)| (k.clone(), ts(*v)))
+            .collect(),
+        created_at: Some(ts(r.created_at)),
+        updated_at: Some(ts(r.updated_at)),
+        last_error: r.last_error.clone(),
+        pin_recipients: r.pin_recipients.clone(),
+        credential_id: r.credential_id.clone(),
+        pin_deliveries: r.pin_deliveries,
+        admin_reason: r.admin_reason.clone(),
+    }
+}
+
+fn state_pb(s: State) -> pb::ShipmentState {
+    match s {
+        State::Ongoing => pb::ShipmentState::Ongoing,
+        State::Complete => pb::ShipmentState::Complete,
+        State::Error => pb::ShipmentState::Error,
+        State::Canceled => pb::ShipmentState::Canceled,
+    }
+}
+
+/// A new shipment id, sortable by creation: nanoseconds since the epoch plus a counter that
+/// keeps ids made in the same nanosecond apart.
+fn new_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let t = time::OffsetDateTime::now_utc()
+        .unix_timestamp_nanos()
+        .max(0) as u128;
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("shp_{t:024x}{n:08x}")
+}
+
+/// The YubiEnterprise body (nested FPR shape, without the JWEs) for a validated request.
+fn shipping(y: &pb::YubicoShipmentRequest) -> serde_json::Value {
+    let r = y.recipient.clone().unwrap_or_default();
+    let a = y.mailing_address.clone().unwrap_or_default();
+    json!({
+        "delivery_type": y.delivery_type,
+        "recipient": {"recipient_company": r.recipient_company, "recipient_email": r.recipient_email, "recipient_firstname": r.recipient_firstname,
+                      "recipient_lastname": r.recipient_lastname, "recipient_telephone": r.recipient_telephone},
+        "mailing_address": {"street_line1": a.street_line1, "street_line2": a.street_line2, "city": a.city, "region": a.region,
+                            "postal_code": a.postal_code, "country_code_2": a.country_code_2},
+        "shipment_items": y.shipment_items.iter().map(|i| json!({"product_id": i.product_id, "inventory_product_id": i.inventory_product_id,
+            "product_quantity": i.product_quantity, "customization_id": i.customization_id})).collect::<Vec<_>>(),
+    })
+}
+
+fn check_id(id: &str) -> Result<(), Error> {
+    if id.starts_with("shp_")
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(Error::Invalid(vec![fpr_domain::Violation::new(
+            "shipment_id",
+            "an id returned by CreateShipment (shp_…)",
+        )]))
+    }
+}
+
+// === impl ShipmentService ===
+
+impl ShipmentService {
+    /// Builds the service.
+    pub fn new(deps: Arc<Deps>, settings: HashMap<String, String>) -> Self {
+        Self {
+            deps,
+            settings,
+            process_lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Runs the processing job: every due ongoing shipment, eight at a time. Never two runs at
+    /// once: a second caller waits for the first.
+    pub async fn process(&self) -> Result<pb::ProcessShipmentsResponse, Error> {
+        let _running = self.process_lock.lock().await;
+        let due = self.deps.store.due(now())?;
+        let mut out = pb::ProcessShipmentsResponse {
+            examined: due.len() as u32,
+            ..Default::default()
+        };
+        use futures_util::StreamExt as _;
+        let results: Vec<Result<Outcome, Error>> = futures_util::stream::iter(due)
+            .map(|id| {
+                let d = self.deps.clone();
+                async move { d.drive(&id).await }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        for r in results {
+            match r? {
+                Outcome::Advanced => out.advanced += 1,
+                Outcome::Completed => {
+                    out.advanced += 1;
+                    out.completed += 1;
+                }
+                Outcome::Errored => out.errored += 1,
+                Outcome::Deferred => out.deferred += 1,
+                Outcome::Waiting | Outcome::Idle => {}
+            }
+        }
+        info!(
+            job = "process",
+            examined = out.examined,
+            completed = out.completed,
+            errored = out.errored,
+            deferred = out.deferred,
+            "Processing run done"
+        );
+        Ok(out)
+    }
+
+    /// Removes completed shipments older than `days` and purges their vault keys.
+    pub async fn cleanup(&self, days: u32) -> Result<u32, Error> {
+        if days == 0 {
+            return Ok(0);
+        }
+        let cutoff = now() - i64::from(days) * 86_400;
+        let mut n = 0;
+        for r in self.deps.store.all()? {
+            if r.state == State::Complete && r.updated_at < cutoff {
+                let _ = self
+                    .deps
+                    .vault
+                    .clone()
+                    .purge_shipment(fpr_proto::vault::v1::PurgeShipmentRequest {
+                        shipment_ref: r.id.clone(),
+                    })
+                    .await;
+                self.deps.store.delete(&r.id)?;
+                n += 1;
+            }
+        }
+        info!(job = "cleanup", removed = n, "Cleanup run done");
+        Ok(n)
+    }
+
+    async fn get(&self, id: &str) -> Result<Record, Error> {
+        check_id(id)?;
+        self.deps
+            .store
+            .get(id)?
+            .ok_or_else(|| Error::ShipmentNotFound(id.to_owned()))
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::Shipment, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::shipment_service_server::ShipmentService for ShipmentService {
+    async fn get_status(
+        &self,
+        _r: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let d = &self.deps;
+        let dep = |name: &str, r: Result<String, String>| pb::Dependency {
+            name: name.into(),
+            healthy: r.is_ok(),
+            detail: r.unwrap_or_else(|e| e),
+        };
+        let store = d
+            .store
+            .all()
+            .map(|a| format!("{} shipments", a.len()))
+            .map_err(|e| e.to_string());
+        let vault = d
+            .vault
+            .clone()
+            .get_status(fpr_proto::vault::v1::GetStatusRequest {})
+            .await
+            .map_err(|s| format!("{}: {}", s.code(), s.message()))
+            .and_then(|r| {
+                let r = r.into_inner();
+                let ks = r.key_store.unwrap_or_default();
+                let t = r.transport_jwks.unwrap_or_default();
+                if ks.healthy && !t.kids.is_empty() {
+                    Ok(format!(
+                        "vault {}, {} sealed keys",
+                        r.version, ks.sealed_keys
+                    ))
+                } else {
+                    Err("key store or Yubico keys not ready".into())
+                }
+            });
+        let ye =
+            d.ye.ping()
+                .await
+                .map(|()| "reachable".to_owned())
+                .map_err(|e| e.to_string());
+        let entra = d
+            .entra
+            .ping()
+            .await
+            .map(|()| "token issued".to_owned())
+            .map_err(|e| e.to_string());
+        Ok(Response::new(pb::GetStatusResponse {
+            version: env!("CARGO_PKG_VERSION").into(),
+            settings: self.settings.clone(),
+            dependencies: vec![
+                dep("store", store),
+                dep("vault", vault),
+                dep("yubienterprise", ye),
+                dep("entra", entra),
+            ],
+        }))
+    }
+
+    async fn create_shipment(
+        &self,
+        req: Request<pb::CreateShipmentRequest>,
+    ) -> Result<Response<pb::CreateShipmentResponse>, Status> {
+        let r = req.into_inner();
+        let v = fpr_domain::validate::create(&r).map_err(Error::Invalid)?;
+        if let Some(id) = self
+            .deps
+            .store
+            .by_idempotency_key(&r.idempotency_key)
+            .map_err(Status::from)?
+        {
+            let rec = self.get(&id).await?;
+            return Ok(Response::new(pb::CreateShipmentResponse {
+                shipment_id: rec.id,
+                shipment_state: state_pb(rec.state) as i32,
+                yubienterprise_shipment_id: rec.ye_shipment_id.unwrap_or_default(),
+            }));
+        }
+        let t = now();
+        let idp = if v.idp == pb::Idp::Okta {
+            Idp::Okta
+        } else {
+            Idp::Entra
+        };
+        let mut rec = Record {
+            id: new_id(),
+            idempotency_key: r.idempotency_key.clone(),
+            idp,
+            user_id: r.user_id.clone(),
+            idp_user_id: None,
+            display_name: String::new(),
+            upn: String::new(),
+            state: State::Ongoing,
+            step: Step::Accepted,
+            error_kind: String::new(),
+            error_message: String::new(),
+            last_error: String::new(),
+            not_before: 0,
+            attempts: 0,
+            pin_length: v.pin_length,
+            force_change: v.force_change,
+            emails_to: v.emails_to,
+            shipping: shipping(
+                r.yubico_shipment_request
+                    .as_ref()
+                    .ok_or(Error::Invalid(vec![]))?,
+            ),
+            pin_recipients: Vec::new(),
+            creation_options: None,
+            request_id: None,
+            credential_request_jwe: None,
+            pin_request_jwe: None,
+            ye_shipment_id: None,
+            ye_state_id: 0,
+            ye_state_message: String::new(),
+            serial: String::new(),
+            firmware: String::new(),
+            tracking_link: String::new(),
+            credential_response_jwe: None,
+            pin_response_jwe: None,
+            credential_id: String::new(),
+            pin_deliveries: 0,
+            step_times: Default::default(),
+            created_at: t,
+            updated_at: t,
+            admin_reason: String::new(),
+        };
+        rec.reach(Step::Accepted, t);
+        let id = self.deps.store.create(&rec).map_err(Status::from)?;
+        let span = info_span!("create_shipment", shipment.id = %id, user.id = %r.user_id);
+        async {
+            info!("Shipment accepted");
+            self.deps.drive(&id).await
+        }
+        .instrument(span)
+        .await?;
+        let rec = self.get(&id).await?;
+        Ok(Response::new(pb::CreateShipmentResponse {
+            shipment_id: rec.id,
+            shipment_state: state_pb(rec.state) as i32,
+            yubienterprise_shipment_id: rec.ye_shipment_id.unwrap_or_default(),
+        }))
+    }
+
+    async fn get_shipment(
+        &self,
+        req: Request<pb::GetShipmentRequest>,
+    ) -> Result<Response<pb::Shipment>, Status> {
+        Ok(Response::new(to_pb(
+            &self.get(&req.into_inner().shipment_id).await?,
+        )))
+    }
+
+    async fn list_shipments(
+        &self,
+        req: Request<pb::ListShipmentsRequest>,
+    ) -> Result<Response<pb::ListShipmentsResponse>, Status> {
+        let r = req.into_inner();
+        if r.page_size > 500 {
+            return Err(Error::Invalid(vec![fpr_domain::Violation::new(
+                "page_size",
+                "at most 500",
+            )])
+            .into());
+        }
+        let size = if r.page_size == 0 {
+            100
+        } else {
+            r.page_size as usize
+        };
+        let state = pb::ShipmentState::try_from(r.state).unwrap_or(pb::ShipmentState::Unspecified);
+        let idp = pb::Idp::try_from(r.idp).unwrap_or(pb::Idp::Unspecified);
+        let after = r.created_after.map(|t| t.seconds);
+        let before = r.created_before.map(|t| t.seconds);
+        let mut all: Vec<Record> = self
+            .deps
+            .store
+            .all()
+            .map_err(Status::from)?
+            .into_iter()
+            .filter(|x| state == pb::ShipmentState::Unspecified || state_pb(x.state) == state)
+            .filter(|x| r.user_id.is_empty() || x.user_id.eq_ignore_ascii_case(&r.user_id))
+            .filter(|x| {
+                idp == pb::Idp::Unspecified || (idp == pb::Idp::Entra) == (x.idp == Idp::Entra)
+            })
+            .filter(|x| {
+                after.is_none_or(|a| x.created_at >= a) && before.is_none_or(|b| x.created_at < b)
+            })
+            .collect();
+        all.sort_by(|a, b| b.id.cmp(&a.id));
+        let start = if r.page_token.is_empty() {
+            0
+        } else {
+            all.iter()
+                .position(|x| x.id < r.page_token)
+                .unwrap_or(all.len())
+        };
+        let page: Vec<&Record> = all.iter().skip(start).take(size).collect();
+        let next = if start + page.len() < all.len() {
+            page.last().map(|x| x.id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListShipmentsResponse {
+            shipments: page.into_iter().map(to_pb).collect(),
+            next_page_token: next,
+        }))
+    }
+
+    type WatchShipmentStream = WatchStream;
+
+    async fn watch_shipment(
+        &self,
+        req: Request<pb::WatchShipmentRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let id = req.into_inner().shipment_id;
+        let first = self.get(&id).await?;
+        let mut rx = self.deps.changes.subscribe();
+        let store = self.deps.store.clone();
+        let stream = async_stream(first, move |tx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(changed) if changed == id => {
+                        let Ok(Some(rec)) = store.get(&id) else {
+                            return;
+                        };
+                        let done = rec.state != State::Ongoing;
+                        if tx.send(Ok(to_pb(&rec))).await.is_err() || done {
+                            return;
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn update_shipment(
+        &self,
+        req: Request<pb::UpdateShipmentRequest>,
+    ) -> Result<Response<pb::Shipment>, Status> {
+        let r = req.into_inner();
+        check_id(&r.shipment_id)?;
+        let mut violations = fpr_domain::validate::update(&r);
+        let rec = self.get(&r.shipment_id).await?;
+        let current: pb::YubicoShipmentRequest = pb_shipping(&rec.shipping);
+        let next = pb::YubicoShipmentRequest {
+            delivery_type: if r.delivery_type == 0 {
+                current.delivery_type
+            } else {
+                r.delivery_type
+            },
+            recipient: r.recipient.clone().or(current.recipient),
+            mailing_address: r.mailing_address.clone().or(current.mailing_address),
+            shipment_items: current.shipment_items,
+        };
+        violations.extend(fpr_domain::validate::contact_fields(
+            next.recipient.as_ref(),
+            next.mailing_address.as_ref(),
+            "update",
+        ));
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations).into());
+        }
+        let _g = self.deps.locked(&r.shipment_id).await;
+        if rec.state != State::Ongoing {
+            return Err(Error::Precondition(
+                format!(
+                    "the shipment is {:?}; only ongoing shipments can be edited",
+                    rec.state
+                )
+                .to_lowercase(),
+            )
+            .into());
+        }
+        let body = shipping(&next);
+        if let Some(ye) = &rec.ye_shipment_id {
+            let mut flat = json!({"delivery_type": next.delivery_type});
+            for part in ["recipient", "mailing_address"] {
+                if let Some(o) = body[part].as_object() {
+                    for (k, v) in o {
+                        flat[if k == "recipient_company" {
+                            "recipient"
+                        } else {
+                            k.as_str()
+                        }] = v.clone();
+                    }
+                }
+            }
+            self.deps
+                .ye
+                .update_exact(ye, &flat)
+                .await
+                .map_err(|e| match e {
+                    fpr_upstream::Error::Rejected { .. } => {
+                        Error::Precondition(format!("YubiEnterprise no longer allows edits: {e}"))
+                    }
+                    other => Error::Upstream(other),
+                })?;
+        }
+        drop(_g);
+        let (rec, ()) = self
+            .deps
+            .update(&r.shipment_id, |x| {
+                x.shipping = body;
+                Ok(())
+            })
+            .await?;
+        Ok(Response::new(to_pb(&rec)))
+    }
+
+    async fn cancel_shipment(
+        &self,
+        req: Request<pb::CancelShipmentRequest>,
+    ) -> Result<Response<pb::Shipment>, Status> {
+        let r = req.into_inner();
+        let rec = self.get(&r.shipment_id).await?;
+        if matches!(rec.state, State::Complete | State::Canceled) {
+            return Err(Error::Precondition(format!(
+                "the shipment is already {}",
+                if rec.state == State::Complete {
+                    "complete"
+                } else {
+                    "canceled"
+                }
+            ))
+            .into());
+        }
+        {
+            let _g = self.deps.locked(&r.shipment_id).await;
+            if let Some(ye) = &rec.ye_shipment_id {
+                match self.deps.ye.delete_exact(ye).await {
+                    Ok(()) | Err(fpr_upstream::Error::NotFound { .. }) => {}
+                    Err(e @ fpr_upstream::Error::Rejected { .. }) => {
+                        return Err(Error::Precondition(format!(
+                            "YubiEnterprise no longer allows cancel: {e}"
+                        ))
+                        .into());
+                    }
+                    Err(e) => return Err(Error::Upstream(e).into()),
+                }
+            }
+        }
+        let _ = self
+            .deps
+            .vault
+            .clone()
+            .purge_shipment(fpr_proto::vault::v1::PurgeShipmentRequest {
+                shipment_ref: r.shipment_id.clone(),
+            })
+            .await;
+        let (rec, ()) = self
+            .deps
+            .update(&r.shipment_id, |x| {
+                x.state = State::Canceled;
+                x.admin_reason = r.reason.clone();
+                Ok(())
+            })
+            .await?;
+        info!(shipment.id = %rec.id, "Shipment canceled");
+        Ok(Response::new(to_pb(&rec)))
+    }
+
+    async fn retry_shipment(
+        &self,
+        req: Request<pb::RetryShipmentRequest>,
+    ) -> Result<Response<pb::Shipment>, Status> {
+        let id = req.into_inner().shipment_id;
+        check_id(&id)?;
+        self.deps
+            .update(&id, |x| {
+                if x.state != State::Error {
+                    return Err(Error::Precondition(
+                        "only a shipment in error can be retried".into(),
+                    ));
+                }
+                x.state = State::Ongoing;
+                x.error_kind.clear();
+                x.error_message.clear();
+                x.attempts = 0;
+                x.not_before = 0;
+                if x.step == Step::Ordering {
+                    // The admin checked YubiEnterprise and asks for a new order.
+                    x.step = Step::Sealed;
+                }
+                Ok(())
+            })
+            .await?;
+        self.deps.drive(&id).await?;
+        Ok(Response::new(to_pb(&self.get(&id).await?)))
+    }
+
+    async fn complete_shipment(
+        &self,
+        req: Request<pb::CompleteShipmentRequest>,
+    ) -> Result<Response<pb::Shipment>, Status> {
+        let r = req.into_inner();
+        check_id(&r.shipment_id)?;
+        if r.reason.trim().is_empty() || r.reason.len() > 500 {
+            return Err(Error::Invalid(vec![fpr_domain::Violation::new(
+                "reason",
+                "1 to 500 characters",
+            )])
+            .into());
+        }
+        let (rec, ()) = self
+            .deps
+            .update(&r.shipment_id, |x| {
+                if matches!(x.state, State::Complete | State::Canceled) {
+                    return Err(Error::Precondition("the shipment already ended".into()));
+                }
+                x.state = State::Complete;
+                x.admin_reason = r.reason.clone();
+                x.step_times.insert("completed_by_hand".into(), now());
+                Ok(())
+            })
+            .await?;
+        Ok(Response::new(to_pb(&rec)))
+    }
+
+    async fn resend_pin(
+        &self,
+        req: Request<pb::ResendPinRequest>,
+    ) -> Result<Response<pb::Shipment>, Status> {
+        let id = req.into_inner().shipment_id;
+        check_id(&id)?;
+        Ok(Response::new(to_pb(&self.deps.resend(&id).await?)))
+    }
+
+    async fn process_shipments(
+        &self,
+        _r: Request<pb::ProcessShipmentsRequest>,
+    ) -> Result<Response<pb::ProcessShipmentsResponse>, Status> {
+        Ok(Response::new(self.process().await?))
+    }
+}
+
+/// The stored shipping JSON back as the proto message (for merging edits).
+fn pb_shipping(v: &serde_json::Value) -> pb::YubicoShipmentRequest {
+    let s = |p: &str| {
+        v.pointer(p)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let n = |p: &str| {
+        v.pointer(p)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_default() as u32
+    };
+    pb::YubicoShipmentRequest {
+        delivery_type: n("/delivery_type"),
+        recipient: Some(pb::Recipient {
+            recipient_company: s("/recipient/recipient_company"),
+            recipient_email: s("/recipient/recipient_email"),
+            recipient_firstname: s("/recipient/recipient_firstname"),
+            recipient_lastname: s("/recipient/recipient_lastname"),
+            recipient_telephone: s("/recipient/recipient_telephone"),
+        }),
+        mailing_address: Some(pb::MailingAddress {
+            street_line1: s("/mailing_address/street_line1"),
+            street_line2: s("/mailing_address/street_line2"),
+            city: s("/mailing_address/city"),
+            region: s("/mailing_address/region"),
+            postal_code: s("/mailing_address/postal_code"),
+            country_code_2: s("/mailing_address/country_code_2"),
+        }),
+        shipment_items: v
+            .get("shipment_items")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|i| pb::ShipmentItem {
+                        product_id: i["product_id"].as_u64().unwrap_or_default() as u32,
+                        inventory_product_id: i["inventory_product_id"].as_u64().unwrap_or_default()
+                            as u32,
+                        product_quantity: i["product_quantity"].as_u64().unwrap_or_default() as u32,
+                        customization_id: i["customization_id"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// A stream that yields `first`, then what `produce` sends.
+fn async_stream<F, Fut>(first: Record, produce: F) -> WatchStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<pb::Shipment, Status>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let done = first.state != State::Ongoing;
+    let first = to_pb(&first);
+    tokio::spawn(async move {
+        if tx.send(Ok(first)).await.is_err() || done {
+            return;
+        }
+        produce(tx).await;
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

@@ -1,0 +1,774 @@
+//! The orchestrator end to end for Entra ID: sandbox + vault + orchestrator on real sockets,
+//! called as a real client with a caller token from the sandbox tenant.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers"
+)]
+
+use fpr_proto::v1 as pb;
+use fpr_sandbox::{Clock, Config};
+use fpr_tests::{ShipmentClient, Stack, captured_logs, create_request, read_tree};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tonic::Code;
+use tonic_types::StatusExt as _;
+
+fn manual() -> Config {
+    Config {
+        clock: Clock::Manual,
+        seed_users: 40,
+        ..Config::default()
+    }
+}
+
+async fn create(client: &mut ShipmentClient, key: &str, user: &str) -> pb::CreateShipmentResponse {
+    client
+        .create_shipment(create_request(key, user))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn get(client: &mut ShipmentClient, id: &str) -> pb::Shipment {
+    client
+        .get_shipment(pb::GetShipmentRequest {
+            shipment_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn process(client: &mut ShipmentClient) -> pb::ProcessShipmentsResponse {
+    client
+        .process_shipments(pb::ProcessShipmentsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn advance(stack: &Stack, ye_id: &str) {
+    let (s, _, _) = stack
+        .sandbox
+        .admin(
+            Method::POST,
+            &format!("/shipments/{ye_id}/advance"),
+            Some(json!({"to": 103})),
+        )
+        .await;
+    assert_eq!(s, 200);
+}
+
+fn state(s: &pb::Shipment) -> pb::ShipmentState {
+    pb::ShipmentState::try_from(s.shipment_state).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_entra_shipments_complete() {
+    let stack = Stack::start(manual()).await;
+    let mut client = stack.client().await;
+    let (_, users, _) = stack
+        .sandbox
+        .admin(Method::GET, "/users?idp=entra", None)
+        .await;
+    let users: Vec<String> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| {
+            u["manager_id"].is_string() && u["login"].as_str().unwrap().contains(char::is_numeric)
+        })
+        .map(|u| u["login"].as_str().unwrap().to_owned())
+        .take(20)
+        .collect();
+    assert_eq!(users.len(), 20);
+    let mut ids = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        let r = create(&mut client, &format!("batch-{i}"), u).await;
+        assert_eq!(r.shipment_state, pb::ShipmentState::Ongoing as i32);
+        assert!(!r.yubienterprise_shipment_id.is_empty());
+        ids.push((r.shipment_id, r.yubienterprise_shipment_id));
+    }
+    // Idempotent: the same key returns the same shipment, nothing new is ordered.
+    let again = create(&mut client, "batch-0", &users[0]).await;
+    assert_eq!(again.shipment_id, ids[0].0);
+    assert_eq!(
+        stack
+            .sandbox
+            .admin(Method::GET, "/shipments", None)
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
+    // Nothing shipped yet: processing waits.
+    let idle = process(&mut client).await;
+    assert_eq!((idle.examined, idle.completed), (20, 0));
+
+    for (_, ye) in &ids {
+        advance(&stack, ye).await;
+    }
+    let run = process(&mut client).await;
+    assert_eq!((run.completed, run.errored), (20, 0), "{run:?}");
+
+    let (_, creds, _) = stack.sandbox.admin(Method::GET, "/credentials", None).await;
+    let creds = creds.as_array().unwrap();
+    assert_eq!(creds.len(), 20);
+    let (_, mail, _) = stack
+        .sandbox
+        .admin(Method::GET, "/mailbox?to=megan.bowen@contoso.test", None)
+        .await;
+    let mails = mail["messages"].as_array().unwrap();
+    assert_eq!(mails.len(), 20, "one PIN message each, to the manager");
+    let mut pins = Vec::new();
+    for (id, _) in &ids {
+        let s = get(&mut client, id).await;
+        assert_eq!(state(&s), pb::ShipmentState::Complete, "{s:?}");
+        assert_eq!(s.pin_deliveries, 1);
+        assert_eq!(s.pin_recipients, vec!["megan.bowen@contoso.test"]);
+        assert!(!s.serial_number.is_empty() && s.yubienterprise_state_id == 103);
+        for step in [
+            "accepted",
+            "sealed",
+            "ordered",
+            "shipped",
+            "registered",
+            "pin_sent",
+            "complete",
+        ] {
+            assert!(s.step_times.contains_key(step), "{step}");
+        }
+        assert_eq!(
+            creds
+                .iter()
+                .filter(|c| c["user_id"] == s.idp_user_id.as_str())
+                .count(),
+            1,
+            "exactly one method for the user"
+        );
+        let m = mails
+            .iter()
+            .find(|m| m["body"].as_str().unwrap().contains(&s.serial_number))
+            .expect("a mail naming the serial");
+        let body = m["body"].as_str().unwrap();
+        let pin: String = body
+            .split("Its PIN is: ")
+            .nth(1)
+            .unwrap()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        assert_eq!(pin.len(), 8);
+        pins.push(pin);
+    }
+    assert!(creds.iter().all(|c| c["attestation_level"] == "attested"));
+
+    // No PIN in the orchestrator's store or in any log line.
+    let files = read_tree(&stack.store);
+    let logs = captured_logs();
+    for pin in &pins {
+        assert!(
+            !files.windows(pin.len()).any(|w| w == pin.as_bytes()),
+            "PIN in the orchestrator store"
+        );
+        assert!(
+            !logs.contains(&format!("PIN is: {pin}")) && !logs.contains(&format!("\"{pin}\"")),
+            "PIN in a log line"
+        );
+    }
+
+    let status = client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    for d in &status.dependencies {
+        assert!(d.healthy, "{d:?}");
+    }
+    assert_eq!(status.dependencies.len(), 4);
+    assert_eq!(
+        status.settings["ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES"],
+        "20160"
+    );
+    assert_eq!(
+        status.settings["ENTRA_FIDO_API_CLIENT_SECRET"],
+        "[redacted]"
+    );
+    assert!(!format!("{:?}", status.settings).contains(&stack.sandbox.config.graph_client_secret));
+
+    // ListShipments pages through them, newest first.
+    let page = client
+        .list_shipments(pb::ListShipmentsRequest {
+            page_size: 15,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.shipments.len(), 15);
+    let rest = client
+        .list_shipments(pb::ListShipmentsRequest {
+            page_size: 15,
+            page_token: page.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (rest.shipments.len(), rest.next_page_token.as_str()),
+        (5, "")
+    );
+    let ongoing = client
+        .list_shipments(pb::ListShipmentsRequest {
+            state: pb::ShipmentState::Ongoing as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ongoing.shipments.is_empty());
+
+    // ResendPin is an explicit second delivery.
+    let resent = client
+        .resend_pin(pb::ResendPinRequest {
+            shipment_id: ids[0].0.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resent.pin_deliveries, 2);
+    assert_eq!(
+        stack
+            .sandbox
+            .admin(Method::GET, "/mailbox?to=megan.bowen@contoso.test", None)
+            .await
+            .1["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        21
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_paths() {
+    let stack = Stack::start(manual()).await;
+    let mut client = stack.client().await;
+    let sb = &stack.sandbox;
+
+    // A YubiEnterprise error state ends the shipment with its message; after the admin clears it
+    // at YubiEnterprise, RetryShipment resumes it to completion.
+    let a = create(&mut client, "err-1", "adele.vance@contoso.test").await;
+    sb.admin(
+        Method::POST,
+        &format!("/shipments/{}/error", a.yubienterprise_shipment_id),
+        Some(json!({"state": 7, "message": "Address is undeliverable: no such street"})),
+    )
+    .await;
+    process(&mut client).await;
+    let s = get(&mut client, &a.shipment_id).await;
+    assert_eq!(
+        (state(&s), s.error_kind.as_str()),
+        (pb::ShipmentState::Error, "yubienterprise_state_7")
+    );
+    assert!(s.error_message.contains("no such street"));
+    assert_eq!(
+        process(&mut client).await.examined,
+        0,
+        "errors are not processed again"
+    );
+    sb.admin(
+        Method::POST,
+        &format!("/shipments/{}/clear", a.yubienterprise_shipment_id),
+        None,
+    )
+    .await;
+    advance(&stack, &a.yubienterprise_shipment_id).await;
+    let retried = client
+        .retry_shipment(pb::RetryShipmentRequest {
+            shipment_id: a.shipment_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state(&retried), pb::ShipmentState::Complete, "{retried:?}");
+
+    // A forged response (bad signature) is an error: nothing registered, no PIN sent.
+    let creds_before = sb
+        .admin(Method::GET, "/credentials", None)
+        .await
+        .1
+        .as_array()
+        .unwrap()
+        .len();
+    let mails_before = sb.admin(Method::GET, "/mailbox", None).await.1["messages"]
+        .as_array()
+        .unwrap()
+        .len();
+    sb.admin(
+        Method::PUT,
+        "/faults/yubico.fulfilment",
+        Some(json!({"bad_signature": true})),
+    )
+    .await;
+    let f = create(&mut client, "err-2", "alex.wilber@contoso.test").await;
+    advance(&stack, &f.yubienterprise_shipment_id).await;
+    process(&mut client).await;
+    let s = get(&mut client, &f.shipment_id).await;
+    assert_eq!(
+        (state(&s), s.error_kind.as_str()),
+        (pb::ShipmentState::Error, "response_rejected")
+    );
+    assert!(
+        s.error_message.contains("bad_signature"),
+        "{}",
+        s.error_message
+    );
+    assert_eq!(
+        sb.admin(Method::GET, "/credentials", None)
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        creds_before
+    );
+    assert_eq!(
+        sb.admin(Method::GET, "/mailbox", None).await.1["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        mails_before
+    );
+    sb.admin(Method::DELETE, "/faults", None).await;
+
+    // A Graph 429 storm defers the shipment; it completes later.
+    sb.admin(
+        Method::PUT,
+        "/faults/graph.fido2_post",
+        Some(json!({"error_rate": 1.0, "status": 429, "count": 3})),
+    )
+    .await;
+    let t = create(&mut client, "err-3", "diego.siciliani@contoso.test").await;
+    advance(&stack, &t.yubienterprise_shipment_id).await;
+    let first = process(&mut client).await;
+    assert_eq!(first.deferred, 1);
+    let s = get(&mut client, &t.shipment_id).await;
+    assert_eq!(state(&s), pb::ShipmentState::Ongoing);
+    assert!(s.last_error.contains("429"), "{}", s.last_error);
+    assert_eq!(
+        process(&mut client).await.examined,
+        0,
+        "Retry-After (1 s) is honoured: not due yet"
+    );
+    // Bounded wait for the retries (3 throttled attempts, Retry-After 1 s each).
+    let mut done = false;
+    for _ in 0..40 {
+        process(&mut client).await;
+        if state(&get(&mut client, &t.shipment_id).await) == pb::ShipmentState::Complete {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(done, "the shipment completes after the storm");
+
+    // Cancel while editable: gone at YubiEnterprise, canceled here; not after.
+    let c = create(&mut client, "err-4", "olivia.johansson0@contoso.test").await;
+    assert!(!c.yubienterprise_shipment_id.is_empty());
+    let canceled = client
+        .cancel_shipment(pb::CancelShipmentRequest {
+            shipment_id: c.shipment_id.clone(),
+            reason: "left the company".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state(&canceled), pb::ShipmentState::Canceled);
+    assert_eq!(
+        sb.ye(
+            Method::GET,
+            &format!("/v1/fpr/shipments/{}", c.yubienterprise_shipment_id),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+
+    // Update while editable reaches YubiEnterprise.
+    let u = create(&mut client, "err-6", "emma.johansson2@contoso.test").await;
+    assert!(!u.yubienterprise_shipment_id.is_empty());
+    let mut addr = create_request("x", "y")
+        .yubico_shipment_request
+        .unwrap()
+        .mailing_address
+        .unwrap();
+    addr.street_line1 = "1 New Street".into();
+    client
+        .update_shipment(pb::UpdateShipmentRequest {
+            shipment_id: u.shipment_id.clone(),
+            mailing_address: Some(addr.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (_, ye, _) = sb
+        .ye(
+            Method::GET,
+            &format!("/v1/shipments_exact/{}", u.yubienterprise_shipment_id),
+            None,
+        )
+        .await;
+    assert_eq!(ye["street_line1"], "1 New Street");
+    sb.admin(
+        Method::POST,
+        &format!("/shipments/{}/advance", u.yubienterprise_shipment_id),
+        Some(json!({"to": 10})),
+    )
+    .await;
+    let err = client
+        .update_shipment(pb::UpdateShipmentRequest {
+            shipment_id: u.shipment_id.clone(),
+            mailing_address: Some(addr),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let err = client
+        .cancel_shipment(pb::CancelShipmentRequest {
+            shipment_id: u.shipment_id.clone(),
+            reason: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+
+    // No manager, or a manager without mail: an error on that shipment, never a crash.
+    let n = create(&mut client, "err-7", "lee.gu@contoso.test").await;
+    let s = get(&mut client, &n.shipment_id).await;
+    assert_eq!(
+        (state(&s), s.error_kind.as_str()),
+        (pb::ShipmentState::Error, "no_pin_recipient")
+    );
+    assert!(
+        s.yubienterprise_shipment_id.is_empty(),
+        "nothing ordered for a PIN nobody can receive"
+    );
+    let m = create(&mut client, "err-8", "johanna.lorenz@contoso.test").await;
+    assert!(
+        get(&mut client, &m.shipment_id)
+            .await
+            .error_message
+            .contains("no mail address")
+    );
+    // Unknown user.
+    let g = create(&mut client, "err-9", "ghost@contoso.test").await;
+    assert_eq!(
+        get(&mut client, &g.shipment_id).await.error_kind,
+        "user_not_found"
+    );
+    // CompleteShipment by hand needs a reason.
+    let err = client
+        .complete_shipment(pb::CompleteShipmentRequest {
+            shipment_id: g.shipment_id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let done = client
+        .complete_shipment(pb::CompleteShipmentRequest {
+            shipment_id: g.shipment_id.clone(),
+            reason: "user registered a key in person".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (state(&done), done.admin_reason.as_str()),
+        (
+            pb::ShipmentState::Complete,
+            "user registered a key in person"
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_fields_and_auth() {
+    let stack = Stack::start(manual()).await;
+    let mut client = stack.client().await;
+    type Edit = fn(&mut pb::CreateShipmentRequest);
+    let cases: Vec<(Edit, &str)> = vec![
+        (|r| r.idempotency_key.clear(), "idempotency_key"),
+        (|r| r.idp = 0, "idp"),
+        (|r| r.user_id.clear(), "user_id"),
+        (
+            |r| r.pin_request.as_mut().unwrap().length = 3,
+            "pin_request.length",
+        ),
+        (
+            |r| r.pin_request.as_mut().unwrap().length = 64,
+            "pin_request.length",
+        ),
+        (
+            |r| r.pin_request.as_mut().unwrap().r#type = "static".into(),
+            "pin_request.type",
+        ),
+        (
+            |r| {
+                r.enrollment_contacts = Some(pb::EnrollmentContacts {
+                    emails_to: vec!["nope".into()],
+                })
+            },
+            "enrollment_contacts.emails_to[0]",
+        ),
+        (
+            |r| r.yubico_shipment_request = None,
+            "yubico_shipment_request",
+        ),
+        (
+            |r| r.yubico_shipment_request.as_mut().unwrap().delivery_type = 3,
+            "yubico_shipment_request.delivery_type",
+        ),
+        (
+            |r| {
+                r.yubico_shipment_request
+                    .as_mut()
+                    .unwrap()
+                    .recipient
+                    .as_mut()
+                    .unwrap()
+                    .recipient_firstname = "x".repeat(16)
+            },
+            "yubico_shipment_request.recipient.recipient_firstname",
+        ),
+        (
+            |r| {
+                r.yubico_shipment_request
+                    .as_mut()
+                    .unwrap()
+                    .recipient
+                    .as_mut()
+                    .unwrap()
+                    .recipient_lastname = "x".repeat(21)
+            },
+            "yubico_shipment_request.recipient.recipient_lastname",
+        ),
+        (
+            |r| {
+                r.yubico_shipment_request
+                    .as_mut()
+                    .unwrap()
+                    .recipient
+                    .as_mut()
+                    .unwrap()
+                    .recipient_company = "x".repeat(21)
+            },
+            "yubico_shipment_request.recipient.recipient_company",
+        ),
+        (
+            |r| {
+                r.yubico_shipment_request
+                    .as_mut()
+                    .unwrap()
+                    .recipient
+                    .as_mut()
+                    .unwrap()
+                    .recipient_email = "nope".into()
+            },
+            "yubico_shipment_request.recipient.recipient_email",
+        ),
+        (
+            |r| {
+                r.yubico_shipment_request
+                    .as_mut()
+                    .unwrap()
+                    .recipient
+                    .as_mut()
+                    .unwrap()
+                    .recipient_telephone = "call me".into()
+            },
+            "yubico_shipment_request.recipient.recipient_telephone",
+        ),
+        (
+            |r| {
+                r.yubico_shipment_request
+                    .as_mut()
+                    .unwrap()
+                    .mailing_address
+                    .as_mut()
+                    .unwrap()
+                    .street_line1 = "x".repeat(61)
+            },
+            "yubico_shipment_request.mailing_address.street_line1",
+        ),
+        (
+            |r| {
+                r.yubico_shipment_request
+                    .as_mut()
+                    .unwrap()
+                    .mailing_address
+                    .as_mut()
+                    .unwrap()
+                    .city = String::new()
+            },
+            "yubico_shipment_request.mailing_address.city",
+        ),
+        (
+            |r| {
+                r.yubico_shipment_request
+                    .as_mut()
+                    .unwrap()
+                    .mailing_address
+                    .as_mut()
+                    .unwrap()
+                    .region = "Mass".into()
+            },
+            "yubico_shipment_request.mailing_address.region",
+        ),
+        (
+            |r| {
+                r.yubico_shipment_request
+                    .as_mut()
+                    .unwrap()
+                    .mailing_address
+                    .as_mut()
+                    .unwrap()
+                    .postal_code = String::new()
+            },
+            "yubico_shipment_request.mailing_address.postal_code",
+        ),
+        (
+            |r| {
+                r.yubico_shipment_request
+                    .as_mut()
+                    .unwrap()
+                    .mailing_address
+                    .as_mut()
+                    .unwrap()
+                    .country_code_2 = "USA".into()
+            },
+            "yubico_shipment_request.mailing_address.country_code_2",
+        ),
+        (
+            |r| r.yubico_shipment_request.as_mut().unwrap().shipment_items[0].product_quantity = 2,
+            "yubico_shipment_request.shipment_items[0].product_quantity",
+        ),
+        (
+            |r| r.yubico_shipment_request.as_mut().unwrap().shipment_items[0].product_id = 3,
+            "yubico_shipment_request.shipment_items[0].product_id",
+        ),
+        (
+            |r| {
+                r.yubico_shipment_request.as_mut().unwrap().shipment_items[0]
+                    .customization_id
+                    .clear()
+            },
+            "yubico_shipment_request.shipment_items[0].customization_id",
+        ),
+        (
+            |r| {
+                r.yubico_shipment_request
+                    .as_mut()
+                    .unwrap()
+                    .shipment_items
+                    .clear()
+            },
+            "yubico_shipment_request.shipment_items",
+        ),
+    ];
+    for (i, (edit, field)) in cases.into_iter().enumerate() {
+        let mut r = create_request(&format!("bad-{i}"), "adele.vance@contoso.test");
+        edit(&mut r);
+        let err = client.create_shipment(r).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}");
+        let fields: Vec<String> = err
+            .get_details_bad_request()
+            .unwrap()
+            .field_violations
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert!(
+            fields.iter().any(|f| f == field),
+            "{field} not in {fields:?}"
+        );
+    }
+    assert!(
+        stack
+            .sandbox
+            .admin(Method::GET, "/shipments", None)
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "nothing reached the sandbox"
+    );
+    assert_eq!(
+        client
+            .list_shipments(pb::ListShipmentsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .shipments
+            .len(),
+        0,
+        "nothing stored"
+    );
+
+    // No token, a Graph token (wrong audience), a garbage token: UNAUTHENTICATED.
+    let mut anon = stack.client_with(None).await;
+    assert_eq!(
+        anon.get_status(pb::GetStatusRequest {})
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let graph = stack.sandbox.graph_token().await;
+    let mut wrong = stack.client_with(Some(graph)).await;
+    assert_eq!(
+        wrong
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let mut junk = stack
+        .client_with(Some("eyJhbGciOiJub25lIn0.e30.".into()))
+        .await;
+    assert_eq!(
+        junk.list_shipments(pb::ListShipmentsRequest::default())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    // Health stays open.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", stack.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "fpr.v1.ShipmentService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    let _: Value = json!(null);
+}
