@@ -10,18 +10,18 @@ fn main() -> Result<(), Box<dyn Error>> {
     let root = root.canonicalize()?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
 
-    let protos = [
-        root.join("fpr/vault/v1/vault.proto"),
-        root.join("fpr/v1/shipments.proto"),
-    ];
-    for p in &protos {
-        println!("cargo:rerun-if-changed={}", p.display());
+    // One descriptor set per service, so each server's reflection lists only what it serves.
+    for (proto, descriptor) in [
+        ("fpr/vault/v1/vault.proto", "vault_descriptor.bin"),
+        ("fpr/v1/shipments.proto", "shipments_descriptor.bin"),
+    ] {
+        let path = root.join(proto);
+        println!("cargo:rerun-if-changed={}", path.display());
+        let mut config = tonic_prost_build::Config::new();
+        config.protoc_executable(&protoc);
+        tonic_prost_build::configure()
+            .file_descriptor_set_path(out.join(descriptor))
+            .compile_with_config(config, &[path], std::slice::from_ref(&root))?;
     }
-
-    let mut config = tonic_prost_build::Config::new();
-    config.protoc_executable(protoc);
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(out.join("fpr_descriptor.bin"))
-        .compile_with_config(config, &protos, &[root])?;
     Ok(())
 }

@@ -474,6 +474,8 @@ pub struct Stack {
     pub addr: std::net::SocketAddr,
     /// The orchestrator's store.
     pub store: PathBuf,
+    /// The service (for starting the scheduler in tests).
+    pub service: fpr_orchestrator::service::ShipmentService,
     _dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -542,6 +544,7 @@ impl Stack {
         let built = fpr_orchestrator::server::build(&cfg, channel)
             .await
             .unwrap();
+        let service = built.service.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -557,6 +560,7 @@ impl Stack {
             vault,
             addr,
             store: dir.path().join("store"),
+            service,
             _dir: dir,
             shutdown: Some(tx),
         }

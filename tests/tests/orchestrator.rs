@@ -772,3 +772,203 @@ async fn invalid_fields_and_auth() {
     );
     let _: Value = json!(null);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_scheduler_contacts_404_and_the_ordering_guard() {
+    let stack = Stack::start(manual()).await;
+    let mut client = stack.client().await;
+    let sb = &stack.sandbox;
+
+    // Explicit contacts get the PIN instead of the manager; WatchShipment follows it to the end.
+    let mut req = create_request("w-1", "ava.johansson4@contoso.test");
+    req.enrollment_contacts = Some(pb::EnrollmentContacts {
+        emails_to: vec!["it-desk@contoso.test".into()],
+    });
+    let w = client.create_shipment(req).await.unwrap().into_inner();
+    let mut stream = client
+        .watch_shipment(pb::WatchShipmentRequest {
+            shipment_id: w.shipment_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(first.step, "ordered");
+    // The cron scheduler (every second) does the processing; nobody calls ProcessShipments.
+    let jobs =
+        fpr_orchestrator::scheduler::start(stack.service.clone(), "* * * * * *", "0 30 * * * *", 0);
+    advance(&stack, &w.yubienterprise_shipment_id).await;
+    let mut last = first;
+    while let Some(next) =
+        tokio::time::timeout(std::time::Duration::from_secs(20), stream.message())
+            .await
+            .expect("watch stalled")
+            .unwrap()
+    {
+        last = next;
+    }
+    jobs.iter().for_each(|j| j.abort());
+    assert_eq!(
+        (state(&last), last.pin_recipients.clone()),
+        (
+            pb::ShipmentState::Complete,
+            vec!["it-desk@contoso.test".to_owned()]
+        )
+    );
+    assert_eq!(
+        sb.admin(Method::GET, "/mailbox?to=it-desk@contoso.test", None)
+            .await
+            .1["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        sb.admin(Method::GET, "/mailbox?to=megan.bowen@contoso.test", None)
+            .await
+            .1["messages"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // A shipment deleted at YubiEnterprise (404) ends in error and is not processed again.
+    let d = create(&mut client, "w-2", "olivia.johansson0@contoso.test").await;
+    assert_eq!(
+        sb.ye(
+            Method::DELETE,
+            &format!("/v1/shipments_exact/{}", d.yubienterprise_shipment_id),
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    process(&mut client).await;
+    let s = get(&mut client, &d.shipment_id).await;
+    assert_eq!(
+        (state(&s), s.error_kind.as_str()),
+        (pb::ShipmentState::Error, "yubienterprise_not_found")
+    );
+
+    // A 500 on create may or may not have ordered: the shipment stops for an admin instead of
+    // risking a second key; RetryShipment orders once.
+    sb.admin(
+        Method::PUT,
+        "/faults/ye.create",
+        Some(json!({"error_rate": 1.0, "status": 500, "count": 1})),
+    )
+    .await;
+    let before = sb
+        .admin(Method::GET, "/shipments", None)
+        .await
+        .1
+        .as_array()
+        .unwrap()
+        .len();
+    let g = create(&mut client, "w-3", "emma.johansson2@contoso.test").await;
+    let s = get(&mut client, &g.shipment_id).await;
+    assert_eq!(
+        (state(&s), s.error_kind.as_str()),
+        (pb::ShipmentState::Error, "order_outcome_unknown")
+    );
+    let r = client
+        .retry_shipment(pb::RetryShipmentRequest {
+            shipment_id: g.shipment_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.yubienterprise_shipment_id.is_empty());
+    assert_eq!(
+        sb.admin(Method::GET, "/shipments", None)
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        before + 1,
+        "exactly one order"
+    );
+    // A 429 on create is known not to have ordered: the shipment simply waits.
+    sb.admin(
+        Method::PUT,
+        "/faults/ye.create",
+        Some(json!({"error_rate": 1.0, "status": 429, "count": 1})),
+    )
+    .await;
+    let h = create(&mut client, "w-4", "emma.johansson2@contoso.test").await;
+    let s = get(&mut client, &h.shipment_id).await;
+    assert_eq!(
+        (state(&s), s.step.as_str()),
+        (pb::ShipmentState::Ongoing, "sealed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_every_rpc() {
+    use prost::Message as _;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_request::MessageRequest,
+    };
+    let stack = Stack::start(manual()).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", stack.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut refl = ServerReflectionClient::new(channel);
+    let reqs = vec![
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        },
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "fpr.v1.ShipmentService".into(),
+            )),
+        },
+    ];
+    let mut stream = refl
+        .server_reflection_info(tokio_stream::iter(reqs))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = format!("{:?}", stream.message().await.unwrap().unwrap());
+    assert!(listed.contains("fpr.v1.ShipmentService"));
+    assert!(
+        !listed.contains("fpr.vault.v1"),
+        "only what this server serves: {listed}"
+    );
+    let Some(MessageResponse::FileDescriptorResponse(files)) =
+        stream.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("no descriptor")
+    };
+    let file = prost_types::FileDescriptorProto::decode(files.file_descriptor_proto[0].as_slice())
+        .unwrap();
+    let methods: Vec<String> = file.service[0]
+        .method
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    for m in [
+        "GetStatus",
+        "CreateShipment",
+        "GetShipment",
+        "ListShipments",
+        "WatchShipment",
+        "UpdateShipment",
+        "CancelShipment",
+        "RetryShipment",
+        "CompleteShipment",
+        "ResendPin",
+        "ProcessShipments",
+    ] {
+        assert!(methods.iter().any(|x| x == m), "{m}");
+    }
+}

@@ -620,6 +620,10 @@ async fn peer_uid_check_health_and_reflection() {
     let listed = format!("{msg:?}");
     assert!(listed.contains("fpr.vault.v1.VaultService"));
     assert!(listed.contains("grpc.health.v1.Health"));
+    assert!(
+        !listed.contains("fpr.v1.ShipmentService"),
+        "only what this server serves"
+    );
 
     // The socket's directory is private to the vault's user.
     use std::os::unix::fs::PermissionsExt as _;

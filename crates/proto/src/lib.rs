@@ -29,5 +29,9 @@ pub mod v1 {
     tonic::include_proto!("fpr.v1");
 }
 
-/// Encoded `FileDescriptorSet` of every fpr proto, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("fpr_descriptor");
+/// Encoded `FileDescriptorSet` of `fpr.vault.v1`, for the vault's gRPC reflection.
+pub const VAULT_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("vault_descriptor");
+
+/// Encoded `FileDescriptorSet` of `fpr.v1`, for the orchestrator's gRPC reflection.
+pub const SHIPMENTS_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("shipments_descriptor");

@@ -96,7 +96,7 @@ pub async fn serve(
         .set_serving::<ShipmentServiceServer<ShipmentService>>()
         .await;
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
-        b.register_encoded_file_descriptor_set(fpr_proto::FILE_DESCRIPTOR_SET)
+        b.register_encoded_file_descriptor_set(fpr_proto::SHIPMENTS_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let v1 = reflection(tonic_reflection::server::Builder::configure())

@@ -348,8 +348,11 @@ fn default_subject() -> String {
     "Your new security key's PIN".into()
 }
 fn default_template() -> String {
-    "Hello {display_name},\n\nA security key (serial {serial}) is on its way to you for the account {upn}.\n\
-     Its PIN is: {pin}\n\nKeep this PIN apart from the key. You will need both to sign in.\n"
+    // Sent to the user's manager by default, or to the contacts the request named: it says
+    // whose key it is rather than addressing the reader as the user.
+    "A pre-registered security key (serial {serial}) is on its way to {display_name} ({upn}).\n\n\
+     Its PIN is: {pin}\n\n\
+     Give this PIN to {display_name} separately from the key: both are needed to sign in.\n"
         .into()
 }
 fn default_smtp_port() -> u16 {

@@ -160,7 +160,7 @@ pub async fn serve(
         .set_serving::<VaultServiceServer<VaultService>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(fpr_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(fpr_proto::VAULT_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| Error::Config {
@@ -168,7 +168,7 @@ pub async fn serve(
             reason: e.to_string(),
         })?;
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(fpr_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(fpr_proto::VAULT_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(|e| Error::Config {
