@@ -519,6 +519,10 @@ impl Stack {
             client_secret = {{ danger_inline = "{secret}" }}
             login_base = "{base}"
             graph_base = "{base}"
+            [okta]
+            base_url = "{base}"
+            token = {{ danger_inline = "{okta}" }}
+            enrollment_rp_ids = ["example.okta.com"]
             [auth]
             issuer = "{base}/{tenant}/v2.0"
             jwks_url = "{base}/{tenant}/discovery/v2.0/keys"
@@ -536,6 +540,7 @@ impl Stack {
             secret = c.graph_client_secret,
             aud = c.api_audience,
             caller = c.caller_client_id,
+            okta = c.okta_token,
         );
         let cfg =
             fpr_orchestrator::config::Config::from_toml(&text, &std::collections::BTreeMap::new())
@@ -652,4 +657,16 @@ pub fn create_request(key: &str, user: &str) -> fpr_proto::v1::CreateShipmentReq
             }],
         }),
     }
+}
+
+/// An Okta CreateShipment that takes recipient and address from the user's Okta profile.
+pub fn okta_request(key: &str, login: &str) -> fpr_proto::v1::CreateShipmentRequest {
+    use fpr_proto::v1 as pb;
+    let mut r = create_request(key, login);
+    r.idp = pb::Idp::Okta as i32;
+    if let Some(y) = r.yubico_shipment_request.as_mut() {
+        y.recipient = None;
+        y.mailing_address = None;
+    }
+    r
 }

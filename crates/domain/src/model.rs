@@ -131,6 +131,9 @@ pub struct Record {
     /// PIN request JWE (to Yubico).
     #[serde(default)]
     pub pin_request_jwe: Option<String>,
+    /// Okta's enrollment id (Okta shipments).
+    #[serde(default)]
+    pub okta_enrollment_id: Option<String>,
     /// YubiEnterprise shipment id.
     #[serde(default)]
     pub ye_shipment_id: Option<String>,

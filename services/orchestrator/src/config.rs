@@ -82,6 +82,9 @@ pub struct Config {
     pub yubienterprise: YeConfig,
     /// Microsoft Entra ID.
     pub entra: EntraConfig,
+    /// Okta (optional: without it, Okta shipments are refused).
+    #[serde(default)]
+    pub okta: Option<OktaConfig>,
     /// Inbound bearer-token checks.
     pub auth: AuthConfig,
     /// Scheduled jobs.
@@ -133,6 +136,38 @@ pub struct EntraConfig {
     /// `ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES` (5–43,200; default 20,160).
     #[serde(default = "default_challenge")]
     pub challenge_timeout_minutes: u32,
+}
+
+/// Okta settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaConfig {
+    /// `https://{yourOktaDomain}`.
+    pub base_url: Url,
+    /// The SSWS API token.
+    pub token: SecretRef,
+    /// `enrollmentRpIds` (default: the org's host name).
+    #[serde(default)]
+    pub enrollment_rp_ids: Vec<String>,
+}
+
+impl OktaConfig {
+    /// The RP ids to enroll for.
+    pub fn rp_ids(&self) -> Vec<String> {
+        if self.enrollment_rp_ids.is_empty() {
+            self.base_url
+                .host_str()
+                .map(|h| vec![h.to_owned()])
+                .unwrap_or_default()
+        } else {
+            self.enrollment_rp_ids.clone()
+        }
+    }
+
+    /// The token source.
+    pub fn token(&self) -> Result<fpr_upstream::SecretSource, Error> {
+        self.token.source("okta.token")
+    }
 }
 
 /// Inbound auth.
@@ -355,6 +390,23 @@ impl Config {
             }
         }
         self.yubienterprise.token.source("yubienterprise.token")?;
+        if let Some(o) = &self.okta {
+            o.token()?;
+            if !(o.base_url.scheme() == "https"
+                || (self.danger_allow_plaintext_http && o.base_url.scheme() == "http"))
+            {
+                return bad(
+                    "okta.base_url",
+                    "must be https (http only with danger_allow_plaintext_http)",
+                );
+            }
+            if o.rp_ids()
+                .iter()
+                .any(|r| r.is_empty() || r.contains(['/', ':']))
+            {
+                return bad("okta.enrollment_rp_ids", "bare host names");
+            }
+        }
         self.entra.client_secret.source("entra.client_secret")?;
         Ok(())
     }
@@ -405,6 +457,11 @@ impl Config {
             "FIDO_Connector_Allowed_Client_Apps",
             self.auth.allowed_client_apps.join(","),
         );
+        if let Some(o) = &self.okta {
+            put("OKTA_ORG_URL", o.base_url.to_string());
+            put("OKTA_API_TOKEN", "[redacted]".into());
+            put("OKTA_ENROLLMENT_RP_IDS", o.rp_ids().join(","));
+        }
         put("FPR_STORE_PATH", self.store_path.display().to_string());
         put("FPR_VAULT_SOCKET", self.vault_socket.display().to_string());
         m

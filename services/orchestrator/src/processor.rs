@@ -28,6 +28,8 @@ pub struct Deps {
     pub ye: fpr_yubienterprise::Client,
     /// Entra / Graph.
     pub entra: fpr_entra::Client,
+    /// Okta and the RP ids to enroll for, when configured.
+    pub okta: Option<(fpr_okta::Client, Vec<String>)>,
     /// Backoff base and cap in seconds.
     pub retry: (i64, i64),
     /// Display name template of registered keys.
@@ -163,6 +165,7 @@ impl Deps {
                     }
                     Err(Stop::Fail(kind, message)) => {
                         warn!(error.kind = kind, %message, "Shipment failed");
+                        self.mark_okta_error(&rec).await;
                         rec.fail(kind, &message, now());
                         self.save(&rec)?;
                         return Ok(Outcome::Errored);
@@ -208,11 +211,8 @@ impl Deps {
 
     /// Steps 1–3: the user, the PIN recipients, creation options, sealed requests.
     async fn prepare(&self, rec: &mut Record) -> Result<(), Stop> {
-        if rec.idp != Idp::Entra {
-            return Err(Stop::Fail(
-                "idp_not_supported",
-                "Okta shipments are not supported yet".into(),
-            ));
+        if rec.idp == Idp::Okta {
+            return self.prepare_okta(rec).await;
         }
         let user = self
             .entra
@@ -275,6 +275,85 @@ impl Deps {
         rec.pin_request_jwe = Some(sealed.pin_request_jwe);
         rec.reach(Step::Sealed, now());
         Ok(())
+    }
+
+    fn okta(&self) -> Result<&(fpr_okta::Client, Vec<String>), Stop> {
+        self.okta.as_ref().ok_or(Stop::Fail(
+            "idp_not_configured",
+            "Okta is not configured on this fpr".into(),
+        ))
+    }
+
+    /// The pinned Yubico key sets from the vault, as JWK arrays (transport, signing).
+    async fn yubico_keys(&self) -> Result<(Vec<Value>, Vec<Value>), Stop> {
+        let k = self
+            .vault
+            .clone()
+            .get_yubico_keys(vpb::GetYubicoKeysRequest {})
+            .await
+            .map_err(|s| vault("yubico_keys_unavailable", s))?
+            .into_inner();
+        let keys = |j: &str| {
+            serde_json::from_str::<Value>(j)
+                .ok()
+                .and_then(|v| v.get("keys").and_then(Value::as_array).cloned())
+                .unwrap_or_default()
+        };
+        Ok((keys(&k.transport_jwks_json), keys(&k.signing_jwks_json)))
+    }
+
+    /// Okta steps 1–3: the user, then Okta's enroll with a Yubico transport key (Okta makes and
+    /// encrypts the requests; the vault seals nothing).
+    async fn prepare_okta(&self, rec: &mut Record) -> Result<(), Stop> {
+        let (okta, rp_ids) = self.okta()?;
+        let user = okta
+            .user(&rec.user_id)
+            .await
+            .map_err(|e| up("user_not_found", e))?;
+        let p = |k: &str| user.profile.get(k).cloned().unwrap_or_default();
+        rec.idp_user_id = Some(user.id.clone());
+        rec.display_name = format!("{} {}", p("firstName"), p("lastName"))
+            .trim()
+            .to_owned();
+        rec.upn = p("login");
+        // Okta e-mails the PIN itself: staged users at secondEmail, others at email.
+        let to = if user.status == "STAGED" {
+            p("secondEmail")
+        } else {
+            p("email")
+        };
+        rec.pin_recipients = vec![format!("okta:{to}")];
+        let (transport, _) = self.yubico_keys().await?;
+        if transport.is_empty() {
+            return Err(Stop::Retry(
+                "no Yubico transport key pinned in the vault yet".into(),
+                None,
+            ));
+        }
+        let pick = (time::OffsetDateTime::now_utc()
+            .unix_timestamp_nanos()
+            .unsigned_abs() as usize)
+            % transport.len();
+        let e = okta
+            .enroll(&user.id, rp_ids, &transport[pick])
+            .await
+            .map_err(|e| up("okta_enroll_rejected", e))?;
+        info!(okta.enrollment = %e.id, "Enrolled at Okta");
+        rec.okta_enrollment_id = Some(e.id);
+        rec.credential_request_jwe = Some(e.cred_request_jwe);
+        rec.pin_request_jwe = Some(e.pin_request_jwe);
+        rec.reach(Step::Sealed, now());
+        Ok(())
+    }
+
+    /// Marks the Okta enrollment of a failing shipment (best effort).
+    async fn mark_okta_error(&self, rec: &Record) {
+        if let (Some((okta, _)), Some(e), Some(u)) =
+            (&self.okta, &rec.okta_enrollment_id, &rec.idp_user_id)
+            && let Err(err) = okta.mark_error(u, e).await
+        {
+            warn!(error = %err, "Okta mark-error failed");
+        }
     }
 
     /// Step 4: the YubiEnterprise order.
@@ -382,6 +461,24 @@ impl Deps {
     /// Steps 6–7: open the credential response, check it against the creation options,
     /// register it (looking it up first).
     async fn register(&self, rec: &mut Record) -> Result<(), Stop> {
+        if rec.idp == Idp::Okta {
+            let (okta, _) = self.okta()?;
+            let (_, signing) = self.yubico_keys().await?;
+            okta.activate(
+                rec.idp_user_id.as_deref().unwrap_or_default(),
+                rec.okta_enrollment_id.as_deref().unwrap_or_default(),
+                &rec.serial,
+                &rec.firmware,
+                rec.credential_response_jwe.as_deref().unwrap_or_default(),
+                rec.pin_response_jwe.as_deref().unwrap_or_default(),
+                &signing,
+            )
+            .await
+            .map_err(|e| up("okta_activation_rejected", e))?;
+            info!("Activated at Okta");
+            rec.reach(Step::Registered, now());
+            return Ok(());
+        }
         let jwe = rec.credential_response_jwe.clone().unwrap_or_default();
         let opened = self
             .vault
@@ -454,6 +551,20 @@ impl Deps {
 
     /// Step 8: the PIN, through the vault, only after registration.
     async fn deliver(&self, rec: &mut Record, resend: bool) -> Result<(), Stop> {
+        if rec.idp == Idp::Okta {
+            let (okta, _) = self.okta()?;
+            okta.send_pin(
+                rec.idp_user_id.as_deref().unwrap_or_default(),
+                rec.okta_enrollment_id.as_deref().unwrap_or_default(),
+            )
+            .await
+            .map_err(|e| up("okta_send_pin_rejected", e))?;
+            rec.pin_deliveries += 1;
+            if !resend {
+                rec.reach(Step::PinSent, now());
+            }
+            return Ok(());
+        }
         let r = self
             .vault
             .clone()

@@ -66,12 +66,20 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
         challenge_timeout_minutes: config.entra.challenge_timeout_minutes,
         timeout: config.upstream_timeout,
     })?;
+    let okta = match &config.okta {
+        Some(o) => Some((
+            fpr_okta::Client::new(o.base_url.clone(), o.token()?, config.upstream_timeout)?,
+            o.rp_ids(),
+        )),
+        None => None,
+    };
     let (changes, _) = tokio::sync::broadcast::channel(1024);
     let deps = Arc::new(Deps {
         store: shipments,
         vault: VaultServiceClient::new(vault),
         ye,
         entra,
+        okta,
         retry: (
             config.retry.base.as_secs() as i64,
             config.retry.max.as_secs() as i64,

@@ -106,6 +106,30 @@ fn shipping(y: &pb::YubicoShipmentRequest) -> serde_json::Value {
     })
 }
 
+/// For Okta, a violation on a field taken from the profile names the attribute to fill in
+/// (the seed's FAQ case of missing shipping data).
+fn annotate_okta(
+    violations: Vec<fpr_domain::Violation>,
+    from_profile: &[&str],
+    okta: bool,
+) -> Vec<fpr_domain::Violation> {
+    if !okta {
+        return violations;
+    }
+    violations
+        .into_iter()
+        .map(|mut v| {
+            let leaf = v.field.rsplit('.').next().unwrap_or_default().to_owned();
+            if from_profile.contains(&leaf.as_str())
+                && let Some((_, attr)) = fpr_okta::PROFILE_MAP.iter().find(|(f, _)| *f == leaf)
+            {
+                v.rule = format!("{} (taken from the Okta profile attribute {attr}: fill it in Okta or set the field in the request)", v.rule);
+            }
+            v
+        })
+        .collect()
+}
+
 fn check_id(id: &str) -> Result<(), Error> {
     if id.starts_with("shp_")
         && id.len() <= 64
@@ -198,6 +222,63 @@ impl ShipmentService {
         Ok(n)
     }
 
+    /// Okta: fills the shipping fields the request leaves empty from the user's Okta profile.
+    /// Returns which fields it looked up there (so violations can name the attribute).
+    async fn fill_from_okta(
+        &self,
+        r: &mut pb::CreateShipmentRequest,
+    ) -> Result<Vec<&'static str>, Error> {
+        let Some((okta, _)) = &self.deps.okta else {
+            return Err(Error::Invalid(vec![fpr_domain::Violation::new(
+                "idp",
+                "Okta is not configured on this fpr",
+            )]));
+        };
+        let user = match okta.user(&r.user_id).await {
+            Ok(u) => u,
+            Err(fpr_upstream::Error::NotFound { .. }) => {
+                return Err(Error::Invalid(vec![fpr_domain::Violation::new(
+                    "user_id",
+                    "no such Okta user",
+                )]));
+            }
+            Err(e) => return Err(Error::Upstream(e)),
+        };
+        let y = r
+            .yubico_shipment_request
+            .get_or_insert_with(Default::default);
+        if y.delivery_type == 0 {
+            y.delivery_type = 1;
+        }
+        let rec = y.recipient.get_or_insert_with(Default::default);
+        let addr = y.mailing_address.get_or_insert_with(Default::default);
+        let mut used = Vec::new();
+        for (field, attr) in fpr_okta::PROFILE_MAP {
+            let slot: &mut String = match *field {
+                "recipient_firstname" => &mut rec.recipient_firstname,
+                "recipient_lastname" => &mut rec.recipient_lastname,
+                "recipient_email" => &mut rec.recipient_email,
+                "recipient_telephone" => &mut rec.recipient_telephone,
+                "recipient_company" => &mut rec.recipient_company,
+                "street_line1" => &mut addr.street_line1,
+                "city" => &mut addr.city,
+                "region" => &mut addr.region,
+                "postal_code" => &mut addr.postal_code,
+                _ => &mut addr.country_code_2,
+            };
+            if slot.is_empty() {
+                let value = user.profile.get(*attr).cloned().or_else(|| {
+                    (*attr == "primaryPhone")
+                        .then(|| user.profile.get("mobilePhone").cloned())
+                        .flatten()
+                });
+                *slot = value.unwrap_or_default();
+                used.push(*field);
+            }
+        }
+        Ok(used)
+    }
+
     async fn get(&self, id: &str) -> Result<Record, Error> {
         check_id(id)?;
         self.deps
@@ -272,8 +353,22 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         &self,
         req: Request<pb::CreateShipmentRequest>,
     ) -> Result<Response<pb::CreateShipmentResponse>, Status> {
-        let r = req.into_inner();
-        let v = fpr_domain::validate::create(&r).map_err(Error::Invalid)?;
+        let mut r = req.into_inner();
+        let okta = r.idp == pb::Idp::Okta as i32;
+        let mut from_profile = Vec::new();
+        if okta
+            && !r.user_id.is_empty()
+            && self
+                .deps
+                .store
+                .by_idempotency_key(&r.idempotency_key)
+                .map_err(Status::from)?
+                .is_none()
+        {
+            from_profile = self.fill_from_okta(&mut r).await?;
+        }
+        let v = fpr_domain::validate::create(&r)
+            .map_err(|vs| Error::Invalid(annotate_okta(vs, &from_profile, okta)))?;
         if let Some(id) = self
             .deps
             .store
@@ -321,6 +416,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             request_id: None,
             credential_request_jwe: None,
             pin_request_jwe: None,
+            okta_enrollment_id: None,
             ye_shipment_id: None,
             ye_state_id: 0,
             ye_state_message: String::new(),
@@ -553,6 +649,13 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
                     Err(e) => return Err(Error::Upstream(e).into()),
                 }
             }
+        }
+        if let (Some((okta, _)), Some(e), Some(u)) =
+            (&self.deps.okta, &rec.okta_enrollment_id, &rec.idp_user_id)
+        {
+            okta.delete_enrollment(u, e)
+                .await
+                .map_err(Error::Upstream)?;
         }
         let _ = self
             .deps
