@@ -491,6 +491,15 @@ impl Drop for Stack {
 impl Stack {
     /// Starts the three with `sandbox` settings (the orchestrator retries at once: base 0 s).
     pub async fn start(sandbox: fpr_sandbox::Config) -> Self {
+        Self::start_with(sandbox, None).await
+    }
+
+    /// As [`Stack::start`]; with `okta_oauth` = (client id, PEM private key, kid) the
+    /// orchestrator authenticates to Okta as an OAuth service app instead of with SSWS.
+    pub async fn start_with(
+        sandbox: fpr_sandbox::Config,
+        okta_oauth: Option<(&str, &str, &str)>,
+    ) -> Self {
         capture_logs();
         let sb = SandboxFixture::start(sandbox).await;
         let smtp = sb.running.smtp_addr.unwrap();
@@ -503,6 +512,17 @@ impl Stack {
         .await;
         let dir = tempfile::tempdir().unwrap();
         let c = &sb.config;
+        let okta_auth = match okta_oauth {
+            None => format!("token = {{ danger_inline = \"{}\" }}", c.okta_token),
+            Some((client, pem, kid)) => {
+                let path = dir.path().join("okta-key.pem");
+                std::fs::write(&path, pem).unwrap();
+                format!(
+                    "oauth = {{ client_id = \"{client}\", key_id = \"{kid}\", private_key = {{ file = \"{}\" }} }}",
+                    path.display()
+                )
+            }
+        };
         let base = sb.running.url();
         let text = format!(
             r#"
@@ -521,7 +541,7 @@ impl Stack {
             graph_base = "{base}"
             [okta]
             base_url = "{base}"
-            token = {{ danger_inline = "{okta}" }}
+            {okta_auth}
             enrollment_rp_ids = ["example.okta.com"]
             [auth]
             issuer = "{base}/{tenant}/v2.0"
@@ -540,7 +560,6 @@ impl Stack {
             secret = c.graph_client_secret,
             aud = c.api_audience,
             caller = c.caller_client_id,
-            okta = c.okta_token,
         );
         let cfg =
             fpr_orchestrator::config::Config::from_toml(&text, &std::collections::BTreeMap::new())

@@ -357,3 +357,62 @@ async fn okta_error_paths() {
     assert!(done, "completes after the storm");
     assert_eq!(enrollments(&stack, &uid(2)).await[0]["status"], "ACTIVE");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_oauth_service_app_with_private_key_jwt() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let point = key.public_key_raw();
+    let jwk = json!({"kty": "EC", "crv": "P-256", "kid": "fpr-key-1", "use": "sig",
+        "x": fpr_jose::util::b64e(&point[1..33]), "y": fpr_jose::util::b64e(&point[33..])});
+    let stack = Stack::start_with(
+        manual(),
+        Some(("fpr-okta-app", &key.serialize_pem(), "fpr-key-1")),
+    )
+    .await;
+    let mut client = stack.client().await;
+    let login = okta_users(&stack, 1).await[0]["login"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The app is not registered yet: Okta refuses the assertion, nothing is ordered.
+    let err = client
+        .create_shipment(okta_request("oauth-0", &login))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
+    assert!(err.message().contains("401"), "{}", err.message());
+
+    assert_eq!(
+        stack
+            .sandbox
+            .admin(
+                Method::PUT,
+                "/okta/apps/fpr-okta-app",
+                Some(json!({"keys": [jwk]}))
+            )
+            .await
+            .0,
+        204
+    );
+    let r = client
+        .create_shipment(okta_request("oauth-1", &login))
+        .await
+        .unwrap()
+        .into_inner();
+    advance(&stack, &r.yubienterprise_shipment_id).await;
+    client
+        .process_shipments(pb::ProcessShipmentsRequest {})
+        .await
+        .unwrap();
+    assert_eq!(
+        state(&get(&mut client, &r.shipment_id).await),
+        pb::ShipmentState::Complete
+    );
+    let status = client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.settings["OKTA_AUTH"], "oauth private_key_jwt");
+}

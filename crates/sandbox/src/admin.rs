@@ -32,6 +32,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/_sandbox/shipments/{id}/clear", post(clear_error))
         .route("/_sandbox/credentials", get(credentials))
         .route("/_sandbox/okta/enrollments", get(enrollments))
+        .route("/_sandbox/okta/apps/{client_id}", put(register_okta_app))
         .route("/_sandbox/faults", get(faults).delete(clear_faults))
         .route(
             "/_sandbox/faults/{route}",
@@ -393,4 +394,20 @@ async fn snapshot(AxState(app): AxState<Arc<App>>) -> Response {
             json!({"error": e.to_string()}),
         ),
     }
+}
+
+/// Registers an Okta OAuth service app's public JWKS (for private_key_jwt).
+async fn register_okta_app(
+    AxState(app): AxState<Arc<App>>,
+    Path(client_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(jwks) = serde_json::from_slice::<Value>(&body) else {
+        return bad("body must be a JWKS");
+    };
+    if jwks["keys"].as_array().is_none_or(|k| k.is_empty()) {
+        return bad("the JWKS needs at least one key");
+    }
+    app.state().okta_apps.insert(client_id, jwks);
+    StatusCode::NO_CONTENT.into_response()
 }

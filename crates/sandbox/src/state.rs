@@ -272,6 +272,12 @@ pub struct State {
     pub faults: BTreeMap<String, Fault>,
     /// Next serial number.
     pub next_serial: u64,
+    /// Okta OAuth service apps: client id → public JWKS (private_key_jwt).
+    #[serde(default)]
+    pub okta_apps: BTreeMap<String, Value>,
+    /// Okta access tokens issued to service apps: token → (client id, expiry).
+    #[serde(default)]
+    pub okta_tokens: BTreeMap<String, (String, i64)>,
     /// The last fulfilment's product data (for the replay fault).
     #[serde(default)]
     pub last_product_data: Option<ProductData>,

@@ -144,8 +144,12 @@ pub struct EntraConfig {
 pub struct OktaConfig {
     /// `https://{yourOktaDomain}`.
     pub base_url: Url,
-    /// The SSWS API token.
-    pub token: SecretRef,
+    /// The SSWS API token (or use `oauth`).
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// An OAuth 2.0 service app with `private_key_jwt` (instead of `token`).
+    #[serde(default)]
+    pub oauth: Option<OktaOauth>,
     /// `enrollmentRpIds` (default: the org's host name).
     #[serde(default)]
     pub enrollment_rp_ids: Vec<String>,
@@ -164,10 +168,33 @@ impl OktaConfig {
         }
     }
 
-    /// The token source.
-    pub fn token(&self) -> Result<fpr_upstream::SecretSource, Error> {
-        self.token.source("okta.token")
+    /// How the client authenticates.
+    pub fn auth(&self) -> Result<fpr_okta::Auth, Error> {
+        match (&self.token, &self.oauth) {
+            (Some(t), None) => Ok(fpr_okta::Auth::Ssws(t.source("okta.token")?)),
+            (None, Some(o)) => Ok(fpr_okta::Auth::PrivateKeyJwt {
+                client_id: o.client_id.clone(),
+                key: o.private_key.source("okta.oauth.private_key")?,
+                key_id: o.key_id.clone(),
+            }),
+            _ => Err(Error::Config {
+                key: "okta.token".into(),
+                reason: "set exactly one of token (SSWS) or [okta.oauth]".into(),
+            }),
+        }
     }
+}
+
+/// An Okta OAuth service app (client credentials, `private_key_jwt`, scope `okta.users.manage`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaOauth {
+    /// The app's client id.
+    pub client_id: String,
+    /// PEM private key (EC P-256 or RSA, PKCS#8).
+    pub private_key: SecretRef,
+    /// The key id registered with the app.
+    pub key_id: String,
 }
 
 /// Inbound auth.
@@ -391,7 +418,7 @@ impl Config {
         }
         self.yubienterprise.token.source("yubienterprise.token")?;
         if let Some(o) = &self.okta {
-            o.token()?;
+            o.auth()?;
             if !(o.base_url.scheme() == "https"
                 || (self.danger_allow_plaintext_http && o.base_url.scheme() == "http"))
             {
@@ -459,6 +486,14 @@ impl Config {
         );
         if let Some(o) = &self.okta {
             put("OKTA_ORG_URL", o.base_url.to_string());
+            put(
+                "OKTA_AUTH",
+                if o.oauth.is_some() {
+                    "oauth private_key_jwt".into()
+                } else {
+                    "ssws".into()
+                },
+            );
             put("OKTA_API_TOKEN", "[redacted]".into());
             put("OKTA_ENROLLMENT_RP_IDS", o.rp_ids().join(","));
         }

@@ -68,7 +68,7 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
     })?;
     let okta = match &config.okta {
         Some(o) => Some((
-            fpr_okta::Client::new(o.base_url.clone(), o.token()?, config.upstream_timeout)?,
+            fpr_okta::Client::with_auth(o.base_url.clone(), o.auth()?, config.upstream_timeout)?,
             o.rp_ids(),
         )),
         None => None,

@@ -48,41 +48,129 @@ pub struct Enrollment {
     pub pin_request_jwe: String,
 }
 
-/// The client.
+/// How the client authenticates to Okta.
 #[derive(Debug, Clone)]
+pub enum Auth {
+    /// `Authorization: SSWS {token}`.
+    Ssws(SecretSource),
+    /// An OAuth 2.0 service app: client credentials with a `private_key_jwt` assertion,
+    /// scope `okta.users.manage`; the access token is cached until a minute before expiry.
+    PrivateKeyJwt {
+        /// The service app's client id.
+        client_id: String,
+        /// PEM private key (PKCS#8 EC P-256 or RSA), read at each token request.
+        key: SecretSource,
+        /// The key's `kid` as registered with the app.
+        key_id: String,
+    },
+}
+
+/// The client.
 pub struct Client {
     http: reqwest::Client,
     base: Url,
-    token: SecretSource,
+    auth: Auth,
+    token: tokio::sync::Mutex<Option<(secrecy::SecretString, std::time::Instant)>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 // === impl Client ===
 
 impl Client {
-    /// A client for the org at `base` (`https://{yourOktaDomain}`).
+    /// A client for the org at `base` (`https://{yourOktaDomain}`) with an SSWS token.
     pub fn new(base: Url, token: SecretSource, timeout: Duration) -> Result<Self, Error> {
+        Self::with_auth(base, Auth::Ssws(token), timeout)
+    }
+
+    /// A client with the given authentication.
+    pub fn with_auth(base: Url, auth: Auth, timeout: Duration) -> Result<Self, Error> {
         Ok(Self {
             http: fpr_upstream::http_client(timeout)?,
             base,
-            token,
+            auth,
+            token: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// The `Authorization` header value.
+    async fn authorization(&self) -> Result<String, Error> {
+        let (client_id, key, key_id) = match &self.auth {
+            Auth::Ssws(t) => return Ok(format!("SSWS {}", t.read("okta.token")?.expose_secret())),
+            Auth::PrivateKeyJwt {
+                client_id,
+                key,
+                key_id,
+            } => (client_id, key, key_id),
+        };
+        let mut slot = self.token.lock().await;
+        if let Some((t, _)) = slot
+            .as_ref()
+            .filter(|(_, until)| *until > std::time::Instant::now())
+        {
+            return Ok(format!("Bearer {}", t.expose_secret()));
+        }
+        let token_url = self.url("/oauth2/v1/token");
+        let assertion = assertion(
+            client_id,
+            &key.read("okta.private_key")?,
+            key_id,
+            &token_url,
+        )?;
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("scope", "okta.users.manage okta.users.read"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+        ];
+        let (_, body) = send("okta-oauth", self.http.post(token_url).form(&form)).await?;
+        let v: Value = json("okta-oauth", &body)?;
+        let t = v
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or(Error::Malformed {
+                upstream: "okta-oauth",
+                reason: "no access_token".into(),
+            })?;
+        let ttl = v
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(3600)
+            .saturating_sub(60);
+        let value = secrecy::SecretString::from(t.to_owned());
+        *slot = Some((
+            value.clone(),
+            std::time::Instant::now() + Duration::from_secs(ttl),
+        ));
+        Ok(format!("Bearer {}", value.expose_secret()))
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base.as_str().trim_end_matches('/'))
     }
 
-    fn auth(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, Error> {
-        let t = self.token.read("okta.token")?;
+    async fn auth(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, Error> {
         Ok(req
-            .header("authorization", format!("SSWS {}", t.expose_secret()))
+            .header("authorization", self.authorization().await?)
             .header("accept", "application/json"))
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Vec<u8>, Error> {
-        send(UP, self.auth(self.http.post(self.url(path)).json(body))?)
-            .await
-            .map(|(_, b)| b)
+        send(
+            UP,
+            self.auth(self.http.post(self.url(path)).json(body)).await?,
+        )
+        .await
+        .map(|(_, b)| b)
     }
 
     /// `GET /api/v1/users/{id|login}`.
@@ -90,7 +178,8 @@ impl Client {
         let enc: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
         let (_, b) = send(
             UP,
-            self.auth(self.http.get(self.url(&format!("/api/v1/users/{enc}"))))?,
+            self.auth(self.http.get(self.url(&format!("/api/v1/users/{enc}"))))
+                .await?,
         )
         .await?;
         let v: Value = json(UP, &b)?;
@@ -183,7 +272,8 @@ impl Client {
             UP,
             self.auth(self.http.delete(self.url(&format!(
                 "{PRE}/users/{user_id}/enrollments/{enrollment_id}"
-            ))))?,
+            ))))
+            .await?,
         )
         .await
         {
@@ -198,11 +288,51 @@ impl Client {
             UP,
             self.auth(self.http.post(self.url(&format!(
                 "{PRE}/users/{user_id}/enrollments/{enrollment_id}/mark-error"
-            ))))?,
+            ))))
+            .await?,
         )
         .await
         .map(|_| ())
     }
+}
+
+/// A `private_key_jwt` client assertion: `iss` = `sub` = client id, `aud` = the token URL,
+/// five minutes of validity, a unique `jti`; ES256 for an EC key, RS256 for an RSA key.
+fn assertion(
+    client_id: &str,
+    pem: &secrecy::SecretString,
+    key_id: &str,
+    aud: &str,
+) -> Result<String, Error> {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    static JTI: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let bad = |r: &str| Error::Secret {
+        name: "okta.private_key",
+        reason: r.into(),
+    };
+    let pem = pem.expose_secret().as_bytes();
+    let (alg, key) = match EncodingKey::from_ec_pem(pem) {
+        Ok(k) => (Algorithm::ES256, k),
+        Err(_) => (
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(pem)
+                .map_err(|_| bad("not an EC P-256 or RSA PEM private key"))?,
+        ),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let jti = format!(
+        "{now:x}-{:x}-{}",
+        std::process::id(),
+        JTI.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let claims = json!({"iss": client_id, "sub": client_id, "aud": aud, "iat": now, "exp": now + 300, "jti": jti});
+    let mut header = Header::new(alg);
+    header.kid = Some(key_id.to_owned());
+    jsonwebtoken::encode(&header, &claims, &key)
+        .map_err(|_| bad("signing the client assertion failed"))
 }
 
 /// The Okta profile attribute that supplies each YubiEnterprise field (UPSTREAM-APIS.md §3.6).
