@@ -1,7 +1,6 @@
 //! The orchestrator's configuration: TOML plus the seed's environment variable names, validated
 //! before anything binds.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -11,27 +10,7 @@ use url::Url;
 
 use crate::Error;
 
-/// Where values come from (tests pass a map).
-pub trait Source {
-    /// The value of `name`.
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment.
-#[derive(Debug, Clone, Copy)]
-pub struct Env;
-
-impl Source for Env {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-}
-
-impl Source for BTreeMap<String, String> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned()
-    }
-}
+pub use fpr_config::{Env, Source};
 
 /// A secret's location: a file (preferred) or an environment variable; read at each use.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -329,21 +308,7 @@ impl Config {
         };
         let mut doc: toml::Table =
             toml::from_str(text).map_err(|e| bad("config file", e.message().to_owned()))?;
-        for (var, key) in ENV_OVERRIDES {
-            if let Some(v) = env.var(var) {
-                let (table, leaf) = key.split_once('.').unwrap_or(("", key));
-                let t = doc
-                    .entry(table)
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                if let toml::Value::Table(t) = t {
-                    let value = v
-                        .parse::<i64>()
-                        .map(toml::Value::Integer)
-                        .unwrap_or(toml::Value::String(v));
-                    t.insert(leaf.into(), value);
-                }
-            }
-        }
+        fpr_config::apply_overrides(&mut doc, ENV_OVERRIDES, env);
         let list = |var: &str| {
             env.var(var).map(|v| {
                 v.split(',')
@@ -390,9 +355,7 @@ impl Config {
             ("entra.graph_base", &self.entra.graph_base),
             ("auth.jwks_url", &self.auth.jwks_url),
         ] {
-            if !(url.scheme() == "https"
-                || (self.danger_allow_plaintext_http && url.scheme() == "http"))
-            {
+            if !fpr_config::scheme_ok(url, self.danger_allow_plaintext_http) {
                 return bad(
                     key,
                     "must be https (http only with danger_allow_plaintext_http)",
@@ -419,9 +382,7 @@ impl Config {
         self.yubienterprise.token.source("yubienterprise.token")?;
         if let Some(o) = &self.okta {
             o.auth()?;
-            if !(o.base_url.scheme() == "https"
-                || (self.danger_allow_plaintext_http && o.base_url.scheme() == "http"))
-            {
+            if !fpr_config::scheme_ok(&o.base_url, self.danger_allow_plaintext_http) {
                 return bad(
                     "okta.base_url",
                     "must be https (http only with danger_allow_plaintext_http)",
@@ -436,6 +397,33 @@ impl Config {
         }
         self.entra.client_secret.source("entra.client_secret")?;
         Ok(())
+    }
+
+    /// Which secrets are given inline (for start-up warnings).
+    pub fn inline_secrets(&self) -> Vec<(&'static str, bool)> {
+        let mut v = vec![
+            (
+                "yubienterprise.token",
+                self.yubienterprise.token.danger_inline.is_some(),
+            ),
+            (
+                "entra.client_secret",
+                self.entra.client_secret.danger_inline.is_some(),
+            ),
+        ];
+        if let Some(o) = &self.okta {
+            v.push((
+                "okta.token",
+                o.token.as_ref().is_some_and(|t| t.danger_inline.is_some()),
+            ));
+            v.push((
+                "okta.oauth.private_key",
+                o.oauth
+                    .as_ref()
+                    .is_some_and(|a| a.private_key.danger_inline.is_some()),
+            ));
+        }
+        v
     }
 
     /// The YubiEnterprise token source.
@@ -500,5 +488,81 @@ impl Config {
         put("FPR_STORE_PATH", self.store_path.display().to_string());
         put("FPR_VAULT_SOCKET", self.vault_socket.display().to_string());
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    const BASE: &str = r#"
+        [yubienterprise]
+        base_url = "https://api.console.yubico.com/v1"
+        token = { env = "YE_TOKEN" }
+        [entra]
+        tenant = "t"
+        client_id = "c"
+        client_secret = { file = "/run/secrets/graph" }
+        [auth]
+        issuer = "https://login.microsoftonline.com/t/v2.0"
+        jwks_url = "https://login.microsoftonline.com/t/discovery/v2.0/keys"
+        allowed_audiences = ["api://fido-connector-api"]
+    "#;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn seed_variables_override_the_file() {
+        let c = Config::from_toml(
+            BASE,
+            &env(&[
+                ("CRON_DATA_CLEANUP_COMPLETED_DAYS", "30"),
+                ("ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES", "60"),
+                ("FIDO_Connector_Allowed_Audiences", "api://a, api://b"),
+                ("FIDO_Connector_Allowed_Client_Apps", "app-1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.jobs.cleanup_completed_days,
+                c.entra.challenge_timeout_minutes
+            ),
+            (30, 60)
+        );
+        assert_eq!(c.auth.allowed_audiences, vec!["api://a", "api://b"]);
+        assert_eq!(c.jobs.process_schedule, "0 0 * * * *", "the seed's default");
+        assert_eq!(c.settings()["ENTRA_FIDO_API_CLIENT_SECRET"], "[redacted]");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        for (vars, key) in [
+            (
+                vec![("CRON_PROCESS_SHIPMENT_SCHEDULE", "every hour")],
+                "jobs.process_schedule",
+            ),
+            (
+                vec![("ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES", "4")],
+                "entra.challenge_timeout_minutes",
+            ),
+            (vec![("ENTRA_FIDO_API_VERSION", "v2")], "entra.api_version"),
+            (
+                vec![("YE_API_BASE_URL", "http://plain.example/v1")],
+                "yubienterprise.base_url",
+            ),
+        ] {
+            match Config::from_toml(BASE, &env(&vars)) {
+                Err(Error::Config { key: k, .. }) => assert_eq!(k, key),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
     }
 }

@@ -44,6 +44,17 @@ pub struct Built {
 
 /// Opens the store and builds clients and the service; `vault` is the channel to the vault.
 pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
+    if config.danger_allow_plaintext_http {
+        tracing::warn!("danger_allow_plaintext_http is on: upstream URLs may be plain http");
+    }
+    for (key, inline) in config.inline_secrets() {
+        if inline {
+            tracing::warn!(
+                setting = key,
+                "Secret given inline (danger_inline): use a file or an environment variable in production"
+            );
+        }
+    }
     std::fs::create_dir_all(&config.store_path)?;
     let store = SledStore::open(&config.store_path)?;
     let shipments = Shipments::new(store.tree("shipments")?);

@@ -11,27 +11,7 @@ use url::Url;
 
 use crate::Error;
 
-/// Where configuration values come from, so tests can pass a map instead of the process env.
-pub trait Source {
-    /// The value of variable `name`, if set.
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment.
-#[derive(Debug, Clone, Copy)]
-pub struct Env;
-
-impl Source for Env {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-}
-
-impl Source for BTreeMap<String, String> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned()
-    }
-}
+pub use fpr_config::{Env, Source};
 
 /// The whole vault configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -398,11 +378,7 @@ impl Config {
             key: "config file".into(),
             reason: e.message().to_owned(),
         })?;
-        for (var, key) in ENV_OVERRIDES {
-            if let Some(value) = env.var(var) {
-                set_path(&mut doc, key, value);
-            }
-        }
+        fpr_config::apply_overrides(&mut doc, ENV_OVERRIDES, env);
         let config: Config = toml::Value::Table(doc)
             .try_into()
             .map_err(|e: toml::de::Error| Error::Config {
@@ -631,26 +607,7 @@ impl Config {
     }
 }
 
-/// https always; http only when the danger switch allows it.
-fn scheme_ok(url: &Url, http_ok: bool) -> bool {
-    url.scheme() == "https" || (http_ok && url.scheme() == "http")
-}
-
-fn set_path(doc: &mut toml::Table, key: &str, value: String) {
-    let mut parts: Vec<&str> = key.split('.').collect();
-    let Some(last) = parts.pop() else { return };
-    let mut t = doc;
-    for p in parts {
-        let entry = t
-            .entry(p.to_owned())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let toml::Value::Table(next) = entry else {
-            return;
-        };
-        t = next;
-    }
-    t.insert(last.to_owned(), toml::Value::String(value));
-}
+use fpr_config::scheme_ok;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,77 @@
+//! Shared configuration plumbing for fpr's services: where values come from (the process
+//! environment, or a map in tests), how environment variables override keys of a TOML
+//! document, and the https-unless-dangerous rule for upstream URLs.
+//!
+//! It reads no file and holds no secret: services load their own files and read secrets at
+//! use time.
+//!
+//! ```
+//! use fpr_config::{Source as _, set_path};
+//! let mut doc: toml::Table = toml::from_str("[a]\nb = 1").unwrap();
+//! set_path(&mut doc, "a.c", "x".into());
+//! assert_eq!(doc["a"]["c"].as_str(), Some("x"));
+//! let env: std::collections::BTreeMap<String, String> = [("K".to_string(), "v".to_string())].into();
+//! assert_eq!(env.var("K").as_deref(), Some("v"));
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::collections::BTreeMap;
+
+/// Where configuration values come from, so tests can pass a map instead of the process env.
+pub trait Source {
+    /// The value of variable `name`, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Env;
+
+impl Source for Env {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Source for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// Sets dotted `key` (e.g. `yubico.sign_jwks_url`) in `doc`, creating tables on the way.
+/// Whole numbers become TOML integers, everything else strings.
+pub fn set_path(doc: &mut toml::Table, key: &str, value: String) {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let Some(last) = parts.pop() else { return };
+    let mut t = doc;
+    for p in parts {
+        let entry = t
+            .entry(p.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(next) = entry else {
+            return;
+        };
+        t = next;
+    }
+    let v = value
+        .parse::<i64>()
+        .map(toml::Value::Integer)
+        .unwrap_or(toml::Value::String(value));
+    t.insert(last.to_owned(), v);
+}
+
+/// Applies `(variable, key)` overrides from `env` to `doc`.
+pub fn apply_overrides(doc: &mut toml::Table, overrides: &[(&str, &str)], env: &dyn Source) {
+    for (var, key) in overrides {
+        if let Some(value) = env.var(var) {
+            set_path(doc, key, value);
+        }
+    }
+}
+
+/// https always; plain http only when the deployment's danger switch allows it.
+pub fn scheme_ok(url: &url::Url, allow_plaintext_http: bool) -> bool {
+    url.scheme() == "https" || (allow_plaintext_http && url.scheme() == "http")
+}
