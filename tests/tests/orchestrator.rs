@@ -972,3 +972,70 @@ async fn reflection_lists_every_rpc() {
         assert!(methods.iter().any(|x| x == m), "{m}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_removes_completed_records_and_purges_vault_keys() {
+    let stack = Stack::start(Config {
+        seed_users: 4,
+        ..Config::default()
+    })
+    .await;
+    let mut client = stack.client().await;
+    let done = create(&mut client, "c-1", "adele.vance@contoso.test").await;
+    assert_eq!(
+        done.shipment_state,
+        pb::ShipmentState::Complete as i32,
+        "instant clock"
+    );
+    let failed = create(&mut client, "c-2", "lee.gu@contoso.test").await;
+    let mut vault = stack.vault.client().await;
+    let sealed = |s: fpr_proto::vault::v1::GetStatusResponse| s.key_store.unwrap().sealed_keys;
+    assert_eq!(
+        sealed(
+            vault
+                .get_status(fpr_proto::vault::v1::GetStatusRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        1
+    );
+
+    assert_eq!(stack.service.cleanup(0).await.unwrap(), 0, "0 days = off");
+    assert_eq!(
+        stack.service.cleanup(30).await.unwrap(),
+        0,
+        "nothing is 30 days old"
+    );
+    assert_eq!(
+        stack.service.cleanup_before(i64::MAX).await.unwrap(),
+        1,
+        "only the completed one"
+    );
+    assert_eq!(
+        client
+            .get_shipment(pb::GetShipmentRequest {
+                shipment_id: done.shipment_id
+            })
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        state(&get(&mut client, &failed.shipment_id).await),
+        pb::ShipmentState::Error,
+        "errors are kept for the admin"
+    );
+    assert_eq!(
+        sealed(
+            vault
+                .get_status(fpr_proto::vault::v1::GetStatusRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+        ),
+        0,
+        "vault key purged"
+    );
+}

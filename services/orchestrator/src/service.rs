@@ -197,23 +197,29 @@ impl ShipmentService {
         Ok(out)
     }
 
-    /// Removes completed shipments older than `days` and purges their vault keys.
+    /// Removes completed shipments older than `days` (0: off) and purges their vault keys:
+    /// the seed's `CRON_DATA_CLEANUP_COMPLETED_DAYS`.
     pub async fn cleanup(&self, days: u32) -> Result<u32, Error> {
         if days == 0 {
             return Ok(0);
         }
-        let cutoff = now() - i64::from(days) * 86_400;
+        self.cleanup_before(now() - i64::from(days) * 86_400).await
+    }
+
+    /// Removes completed shipments last changed before `cutoff` (unix seconds) and purges their
+    /// vault keys. Records of other states are kept whatever their age.
+    pub async fn cleanup_before(&self, cutoff: i64) -> Result<u32, Error> {
         let mut n = 0;
         for r in self.deps.store.all()? {
             if r.state == State::Complete && r.updated_at < cutoff {
-                let _ = self
-                    .deps
+                self.deps
                     .vault
                     .clone()
                     .purge_shipment(fpr_proto::vault::v1::PurgeShipmentRequest {
                         shipment_ref: r.id.clone(),
                     })
-                    .await;
+                    .await
+                    .map_err(|s| Error::Vault(s.message().to_owned()))?;
                 self.deps.store.delete(&r.id)?;
                 n += 1;
             }
