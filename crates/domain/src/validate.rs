@@ -55,21 +55,25 @@ pub fn contact_fields(
             .clone(),
         )
     };
+    let path = |name: &str| {
+        if prefix.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{prefix}.{name}")
+        }
+    };
     let mut v = Vec::new();
     if recipient.is_none() {
-        v.push(Violation::new(format!("{prefix}.recipient"), "is required"));
+        v.push(Violation::new(path("recipient"), "is required"));
     }
     if address.is_none() {
-        v.push(Violation::new(
-            format!("{prefix}.mailing_address"),
-            "is required",
-        ));
+        v.push(Violation::new(path("mailing_address"), "is required"));
     }
     if recipient.is_some() && address.is_some() {
         v.extend(contact::check(
             &get,
-            &format!("{prefix}.recipient"),
-            &format!("{prefix}.mailing_address"),
+            &path("recipient"),
+            &path("mailing_address"),
             "recipient_company",
         ));
     }
@@ -261,6 +265,16 @@ mod tests {
         r.pin_request = None;
         let c = create(&r).unwrap();
         assert_eq!((c.pin_length, c.force_change), (8, false));
+    }
+
+    #[test]
+    fn update_paths_match_the_update_request() {
+        let y = valid().yubico_shipment_request.unwrap();
+        let mut r = y.recipient.clone().unwrap();
+        r.recipient_firstname = "x".repeat(16);
+        let v = contact_fields(Some(&r), y.mailing_address.as_ref(), "");
+        assert_eq!(v[0].field, "recipient.recipient_firstname");
+        assert_eq!(contact_fields(None, None, "")[0].field, "recipient");
     }
 
     #[test]

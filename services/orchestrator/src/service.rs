@@ -532,18 +532,21 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         let store = self.deps.store.clone();
         let stream = async_stream(first, move |tx| async move {
             loop {
-                match rx.recv().await {
-                    Ok(changed) if changed == id => {
-                        let Ok(Some(rec)) = store.get(&id) else {
-                            return;
-                        };
-                        let done = rec.state != State::Ongoing;
-                        if tx.send(Ok(to_pb(&rec))).await.is_err() || done {
-                            return;
-                        }
-                    }
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                // Our record changed, or notifications were missed and it may have: send it.
+                let relevant = match rx.recv().await {
+                    Ok(changed) => changed == id,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
                     Err(_) => return,
+                };
+                if !relevant {
+                    continue;
+                }
+                let Ok(Some(rec)) = store.get(&id) else {
+                    return;
+                };
+                let done = rec.state != State::Ongoing;
+                if tx.send(Ok(to_pb(&rec))).await.is_err() || done {
+                    return;
                 }
             }
         });
@@ -572,7 +575,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         violations.extend(fpr_domain::validate::contact_fields(
             next.recipient.as_ref(),
             next.mailing_address.as_ref(),
-            "update",
+            "",
         ));
         if !violations.is_empty() {
             return Err(Error::Invalid(violations).into());
