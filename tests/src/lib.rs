@@ -689,3 +689,42 @@ pub fn okta_request(key: &str, login: &str) -> fpr_proto::v1::CreateShipmentRequ
     }
     r
 }
+
+/// The sandbox settings the orchestrator tests use: a manual clock (shipments wait at
+/// YubiEnterprise until advanced) and 40 generated users (20 per IdP).
+pub fn manual_sandbox() -> fpr_sandbox::Config {
+    fpr_sandbox::Config {
+        clock: fpr_sandbox::Clock::Manual,
+        seed_users: 40,
+        ..fpr_sandbox::Config::default()
+    }
+}
+
+/// GetShipment.
+pub async fn get_shipment(client: &mut ShipmentClient, id: &str) -> fpr_proto::v1::Shipment {
+    client
+        .get_shipment(fpr_proto::v1::GetShipmentRequest {
+            shipment_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// A shipment's state.
+pub fn state_of(s: &fpr_proto::v1::Shipment) -> fpr_proto::v1::ShipmentState {
+    fpr_proto::v1::ShipmentState::try_from(s.shipment_state).unwrap()
+}
+
+/// Ships a YubiEnterprise shipment in the sandbox (state 103).
+pub async fn ship_at_yubico(stack: &Stack, ye_id: &str) {
+    let (s, _, _) = stack
+        .sandbox
+        .admin(
+            reqwest::Method::POST,
+            &format!("/shipments/{ye_id}/advance"),
+            Some(serde_json::json!({"to": 103})),
+        )
+        .await;
+    assert_eq!(s, 200);
+}

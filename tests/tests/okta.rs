@@ -8,49 +8,14 @@
 )]
 
 use fpr_proto::v1 as pb;
-use fpr_sandbox::{Clock, Config};
-use fpr_tests::{ShipmentClient, Stack, captured_logs, create_request, okta_request, read_tree};
+use fpr_tests::{
+    Stack, captured_logs, create_request, get_shipment as get, manual_sandbox as manual,
+    okta_request, read_tree, ship_at_yubico as advance, state_of as state,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt as _;
-
-fn manual() -> Config {
-    Config {
-        clock: Clock::Manual,
-        seed_users: 40,
-        ..Config::default()
-    }
-}
-
-async fn get(client: &mut ShipmentClient, id: &str) -> pb::Shipment {
-    client
-        .get_shipment(pb::GetShipmentRequest {
-            shipment_id: id.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-fn state(s: &pb::Shipment) -> pb::ShipmentState {
-    pb::ShipmentState::try_from(s.shipment_state).unwrap()
-}
-
-async fn advance(stack: &Stack, ye: &str) {
-    assert_eq!(
-        stack
-            .sandbox
-            .admin(
-                Method::POST,
-                &format!("/shipments/{ye}/advance"),
-                Some(json!({"to": 103}))
-            )
-            .await
-            .0,
-        200
-    );
-}
 
 async fn okta_users(stack: &Stack, n: usize) -> Vec<Value> {
     let (_, users, _) = stack

@@ -8,34 +8,19 @@
 )]
 
 use fpr_proto::v1 as pb;
-use fpr_sandbox::{Clock, Config};
-use fpr_tests::{ShipmentClient, Stack, captured_logs, create_request, read_tree};
+use fpr_sandbox::Config;
+use fpr_tests::{
+    ShipmentClient, Stack, captured_logs, create_request, get_shipment as get,
+    manual_sandbox as manual, read_tree, ship_at_yubico as advance, state_of as state,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-fn manual() -> Config {
-    Config {
-        clock: Clock::Manual,
-        seed_users: 40,
-        ..Config::default()
-    }
-}
-
 async fn create(client: &mut ShipmentClient, key: &str, user: &str) -> pb::CreateShipmentResponse {
     client
         .create_shipment(create_request(key, user))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-async fn get(client: &mut ShipmentClient, id: &str) -> pb::Shipment {
-    client
-        .get_shipment(pb::GetShipmentRequest {
-            shipment_id: id.into(),
-        })
         .await
         .unwrap()
         .into_inner()
@@ -47,22 +32,6 @@ async fn process(client: &mut ShipmentClient) -> pb::ProcessShipmentsResponse {
         .await
         .unwrap()
         .into_inner()
-}
-
-async fn advance(stack: &Stack, ye_id: &str) {
-    let (s, _, _) = stack
-        .sandbox
-        .admin(
-            Method::POST,
-            &format!("/shipments/{ye_id}/advance"),
-            Some(json!({"to": 103})),
-        )
-        .await;
-    assert_eq!(s, 200);
-}
-
-fn state(s: &pb::Shipment) -> pb::ShipmentState {
-    pb::ShipmentState::try_from(s.shipment_state).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
