@@ -1,0 +1,226 @@
+//! The `fpr` command's library: `fpr up` runs the sandbox, the vault and the orchestrator in one
+//! process for a first run. The orchestrator still reaches the vault through its gRPC client, over
+//! the vault's Unix socket in the data directory, so the boundary is the production code path.
+//!
+//! NO SECURITY for production: `up` points everything at the sandbox, with the sandbox's
+//! secrets inline and plain http on loopback.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+/// Where `fpr up` listens.
+#[derive(Debug, Clone)]
+pub struct Up {
+    /// Data directory (`./fpr-data`).
+    pub data_dir: PathBuf,
+    /// Sandbox HTTP address.
+    pub sandbox: SocketAddr,
+    /// Sandbox SMTP mailbox address.
+    pub smtp: SocketAddr,
+    /// Orchestrator gRPC address.
+    pub orchestrator: SocketAddr,
+}
+
+/// The running system.
+pub struct Running {
+    /// The sandbox's URL.
+    pub sandbox_url: String,
+    /// The orchestrator's address.
+    pub orchestrator: SocketAddr,
+    /// The vault's socket.
+    pub vault_socket: PathBuf,
+    /// A caller token for the orchestrator from the sandbox tenant.
+    pub token: String,
+    sandbox: fpr_sandbox::Running,
+    stop_vault: tokio::sync::oneshot::Sender<()>,
+    stop_orchestrator: tokio::sync::oneshot::Sender<()>,
+    jobs: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("sandbox_url", &self.sandbox_url)
+            .field("orchestrator", &self.orchestrator)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// Stops all three (the sandbox writes its snapshot).
+    pub async fn stop(self) {
+        self.jobs.iter().for_each(|j| j.abort());
+        let _ = self.stop_orchestrator.send(());
+        let _ = self.stop_vault.send(());
+        self.sandbox.stop().await;
+    }
+}
+
+fn master_key(path: &Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if path.exists() {
+        return Ok(());
+    }
+    let key = fpr_jose::seal::MasterKey::generate_hex()?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(key.as_bytes())?;
+    Ok(())
+}
+
+/// Starts sandbox, vault and orchestrator.
+pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
+    let dir = &cfg.data_dir;
+    std::fs::create_dir_all(dir.join("vault")).context("creating the data directory")?;
+    let sandbox_cfg = fpr_sandbox::Config {
+        data_dir: Some(dir.join("sandbox")),
+        smtp_listen: Some(cfg.smtp),
+        seed_users: 20,
+        ..Default::default()
+    };
+    let sandbox = fpr_sandbox::Sandbox::new(sandbox_cfg.clone())?
+        .serve(
+            tokio::net::TcpListener::bind(cfg.sandbox)
+                .await
+                .with_context(|| format!("binding the sandbox to {}", cfg.sandbox))?,
+        )
+        .await?;
+    let base = sandbox.url();
+    let smtp = sandbox
+        .smtp_addr
+        .context("the sandbox mailbox is not listening")?;
+
+    master_key(&dir.join("vault/master.key"))?;
+    let socket = dir.join("vault/run/vault.sock");
+    let vault_toml = format!(
+        "[server]\nlisten = \"unix:{sock}\"\n[store]\npath = \"{store}\"\nmaster_key_file = \"{key}\"\n\
+         [yubico]\ntransport_jwks_url = \"{base}/.well-known/yubico-transport-keys.jwks\"\nsign_jwks_url = \"{base}/.well-known/yubico-sign.jwks\"\n\
+         [delivery]\nchannel = \"smtp\"\n[delivery.smtp]\nhost = \"{host}\"\nport = {port}\ntls = \"none\"\nfrom = \"security-keys@fpr.local\"\n\
+         [danger]\nallow_plaintext_http = true\nallow_plaintext_smtp = true\n",
+        sock = socket.display(),
+        store = dir.join("vault/store").display(),
+        key = dir.join("vault/master.key").display(),
+        host = smtp.ip(),
+        port = smtp.port(),
+    );
+    let no_env = std::collections::BTreeMap::<String, String>::new();
+    let vault_cfg = fpr_vault::Config::from_toml(&vault_toml, &no_env)?;
+    let vault = fpr_vault::server::build(&vault_cfg).await?;
+    let listener = fpr_vault::server::bind(&vault_cfg).await?;
+    let uids = fpr_vault::server::allowed_uids(&vault_cfg, &listener);
+    let (stop_vault, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(fpr_vault::server::serve(
+        vault,
+        listener,
+        uids,
+        async move {
+            let _ = rx.await;
+        },
+    ));
+
+    let c = &sandbox_cfg;
+    let orch_toml = format!(
+        r#"
+        listen = "{listen}"
+        store_path = "{store}"
+        vault_socket = "{sock}"
+        danger_allow_plaintext_http = true
+        [yubienterprise]
+        base_url = "{base}/v1"
+        token = {{ danger_inline = "{ye}" }}
+        [entra]
+        tenant = "{tenant}"
+        client_id = "{cid}"
+        client_secret = {{ danger_inline = "{secret}" }}
+        login_base = "{base}"
+        graph_base = "{base}"
+        [okta]
+        base_url = "{base}"
+        token = {{ danger_inline = "{okta}" }}
+        enrollment_rp_ids = ["example.okta.com"]
+        [auth]
+        issuer = "{base}/{tenant}/v2.0"
+        jwks_url = "{base}/{tenant}/discovery/v2.0/keys"
+        allowed_audiences = ["{aud}"]
+        allowed_client_apps = ["{caller}"]
+        [jobs]
+        process_schedule = "*/10 * * * * *"
+        "#,
+        listen = cfg.orchestrator,
+        store = dir.join("orchestrator/store").display(),
+        sock = socket.display(),
+        ye = c.ye_token,
+        tenant = c.tenant,
+        cid = c.graph_client_id,
+        secret = c.graph_client_secret,
+        okta = c.okta_token,
+        aud = c.api_audience,
+        caller = c.caller_client_id,
+    );
+    let orch_cfg = fpr_orchestrator::config::Config::from_toml(&orch_toml, &no_env)?;
+    let built = fpr_orchestrator::server::build(
+        &orch_cfg,
+        fpr_orchestrator::server::vault_channel(&socket)?,
+    )
+    .await?;
+    let jobs = fpr_orchestrator::scheduler::start(
+        built.service.clone(),
+        &orch_cfg.jobs.process_schedule,
+        &orch_cfg.jobs.cleanup_schedule,
+        0,
+    );
+    let listener = tokio::net::TcpListener::bind(cfg.orchestrator)
+        .await
+        .with_context(|| format!("binding the orchestrator to {}", cfg.orchestrator))?;
+    let orchestrator = listener.local_addr()?;
+    let (stop_orchestrator, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(fpr_orchestrator::server::serve(
+        built,
+        listener,
+        async move {
+            let _ = rx.await;
+        },
+    ));
+
+    let token = caller_token(&base, c).await?;
+    Ok(Running {
+        sandbox_url: base,
+        orchestrator,
+        vault_socket: socket,
+        token,
+        sandbox,
+        stop_vault,
+        stop_orchestrator,
+        jobs,
+    })
+}
+
+/// A caller token for fpr's API from the sandbox tenant.
+pub async fn caller_token(base: &str, c: &fpr_sandbox::Config) -> anyhow::Result<String> {
+    let scope = format!("{}/.default", c.api_audience);
+    let form = [
+        ("client_id", c.caller_client_id.as_str()),
+        ("client_secret", c.caller_client_secret.as_str()),
+        ("scope", scope.as_str()),
+        ("grant_type", "client_credentials"),
+    ];
+    let v: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/{}/oauth2/v2.0/token", c.tenant))
+        .form(&form)
+        .send()
+        .await?
+        .json()
+        .await?;
+    v.get("access_token")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+        .context("the sandbox issued no token")
+}
