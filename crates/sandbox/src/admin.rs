@@ -207,15 +207,7 @@ async fn webhook(
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return bad("body is not JSON");
     };
-    let to: Vec<String> = v
-        .get("emails_to")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let to: Vec<String> = crate::http::strings(&v, "emails_to");
     let signed = headers.contains_key("x-fpr-signature");
     let subject = v
         .get("subject")

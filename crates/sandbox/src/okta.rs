@@ -70,32 +70,18 @@ fn not_found(what: &str) -> Response {
 }
 
 /// Auth and rate limit; returns the rate headers to put on the response.
-async fn gate(
-    app: &App,
-    headers: &HeaderMap,
-    route: &str,
-) -> Result<[(String, String); 3], Response> {
+async fn gate(app: &App, headers: &HeaderMap, route: &str) -> Result<RateHeaders, Response> {
     let limit = app.config.okta_rate_per_s;
     let (n, reset) = app.rate.lock().map(|mut r| r.hit("okta")).unwrap_or((0, 1));
-    let rate = [
-        ("x-rate-limit-limit".to_owned(), limit.to_string()),
+    let rate: RateHeaders = [
+        ("x-rate-limit-limit", limit.to_string()),
         (
-            "x-rate-limit-remaining".to_owned(),
+            "x-rate-limit-remaining",
             limit.saturating_sub(n).to_string(),
         ),
-        ("x-rate-limit-reset".to_owned(), (now() + reset).to_string()),
+        ("x-rate-limit-reset", (now() + reset).to_string()),
     ];
-    let with_rate = |mut r: Response| {
-        for (k, v) in &rate {
-            if let (Ok(name), Ok(val)) = (
-                axum::http::HeaderName::try_from(k.as_str()),
-                HeaderValue::from_str(v),
-            ) {
-                r.headers_mut().insert(name, val);
-            }
-        }
-        r
-    };
+    let with_rate = |r: Response| with_rate(&rate, r);
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -132,17 +118,30 @@ async fn gate(
     Ok(rate)
 }
 
-fn respond(rate: [(String, String); 3], r: Response) -> Response {
-    let mut r = r;
-    for (k, v) in rate {
-        if let (Ok(name), Ok(val)) = (
-            axum::http::HeaderName::try_from(k.as_str()),
-            HeaderValue::from_str(&v),
-        ) {
-            r.headers_mut().insert(name, val);
+/// The `X-Rate-Limit-*` headers Okta puts on every answer.
+type RateHeaders = [(&'static str, String); 3];
+
+fn with_rate(rate: &RateHeaders, mut r: Response) -> Response {
+    for (name, value) in rate {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            r.headers_mut().insert(*name, v);
         }
     }
     r
+}
+
+/// Gates an Okta call (rate limit, SSWS or Bearer auth, injected faults), runs `f`, and puts
+/// the rate headers on whatever it answers.
+async fn call(
+    app: &App,
+    headers: &HeaderMap,
+    route: &str,
+    f: impl FnOnce() -> Result<Response, Response>,
+) -> Response {
+    match gate(app, headers, route).await {
+        Ok(rate) => with_rate(&rate, f().unwrap_or_else(|e| e)),
+        Err(r) => r,
+    }
 }
 
 fn okta_user<'a>(st: &'a crate::State, key: &str) -> Option<&'a User> {
@@ -179,11 +178,7 @@ async fn initiate(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let rate = match gate(&app, &headers, "okta.initiate").await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let r = (|| {
+    call(&app, &headers, "okta.initiate", || {
         let v = parse(&body)?;
         check_provider(&v)?;
         let user = v.get("userId").and_then(Value::as_str).unwrap_or_default();
@@ -212,8 +207,8 @@ async fn initiate(
             ));
         }
         Ok(StatusCode::NO_CONTENT.into_response())
-    })();
-    respond(rate, r.unwrap_or_else(|e| e))
+    })
+    .await
 }
 
 async fn enroll(
@@ -221,11 +216,7 @@ async fn enroll(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let rate = match gate(&app, &headers, "okta.enroll").await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    respond(rate, do_enroll(&app, &body).unwrap_or_else(|e| e))
+    call(&app, &headers, "okta.enroll", || do_enroll(&app, &body)).await
 }
 
 fn do_enroll(app: &App, body: &[u8]) -> Result<Response, Response> {
@@ -239,15 +230,7 @@ fn do_enroll(app: &App, body: &[u8]) -> Result<Response, Response> {
     let user = okta_user(&app.state(), &user_id)
         .cloned()
         .ok_or_else(|| not_found(&format!("User {user_id}")))?;
-    let rp_ids: Vec<String> = v
-        .get("enrollmentRpIds")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let rp_ids: Vec<String> = crate::http::strings(&v, "enrollmentRpIds");
     if rp_ids.is_empty()
         || rp_ids
             .iter()
@@ -351,11 +334,7 @@ async fn activate(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let rate = match gate(&app, &headers, "okta.activate").await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    respond(rate, do_activate(&app, &body).unwrap_or_else(|e| e))
+    call(&app, &headers, "okta.activate", || do_activate(&app, &body)).await
 }
 
 fn do_activate(app: &App, body: &[u8]) -> Result<Response, Response> {
@@ -526,11 +505,7 @@ async fn send_pin(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let rate = match gate(&app, &headers, "okta.send_pin").await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let r = (|| {
+    call(&app, &headers, "okta.send_pin", || {
         let v = parse(&body)?;
         check_provider(&v)?;
         let user_id = v.get("userId").and_then(Value::as_str).unwrap_or_default();
@@ -575,8 +550,8 @@ async fn send_pin(
         });
         tracing::info!(user.id = %user.id, "Okta sent the PIN");
         Ok(StatusCode::NO_CONTENT.into_response())
-    })();
-    respond(rate, r.unwrap_or_else(|e| e))
+    })
+    .await
 }
 
 fn enrollment_json(app: &App, e: &Enrollment) -> Value {
@@ -593,21 +568,18 @@ async fn list(
     headers: HeaderMap,
     Path(user): Path<String>,
 ) -> Response {
-    let rate = match gate(&app, &headers, "okta.list").await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let st = app.state();
-    let Some(u) = okta_user(&st, &user) else {
-        return respond(rate, not_found(&format!("User {user}")));
-    };
-    let list: Vec<Value> = st
-        .enrollments
-        .values()
-        .filter(|e| e.user_id == u.id)
-        .map(|e| enrollment_json(&app, e))
-        .collect();
-    respond(rate, json(StatusCode::OK, Value::Array(list)))
+    call(&app, &headers, "okta.list", || {
+        let st = app.state();
+        let u = okta_user(&st, &user).ok_or_else(|| not_found(&format!("User {user}")))?;
+        let list: Vec<Value> = st
+            .enrollments
+            .values()
+            .filter(|e| e.user_id == u.id)
+            .map(|e| enrollment_json(&app, e))
+            .collect();
+        Ok(json(StatusCode::OK, Value::Array(list)))
+    })
+    .await
 }
 
 /// Applies `op` to the user's enrollment `id` (404 when it is not theirs).
@@ -619,21 +591,18 @@ async fn enrollment_op(
     id: &str,
     op: impl FnOnce(&mut std::collections::BTreeMap<String, Enrollment>),
 ) -> Response {
-    let rate = match gate(app, headers, route).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let mut st = app.state();
-    let uid = okta_user(&st, user)
-        .map(|u| u.id.clone())
-        .unwrap_or_default();
-    let r = if st.enrollments.get(id).is_some_and(|e| e.user_id == uid) {
+    call(app, headers, route, || {
+        let mut st = app.state();
+        let uid = okta_user(&st, user)
+            .map(|u| u.id.clone())
+            .unwrap_or_default();
+        if st.enrollments.get(id).is_none_or(|e| e.user_id != uid) {
+            return Err(not_found(&format!("Enrollment {id}")));
+        }
         op(&mut st.enrollments);
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        not_found(&format!("Enrollment {id}"))
-    };
-    respond(rate, r)
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
+    .await
 }
 
 async fn remove(
@@ -666,14 +635,9 @@ async fn user(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let rate = match gate(&app, &headers, "okta.users").await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let st = app.state();
-    let Some(u) = okta_user(&st, &id) else {
-        return respond(rate, not_found(&format!("User {id}")));
-    };
+    call(&app, &headers, "okta.users", || {
+        let st = app.state();
+        let u = okta_user(&st, &id).ok_or_else(|| not_found(&format!("User {id}")))?;
     let body = json!({
         "id": u.id, "status": u.status, "created": "2024-01-01T00:00:00.000Z",
         "profile": {
@@ -691,7 +655,9 @@ async fn user(
     if let Ok(v) = HeaderValue::from_str(&etag) {
         r.headers_mut().insert("etag", v);
     }
-    respond(rate, r)
+        Ok(r)
+    })
+    .await
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
