@@ -330,11 +330,6 @@ async fn error_paths() {
     let s = get(&mut client, &t.shipment_id).await;
     assert_eq!(state(&s), pb::ShipmentState::Ongoing);
     assert!(s.last_error.contains("429"), "{}", s.last_error);
-    assert_eq!(
-        process(&mut client).await.examined,
-        0,
-        "Retry-After (1 s) is honoured: not due yet"
-    );
     // Bounded wait for the retries (3 throttled attempts, Retry-After 1 s each).
     let mut done = false;
     for _ in 0..40 {

@@ -1034,7 +1034,7 @@ async fn graph_throttles_with_retry_after() {
     .await;
     let token = sb.graph_token().await;
     let mut statuses = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..20 {
         let (s, _, h) = sb
             .send_with(GET, "/v1.0/users/megan.bowen@contoso.test", &token)
             .await;
@@ -1268,7 +1268,7 @@ async fn okta_rate_limit_is_429_e0000047() {
     })
     .await;
     let mut seen = None;
-    for _ in 0..6 {
+    for _ in 0..20 {
         let (s, v, h) = sb
             .okta(GET, "/api/v1/users/ada.lovelace@example.test", None)
             .await;
