@@ -675,6 +675,7 @@ pub fn create_request(key: &str, user: &str) -> fpr_proto::v1::CreateShipmentReq
                 customization_id: "RXJN83".into(),
             }],
         }),
+        validate_only: false,
     }
 }
 

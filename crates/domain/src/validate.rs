@@ -256,6 +256,7 @@ mod tests {
                     customization_id: "RXJN83".into(),
                 }],
             }),
+            validate_only: false,
         }
     }
 

@@ -27,6 +27,7 @@
 )]
 
 mod admin;
+pub mod cli;
 mod entra;
 mod http;
 mod keys;
@@ -63,6 +64,20 @@ pub enum Clock {
         /// 1.0 = real time; 3600.0 = one hour per second.
         speedup: f64,
     },
+}
+
+impl Clock {
+    /// `instant`, `manual` or `realistic` (with `speedup`).
+    pub fn from_name(name: &str, speedup: f64) -> Result<Self, String> {
+        match name {
+            "instant" => Ok(Clock::Instant),
+            "manual" => Ok(Clock::Manual),
+            "realistic" => Ok(Clock::Realistic { speedup }),
+            other => Err(format!(
+                "--clock must be instant, manual or realistic, not {other:?}"
+            )),
+        }
+    }
 }
 
 /// Sandbox settings.

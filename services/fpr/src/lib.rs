@@ -1,5 +1,6 @@
-//! The `fpr` command's library: `fpr up` runs the sandbox, the vault and the orchestrator in one
-//! process for a first run. The orchestrator still reaches the vault through its gRPC client, over
+//! The `fpr` command's library. `fpr up` runs the sandbox, the vault and the orchestrator in one
+//! process for a first run; the other modules are the admin client (`client`, `ops`, `batch`,
+//! `demo`) over gRPC. The orchestrator still reaches the vault through its gRPC client, over
 //! the vault's Unix socket in the data directory, so the boundary is the production code path.
 //!
 //! NO SECURITY for production: `up` points everything at the sandbox, with the sandbox's
@@ -12,6 +13,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+pub mod batch;
+pub mod client;
+pub mod demo;
+pub mod ops;
+pub mod output;
+pub mod request;
+
 /// Where `fpr up` listens.
 #[derive(Debug, Clone)]
 pub struct Up {
@@ -23,6 +31,10 @@ pub struct Up {
     pub smtp: SocketAddr,
     /// Orchestrator gRPC address.
     pub orchestrator: SocketAddr,
+    /// The sandbox's shipment clock.
+    pub clock: fpr_sandbox::Clock,
+    /// Generated sandbox users.
+    pub seed_users: usize,
 }
 
 /// The running system.
@@ -35,6 +47,8 @@ pub struct Running {
     pub vault_socket: PathBuf,
     /// A caller token for the orchestrator from the sandbox tenant.
     pub token: String,
+    /// Where the token is kept fresh (mode 0600) for `fpr` admin commands.
+    pub token_file: PathBuf,
     sandbox: fpr_sandbox::Running,
     stop_vault: tokio::sync::oneshot::Sender<()>,
     stop_orchestrator: tokio::sync::oneshot::Sender<()>,
@@ -83,7 +97,8 @@ pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
     let sandbox_cfg = fpr_sandbox::Config {
         data_dir: Some(dir.join("sandbox")),
         smtp_listen: Some(cfg.smtp),
-        seed_users: 20,
+        seed_users: cfg.seed_users,
+        clock: cfg.clock,
         ..Default::default()
     };
     let sandbox = fpr_sandbox::Sandbox::new(sandbox_cfg.clone())?
@@ -191,16 +206,81 @@ pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
     ));
 
     let token = caller_token(&base, c).await?;
+    let token_file = dir.join("caller-token");
+    write_private(&token_file, &token)?;
+    let mut jobs = jobs;
+    jobs.push(tokio::spawn(refresh_token(
+        base.clone(),
+        c.clone(),
+        token_file.clone(),
+    )));
     Ok(Running {
         sandbox_url: base,
         orchestrator,
         vault_socket: socket,
         token,
+        token_file,
         sandbox,
         stop_vault,
         stop_orchestrator,
         jobs,
     })
+}
+
+/// Writes `text` to `path` with mode 0600 (replacing it atomically).
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Renews the caller token file every 30 minutes (tokens last an hour).
+async fn refresh_token(base: String, c: fpr_sandbox::Config, path: PathBuf) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1800)).await;
+        match caller_token(&base, &c).await {
+            Ok(t) => {
+                if let Err(e) = write_private(&path, &t) {
+                    tracing::warn!(error = %e, "could not renew the caller token file");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not renew the caller token"),
+        }
+    }
+}
+
+/// A caller token from a running sandbox, with the caller app's credentials it publishes at
+/// `/_sandbox/config`.
+pub async fn sandbox_caller_token(sandbox_url: &str) -> anyhow::Result<String> {
+    let base = sandbox_url.trim_end_matches('/');
+    let cfg: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/_sandbox/config"))
+        .send()
+        .await
+        .with_context(|| format!("reaching the sandbox at {base} (is `fpr up` running?)"))?
+        .json()
+        .await?;
+    let e = &cfg["entra"];
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let c = fpr_sandbox::Config {
+        tenant: s(&e["tenant"]),
+        api_audience: s(&e["api_audience"]),
+        caller_client_id: s(&e["caller_client_id"]),
+        caller_client_secret: s(&e["caller_client_secret"]),
+        ..Default::default()
+    };
+    caller_token(base, &c).await
 }
 
 /// A caller token for fpr's API from the sandbox tenant.

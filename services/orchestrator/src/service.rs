@@ -360,21 +360,8 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         req: Request<pb::CreateShipmentRequest>,
     ) -> Result<Response<pb::CreateShipmentResponse>, Status> {
         let mut r = req.into_inner();
-        let okta = r.idp == pb::Idp::Okta as i32;
-        let mut from_profile = Vec::new();
-        if okta
-            && !r.user_id.is_empty()
-            && self
-                .deps
-                .store
-                .by_idempotency_key(&r.idempotency_key)
-                .map_err(Status::from)?
-                .is_none()
-        {
-            from_profile = self.fill_from_okta(&mut r).await?;
-        }
-        let v = fpr_domain::validate::create(&r)
-            .map_err(|vs| Error::Invalid(annotate_okta(vs, &from_profile, okta)))?;
+        // A retried call returns the first result, before any check: an Okta request is
+        // checked only after its profile fills it, which a replay does not repeat.
         if let Some(id) = self
             .deps
             .store
@@ -387,6 +374,16 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
                 shipment_state: state_pb(rec.state) as i32,
                 yubienterprise_shipment_id: rec.ye_shipment_id.unwrap_or_default(),
             }));
+        }
+        let okta = r.idp == pb::Idp::Okta as i32;
+        let mut from_profile = Vec::new();
+        if okta && !r.user_id.is_empty() {
+            from_profile = self.fill_from_okta(&mut r).await?;
+        }
+        let v = fpr_domain::validate::create(&r)
+            .map_err(|vs| Error::Invalid(annotate_okta(vs, &from_profile, okta)))?;
+        if r.validate_only {
+            return Ok(Response::new(pb::CreateShipmentResponse::default()));
         }
         let t = now();
         let idp = if v.idp == pb::Idp::Okta {
