@@ -3,59 +3,27 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    reason = "test helpers"
+    reason = "tests"
 )]
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
 
 #[test]
 fn up_starts_everything_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let (s, m, o) = (free_port(), free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fpr"))
-        .args([
-            "up",
-            "--sandbox",
-            &format!("127.0.0.1:{s}"),
-            "--smtp",
-            &format!("127.0.0.1:{m}"),
-            "--listen",
-            &format!("127.0.0.1:{o}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut text = String::new();
-    let mut line = String::new();
-    while out.read_line(&mut line).unwrap() > 0 {
-        text.push_str(&line);
-        if line.starts_with("Stop with") {
-            break;
-        }
-        line.clear();
-    }
-    assert!(text.contains("fpr is up"), "{text}");
-    let token = text
+    let up = common::Up::start(&[]);
+    let token = up
+        .banner
         .lines()
         .find_map(|l| l.strip_prefix("export TOKEN="))
         .unwrap()
         .to_owned();
-
+    assert_eq!(
+        std::fs::read_to_string(up.data().join("caller-token")).unwrap(),
+        token
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{o}"))
+        let channel = tonic::transport::Endpoint::from_shared(up.addr.clone())
             .unwrap()
             .connect()
             .await
@@ -78,20 +46,8 @@ fn up_starts_everything_and_stops_on_sigterm() {
             assert!(d.healthy, "{d:?}");
         }
     });
-    assert!(
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap()
-            .success()
-    );
-    let mut rest = String::new();
-    while out.read_line(&mut rest).unwrap() > 0 {}
-    assert!(child.wait().unwrap().success());
+    let (rest, dir) = up.stop_keeping_data();
     assert!(rest.contains("fpr stopped"));
-    assert!(
-        dir.path().join("vault/master.key").exists()
-            && dir.path().join("sandbox/snapshot.json").exists()
-    );
+    let data = dir.path().join("data");
+    assert!(data.join("vault/master.key").exists() && data.join("sandbox/snapshot.json").exists());
 }
