@@ -201,6 +201,16 @@ enum Command {
         #[arg(long, env = "FPR_VAULT_SOCKET", default_value = "./fpr-data/vault/run/vault.sock")]
         vault_socket: PathBuf,
     },
+    /// gRPC health of the orchestrator at --addr, or of the vault at --vault-socket: exit 0
+    /// when SERVING (for container health checks and exec probes).
+    Health {
+        /// Check the vault on this Unix socket instead of the orchestrator.
+        #[arg(long)]
+        vault_socket: Option<PathBuf>,
+        /// The service name to check ("" = the server as a whole).
+        #[arg(long, default_value = "")]
+        service: String,
+    },
     /// The vault service (`fpr vault serve --config vault.toml`, and its key commands).
     Vault(fpr_vault::cli::Cli),
     /// The orchestrator service (`fpr orchestrator serve --config orchestrator.toml`).
@@ -574,6 +584,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::ProcessNow => ops::process_now(connect()?, out).await?,
         Command::Keys { vault_socket } => ops::keys(&vault_socket, out).await?,
+        Command::Health {
+            vault_socket,
+            service,
+        } => {
+            let channel = match &vault_socket {
+                Some(p) => fpr_orchestrator::server::vault_channel(p)?,
+                None => client::channel(&target)?,
+            };
+            return ops::health(channel, service, out).await;
+        }
         Command::Vault(c) => return Ok(exit_code(fpr_vault::cli::main(c).await)),
         Command::Orchestrator(c) => {
             return Ok(exit_code(fpr_orchestrator::cli::main(c).await));

@@ -289,3 +289,29 @@ pub async fn keys(socket: &Path, out: Out) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `fpr health`: 0 when the server reports SERVING, 1 otherwise (with the reason).
+pub async fn health(channel: tonic::transport::Channel, service: String, out: Out) -> anyhow::Result<u8> {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        HealthClient::new(channel).check(HealthCheckRequest {
+            service: service.clone(),
+        }),
+    )
+    .await;
+    let status = match r {
+        Ok(Ok(r)) => ServingStatus::try_from(r.into_inner().status)
+            .unwrap_or(ServingStatus::Unknown)
+            .as_str_name()
+            .to_owned(),
+        Ok(Err(s)) => client::describe(&s),
+        Err(_) => "no answer within 5 s".into(),
+    };
+    if out.json {
+        println!("{}", json!({"service": service, "status": status}));
+    } else {
+        println!("{status}");
+    }
+    Ok(if status == "SERVING" { 0 } else { 1 })
+}

@@ -124,6 +124,22 @@ fn three_processes_with_the_dev_configs_run_the_demo() {
     );
     let addr = format!("http://{}", line.split_whitespace().last().unwrap());
 
+    // Health, as container checks and exec probes ask it.
+    let sock = d.join("vault/run/vault.sock");
+    for args in [
+        vec!["health", "--addr", addr.as_str()],
+        vec!["health", "--vault-socket", sock.to_str().unwrap()],
+    ] {
+        let o = fpr().args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "SERVING");
+    }
+    let down = fpr()
+        .args(["health", "--vault-socket", d.join("nothing.sock").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+
     let demo = fpr()
         .args(["demo", "--addr", &addr, "--sandbox", &url, "--timeout", "90"])
         .current_dir(d)
