@@ -79,6 +79,7 @@ pub struct VaultBuilder {
     listen: Option<String>,
     pinned: Option<(PathBuf, PathBuf)>,
     extra: String,
+    store_extra: String,
 }
 
 impl VaultFixture {
@@ -101,6 +102,7 @@ impl VaultFixture {
             listen: None,
             pinned: None,
             extra: String::new(),
+            store_extra: String::new(),
         }
     }
 
@@ -143,6 +145,13 @@ impl VaultBuilder {
     /// Pins the Yubico sets from these files.
     pub fn pinned_jwks(mut self, transport: &Path, signing: &Path) -> Self {
         self.pinned = Some((transport.to_owned(), signing.to_owned()));
+        self
+    }
+
+    /// Adds raw TOML lines to the `[store]` table.
+    pub fn store(mut self, toml: &str) -> Self {
+        self.store_extra.push_str(toml);
+        self.store_extra.push('\n');
         self
     }
 
@@ -195,12 +204,13 @@ impl VaultBuilder {
         };
         let text = format!(
             "[server]\nlisten = \"{listen}\"\nallowed_uids = {:?}\n\
-             [store]\npath = \"{}\"\nmaster_key_file = \"{}\"\n\
+             [store]\npath = \"{}\"\nmaster_key_file = \"{}\"\n{}\
              [yubico]\ntransport_jwks_url = \"{}\"\nsign_jwks_url = \"{}\"\nunknown_kid_min_interval = \"0s\"\n{pinned}\
              {delivery}\n[danger]\nallow_plaintext_http = true\nallow_plaintext_smtp = true\n{}",
             self.allowed_uids,
             store.display(),
             master_key_file.display(),
+            self.store_extra,
             self.transport_jwks_url,
             self.sign_jwks_url,
             self.extra,

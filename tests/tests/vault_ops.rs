@@ -51,7 +51,7 @@ async fn wrong_master_key_fails_at_start_and_rotation_reseals() {
 
     // Rotation re-seals every key; afterwards only the new key opens the store.
     let new_hex = MasterKey::generate_hex().unwrap();
-    let mut store = KeyStore::open(&vault.store, old).unwrap();
+    let store = KeyStore::open(&vault.store, old).unwrap();
     assert_eq!(
         store
             .rotate(MasterKey::from_encoded(new_hex.as_bytes()).unwrap())
@@ -211,4 +211,113 @@ async fn unreachable_jwks_start_degraded_and_seal_is_unavailable() {
     assert_eq!(err.code(), tonic::Code::Unavailable);
     assert_eq!(status.key_store.unwrap().sealed_keys, 0);
     drop(yubico);
+}
+
+/// Rotation while serving: a new key in `master_key_file` is picked up, every stored key is
+/// re-sealed under it, and a shipment sealed before opens and delivers after. A store left
+/// under the previous key (the file changed while the vault was down) is re-sealed at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_key_rotates_while_serving() {
+    let yubico = Yubico::new();
+    let jwks = jwks_server(&yubico).await;
+    let mail = smtp::Receiver::start().await;
+    let mut vault = VaultFixture::builder(&jwks, Pins::Smtp(mail.addr))
+        .store("master_key_check_interval = \"100ms\"")
+        .start()
+        .await;
+    let mut client = vault.client().await;
+    let kcv = |s: &pb::GetStatusResponse| s.key_store.clone().unwrap().master_key_check;
+    let before = kcv(&client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner());
+    let sealed = client
+        .seal_requests(seal_req("shp-live"))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The operator puts a new key in the file (atomically, as a Secret update or `mv` does).
+    let new_hex = MasterKey::generate_hex().unwrap();
+    let new_kcv = MasterKey::from_encoded(new_hex.as_bytes())
+        .unwrap()
+        .check_value();
+    let tmp = vault.master_key_file.with_extension("new");
+    std::fs::write(&tmp, &new_hex).unwrap();
+    std::fs::rename(&tmp, &vault.master_key_file).unwrap();
+    let mut now = before.clone();
+    for _ in 0..200 {
+        now = kcv(&client
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner());
+        if now != before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(now, new_kcv);
+
+    // The shipment sealed under the old key opens and delivers under the new one.
+    let done = yubico.fulfil(
+        &sealed.credential_request_jwe,
+        &sealed.pin_request_jwe,
+        "4242",
+    );
+    let opened = client
+        .open_credential_response(pb::OpenCredentialResponseRequest {
+            shipment_ref: "shp-live".into(),
+            credential_response_jwe: done.credential_response_jwe.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(opened.serial_number, "4242");
+    client
+        .deliver_pin(pb::DeliverPinRequest {
+            shipment_ref: "shp-live".into(),
+            pin_response_jwe: done.pin_response_jwe.clone(),
+            expected_serial: "4242".into(),
+            recipients: vec!["manager@contoso.test".into()],
+            context: None,
+            resend: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(mail.mails().len(), 1);
+    // A new shipment is sealed under the new key too.
+    client.seal_requests(seal_req("shp-after")).await.unwrap();
+    vault.stop().await;
+
+    // Only the new key opens the store now; a third key with the second as previous re-seals
+    // at start.
+    let second = MasterKey::from_encoded(new_hex.as_bytes()).unwrap();
+    let third_hex = MasterKey::generate_hex().unwrap();
+    let third = || MasterKey::from_encoded(third_hex.as_bytes()).unwrap();
+    // (The vault's key watch may hold the store for a moment after the server stops.)
+    let mut second = Some(second);
+    let store = loop {
+        match KeyStore::open_with_previous(&vault.store, third(), second.take()) {
+            Ok(s) => break s,
+            Err(fpr_vault::Error::Store(e)) => {
+                second = Some(MasterKey::from_encoded(new_hex.as_bytes()).unwrap());
+                eprintln!("store busy: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(store.check_value(), third().check_value());
+    for shipment in ["shp-live", "shp-after"] {
+        let rec = store.get(shipment).unwrap().unwrap();
+        store.response_key(shipment, &rec).unwrap();
+    }
+    drop(store);
+    drop(KeyStore::open(&vault.store, third()).unwrap());
+    assert!(matches!(
+        KeyStore::open(&vault.store, MasterKey::from_bytes(&[7u8; 32]).unwrap()),
+        Err(fpr_vault::Error::WrongMasterKey { .. })
+    ));
 }

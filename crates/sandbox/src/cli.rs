@@ -14,13 +14,28 @@ pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// HTTP listen address.
-    #[arg(global = true, long, default_value = "127.0.0.1:8380", env = "FPR_SANDBOX_LISTEN")]
+    #[arg(
+        global = true,
+        long,
+        default_value = "127.0.0.1:8380",
+        env = "FPR_SANDBOX_LISTEN"
+    )]
     listen: SocketAddr,
     /// SMTP mailbox listen address.
-    #[arg(global = true, long, default_value = "127.0.0.1:2525", env = "FPR_SANDBOX_SMTP")]
+    #[arg(
+        global = true,
+        long,
+        default_value = "127.0.0.1:2525",
+        env = "FPR_SANDBOX_SMTP"
+    )]
     smtp: SocketAddr,
     /// Keys and snapshot directory.
-    #[arg(global = true, long, default_value = "./fpr-data/sandbox", env = "FPR_SANDBOX_DATA")]
+    #[arg(
+        global = true,
+        long,
+        default_value = "./fpr-data/sandbox",
+        env = "FPR_SANDBOX_DATA"
+    )]
     data_dir: PathBuf,
     /// Shipment clock: instant, manual, or realistic.
     #[arg(global = true, long, default_value = "instant")]

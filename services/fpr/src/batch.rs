@@ -443,7 +443,11 @@ async fn create(
     client::with_retries(|| {
         let mut c = client.clone();
         let req = req.clone();
-        async move { c.create_shipment(req).await.map(tonic::Response::into_inner) }
+        async move {
+            c.create_shipment(req)
+                .await
+                .map(tonic::Response::into_inner)
+        }
     })
     .await
 }
@@ -469,15 +473,11 @@ fn refuse(bad: &[Bad], total: usize) -> u8 {
     EX_DATAERR
 }
 
-fn write_result(
-    path: &Path,
-    rows: &[Row],
-    outcomes: &HashMap<u64, Outcome>,
-) -> anyhow::Result<()> {
+fn write_result(path: &Path, rows: &[Row], outcomes: &HashMap<u64, Outcome>) -> anyhow::Result<()> {
     let tmp = path.with_extension("csv.partial");
     {
-        let mut w = csv::Writer::from_path(&tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
+        let mut w =
+            csv::Writer::from_path(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
         w.write_record([
             "line",
             "idp",
@@ -580,7 +580,11 @@ mod crlf {
         d.set("product_id", Some("29"));
         d.set("inventory_product_id", Some("106"));
         d.set("customization_id", Some("RXJN83"));
-        let (rows, bad) = parse("idp,user_id\r\nokta,a@example.test\r\nokta,b@example.test\r\n", &d, "b");
+        let (rows, bad) = parse(
+            "idp,user_id\r\nokta,a@example.test\r\nokta,b@example.test\r\n",
+            &d,
+            "b",
+        );
         assert!(bad.is_empty());
         assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3]);
     }

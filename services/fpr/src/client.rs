@@ -67,7 +67,12 @@ pub fn token(file: Option<&Path>) -> anyhow::Result<Option<SecretString>> {
 /// A channel to `addr` (lazy: the first call connects).
 pub fn channel(target: &Target) -> anyhow::Result<Channel> {
     let mut ep = Endpoint::from_shared(target.addr.clone())
-        .with_context(|| format!("--addr {:?}: not a URL like http://127.0.0.1:7400", target.addr))?
+        .with_context(|| {
+            format!(
+                "--addr {:?}: not a URL like http://127.0.0.1:7400",
+                target.addr
+            )
+        })?
         .connect_timeout(std::time::Duration::from_secs(5))
         .tcp_nodelay(true);
     if target.addr.starts_with("https://") {

@@ -45,12 +45,9 @@ struct Demo {
 impl Demo {
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
-        let r = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}: is `fpr up` (or fpr-sandbox) running? (--sandbox)"))?;
+        let r = self.http.get(&url).send().await.with_context(|| {
+            format!("GET {url}: is `fpr up` (or fpr-sandbox) running? (--sandbox)")
+        })?;
         anyhow::ensure!(r.status().is_success(), "GET {url}: {}", r.status());
         Ok(r.json().await?)
     }
@@ -67,7 +64,12 @@ fn pick(users: &[Value], n: usize) -> Vec<Value> {
     for u in users {
         let usable = match u["idp"].as_str() {
             Some("entra") => !u["manager_id"].is_null(),
-            _ => u["status"] == "ACTIVE" && u["address"]["street"].as_str().is_some_and(|s| !s.is_empty()),
+            _ => {
+                u["status"] == "ACTIVE"
+                    && u["address"]["street"]
+                        .as_str()
+                        .is_some_and(|s| !s.is_empty())
+            }
         };
         if usable && !chosen.iter().any(|c| login(c) == login(u)) {
             chosen.push(u.clone());
@@ -143,7 +145,15 @@ fn progress_table(list: &[pb::Shipment]) -> String {
         .collect();
     output::table(
         &[
-            "IDP", "USER", "STATE", "STEP", "YE", "SERIAL", "REGISTERED", "PIN SENT TO", "NOTE",
+            "IDP",
+            "USER",
+            "STATE",
+            "STEP",
+            "YE",
+            "SERIAL",
+            "REGISTERED",
+            "PIN SENT TO",
+            "NOTE",
         ],
         &rows,
     )
@@ -182,7 +192,10 @@ pub async fn run(c: &Client, opts: &Options) -> anyhow::Result<bool> {
     let entra = demo.get("/_sandbox/users?idp=entra").await?;
     let okta = demo.get("/_sandbox/users?idp=okta").await?;
     let mut users = pick(entra.as_array().map_or(&[][..], Vec::as_slice), opts.entra);
-    users.extend(pick(okta.as_array().map_or(&[][..], Vec::as_slice), opts.okta));
+    users.extend(pick(
+        okta.as_array().map_or(&[][..], Vec::as_slice),
+        opts.okta,
+    ));
     anyhow::ensure!(!users.is_empty(), "the sandbox has no users to order for");
 
     let run_id = std::time::SystemTime::now()
@@ -201,7 +214,11 @@ pub async fn run(c: &Client, opts: &Options) -> anyhow::Result<bool> {
         let r = client::with_retries(|| {
             let mut c = c.clone();
             let req = req.clone();
-            async move { c.create_shipment(req).await.map(tonic::Response::into_inner) }
+            async move {
+                c.create_shipment(req)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
         })
         .await
         .map_err(grpc)
@@ -281,7 +298,9 @@ pub async fn run(c: &Client, opts: &Options) -> anyhow::Result<bool> {
     for s in &list {
         let mail = mails.iter().rev().find(|m| {
             !s.serial_number.is_empty()
-                && m["body"].as_str().is_some_and(|b| b.contains(&s.serial_number))
+                && m["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains(&s.serial_number))
         });
         let (pin, to, via) = mail.map_or_else(
             || (String::new(), String::new(), String::new()),
@@ -311,7 +330,10 @@ pub async fn run(c: &Client, opts: &Options) -> anyhow::Result<bool> {
     }
     print!(
         "{}",
-        output::table(&["USER", "SERIAL", "MAILED TO", "VIA", "PIN (sandbox data)"], &rows)
+        output::table(
+            &["USER", "SERIAL", "MAILED TO", "VIA", "PIN (sandbox data)"],
+            &rows
+        )
     );
     if complete < list.len() {
         println!(
@@ -328,11 +350,13 @@ mod tests {
     #[test]
     fn pins_are_found_in_both_templates() {
         assert_eq!(
-            pin_in("A pre-registered security key (serial 30000001) …\n\nIts PIN is: 12345678\n\n").as_deref(),
+            pin_in("A pre-registered security key (serial 30000001) …\n\nIts PIN is: 12345678\n\n")
+                .as_deref(),
             Some("12345678")
         );
         assert_eq!(
-            pin_in("Hello Ada,\n\nYour new YubiKey (serial 3) is ready. Its PIN is: 987654\n").as_deref(),
+            pin_in("Hello Ada,\n\nYour new YubiKey (serial 3) is ready. Its PIN is: 987654\n")
+                .as_deref(),
             Some("987654")
         );
         assert_eq!(pin_in("no pin here"), None);

@@ -21,7 +21,12 @@ use fpr_proto::v1 as pb;
 #[command(version, about, long_about)]
 struct Cli {
     /// The orchestrator (http:// or https://).
-    #[arg(long, global = true, env = "FPR_ADDR", default_value = "http://127.0.0.1:7400")]
+    #[arg(
+        long,
+        global = true,
+        env = "FPR_ADDR",
+        default_value = "http://127.0.0.1:7400"
+    )]
     addr: String,
     /// PEM CA of the orchestrator's certificate, for https.
     #[arg(long, global = true, env = "FPR_CA_FILE")]
@@ -198,7 +203,11 @@ enum Command {
     /// The Yubico transport and signing keys the vault has pinned (over the vault's socket).
     Keys {
         /// The vault's Unix socket.
-        #[arg(long, env = "FPR_VAULT_SOCKET", default_value = "./fpr-data/vault/run/vault.sock")]
+        #[arg(
+            long,
+            env = "FPR_VAULT_SOCKET",
+            default_value = "./fpr-data/vault/run/vault.sock"
+        )]
         vault_socket: PathBuf,
     },
     /// gRPC health of the orchestrator at --addr, or of the vault at --vault-socket: exit 0
@@ -384,7 +393,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fpr: {e}");
@@ -425,7 +437,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 sandbox,
                 smtp,
                 orchestrator: listen,
-                clock: fpr_sandbox::Clock::from_name(&clock, speedup).map_err(anyhow::Error::msg)?,
+                clock: fpr_sandbox::Clock::from_name(&clock, speedup)
+                    .map_err(anyhow::Error::msg)?,
                 seed_users,
             })
             .await?
@@ -543,7 +556,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 Some("complete") => pb::ShipmentState::Complete,
                 Some("error") => pb::ShipmentState::Error,
                 Some("canceled") => pb::ShipmentState::Canceled,
-                Some(v) => anyhow::bail!("--state: ongoing, complete, error or canceled, got {v:?}"),
+                Some(v) => {
+                    anyhow::bail!("--state: ongoing, complete, error or canceled, got {v:?}")
+                }
             };
             let req = pb::ListShipmentsRequest {
                 state: state as i32,
@@ -558,7 +573,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Watch { id } => ops::watch(connect()?, id, out).await?,
         Command::Update { id, columns } => {
-            ops::act(connect()?, Action::Update(Box::new(columns.update(id)?)), out).await?
+            ops::act(
+                connect()?,
+                Action::Update(Box::new(columns.update(id)?)),
+                out,
+            )
+            .await?
         }
         Command::Cancel { id, reason } => {
             let r = pb::CancelShipmentRequest {
@@ -604,7 +624,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
 }
 
 fn exit_code(code: ExitCode) -> u8 {
-    if code == ExitCode::SUCCESS { 0 } else if code == ExitCode::from(64) { 64 } else { 1 }
+    if code == ExitCode::SUCCESS {
+        0
+    } else if code == ExitCode::from(64) {
+        64
+    } else {
+        1
+    }
 }
 
 async fn up(cfg: fpr::Up) -> anyhow::Result<()> {

@@ -63,7 +63,10 @@ pub async fn status(mut c: Client, out: Out) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print!("{}", output::table(&["DEPENDENCY", "HEALTH", "DETAIL"], &rows));
+    print!(
+        "{}",
+        output::table(&["DEPENDENCY", "HEALTH", "DETAIL"], &rows)
+    );
     let mut settings: Vec<(&String, &String)> = s.settings.iter().collect();
     settings.sort();
     let rows: Vec<Vec<String>> = settings
@@ -82,7 +85,11 @@ pub async fn ship(c: &Client, req: pb::CreateShipmentRequest, out: Out) -> anyho
     let r = client::with_retries(|| {
         let mut c = c.clone();
         let req = req.clone();
-        async move { c.create_shipment(req).await.map(tonic::Response::into_inner) }
+        async move {
+            c.create_shipment(req)
+                .await
+                .map(tonic::Response::into_inner)
+        }
     })
     .await
     .map_err(grpc)?;
@@ -122,10 +129,19 @@ pub async fn get(mut c: Client, id: String, out: Out) -> anyhow::Result<()> {
 }
 
 /// `fpr list`: newest first; `limit` 0 means every page.
-pub async fn list(mut c: Client, mut req: pb::ListShipmentsRequest, limit: usize, out: Out) -> anyhow::Result<()> {
+pub async fn list(
+    mut c: Client,
+    mut req: pb::ListShipmentsRequest,
+    limit: usize,
+    out: Out,
+) -> anyhow::Result<()> {
     let mut all = Vec::new();
     loop {
-        let want = if limit == 0 { 500 } else { (limit - all.len()).min(500) };
+        let want = if limit == 0 {
+            500
+        } else {
+            (limit - all.len()).min(500)
+        };
         req.page_size = u32::try_from(want).unwrap_or(500);
         let page = c
             .list_shipments(req.clone())
@@ -144,7 +160,11 @@ pub async fn list(mut c: Client, mut req: pb::ListShipmentsRequest, limit: usize
     } else {
         let rows: Vec<Vec<String>> = all.iter().map(list_row).collect();
         print!("{}", output::table(&LIST_HEADERS, &rows));
-        eprintln!("{} shipment{}", all.len(), if all.len() == 1 { "" } else { "s" });
+        eprintln!(
+            "{} shipment{}",
+            all.len(),
+            if all.len() == 1 { "" } else { "s" }
+        );
     }
     Ok(())
 }
@@ -162,7 +182,12 @@ pub async fn watch(mut c: Client, id: String, out: Out) -> anyhow::Result<()> {
             println!("{}", shipment_json(&s));
         } else {
             if first {
-                println!("watching {} ({} {})", s.shipment_id, output::idp(s.idp), s.user_id);
+                println!(
+                    "watching {} ({} {})",
+                    s.shipment_id,
+                    output::idp(s.idp),
+                    s.user_id
+                );
                 first = false;
             }
             let note = if s.error_message.is_empty() {
@@ -175,7 +200,11 @@ pub async fn watch(mut c: Client, id: String, out: Out) -> anyhow::Result<()> {
                 output::ts(s.updated_at.as_ref()),
                 output::state(s.shipment_state),
                 s.step,
-                if s.serial_number.is_empty() { "-" } else { &s.serial_number },
+                if s.serial_number.is_empty() {
+                    "-"
+                } else {
+                    &s.serial_number
+                },
                 note
             );
         }
@@ -284,15 +313,24 @@ pub async fn keys(socket: &Path, out: Out) -> anyhow::Result<()> {
     } else {
         print!(
             "{}",
-            output::table(&["SET", "KID", "KEY", "FETCHED", "SOURCE", "LAST ERROR"], &rows)
+            output::table(
+                &["SET", "KID", "KEY", "FETCHED", "SOURCE", "LAST ERROR"],
+                &rows
+            )
         );
     }
     Ok(())
 }
 
 /// `fpr health`: 0 when the server reports SERVING, 1 otherwise (with the reason).
-pub async fn health(channel: tonic::transport::Channel, service: String, out: Out) -> anyhow::Result<u8> {
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+pub async fn health(
+    channel: tonic::transport::Channel,
+    service: String,
+    out: Out,
+) -> anyhow::Result<u8> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
     let r = tokio::time::timeout(
         std::time::Duration::from_secs(5),
         HealthClient::new(channel).check(HealthCheckRequest {

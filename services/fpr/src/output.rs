@@ -23,7 +23,9 @@ pub fn parse_time(s: &str) -> anyhow::Result<prost_types::Timestamp> {
     use time::format_description::well_known::Rfc3339;
     let t = time::OffsetDateTime::parse(s, &Rfc3339)
         .or_else(|_| time::OffsetDateTime::parse(&format!("{s}T00:00:00Z"), &Rfc3339))
-        .map_err(|_| anyhow::anyhow!("{s:?}: use RFC 3339 (2026-11-28T10:00:00Z) or a date (2026-11-28)"))?;
+        .map_err(|_| {
+            anyhow::anyhow!("{s:?}: use RFC 3339 (2026-11-28T10:00:00Z) or a date (2026-11-28)")
+        })?;
     Ok(prost_types::Timestamp {
         seconds: t.unix_timestamp(),
         nanos: 0,
@@ -213,7 +215,10 @@ mod tests {
     fn table_aligns_and_dashes_empty_cells() {
         let t = table(
             &["A", "LONGER"],
-            &[vec!["xyz".into(), String::new()], vec![String::new(), "1".into()]],
+            &[
+                vec!["xyz".into(), String::new()],
+                vec![String::new(), "1".into()],
+            ],
         );
         assert_eq!(t, "A    LONGER\nxyz  -\n-    1\n");
     }
@@ -222,7 +227,10 @@ mod tests {
     fn times_round_trip() {
         let t = parse_time("2026-11-28T10:00:00Z").unwrap();
         assert_eq!(ts(Some(&t)), "2026-11-28T10:00:00Z");
-        assert_eq!(parse_time("2026-11-28").unwrap().seconds, t.seconds - 36_000);
+        assert_eq!(
+            parse_time("2026-11-28").unwrap().seconds,
+            t.seconds - 36_000
+        );
         assert!(parse_time("yesterday").is_err());
     }
 }

@@ -11,7 +11,10 @@ pub const COLUMNS: &[(&str, &[&str])] = &[
     ("idp", &[]),
     ("user_id", &["user", "upn", "login", "username"]),
     ("idempotency_key", &[]),
-    ("recipient_firstname", &["firstname", "first_name", "given_name"]),
+    (
+        "recipient_firstname",
+        &["firstname", "first_name", "given_name"],
+    ),
     ("recipient_lastname", &["lastname", "last_name", "surname"]),
     ("recipient_email", &["email", "mail"]),
     ("recipient_telephone", &["telephone", "phone"]),
@@ -85,9 +88,7 @@ pub fn column_of(path: &str) -> String {
         (p, "length") if p.starts_with("pin_request") => "pin_length".into(),
         (p, "force_change") if p.starts_with("pin_request") => "force_pin_change".into(),
         (p, "type") if p.starts_with("pin_request") => "pin_type".into(),
-        (_, "yubico_shipment_request" | "recipient" | "mailing_address") => {
-            "street_line1".into()
-        }
+        (_, "yubico_shipment_request" | "recipient" | "mailing_address") => "street_line1".into(),
         (_, l) => l.into(),
     }
 }
@@ -206,7 +207,8 @@ pub fn build(
             length: pin_length,
             force_change,
         }),
-        enrollment_contacts: (!emails_to.is_empty()).then_some(pb::EnrollmentContacts { emails_to }),
+        enrollment_contacts: (!emails_to.is_empty())
+            .then_some(pb::EnrollmentContacts { emails_to }),
         yubico_shipment_request: Some(pb::YubicoShipmentRequest {
             delivery_type,
             recipient: Some(recipient),
@@ -324,7 +326,10 @@ mod tests {
         assert_eq!(canonical("ZIP"), Some("postal_code"));
         assert_eq!(canonical("country-code"), Some("country_code_2"));
         assert_eq!(canonical("favourite colour"), None);
-        assert_eq!(column_of("yubico_shipment_request.shipment_items[0].product_id"), "product_id");
+        assert_eq!(
+            column_of("yubico_shipment_request.shipment_items[0].product_id"),
+            "product_id"
+        );
         assert_eq!(column_of("pin_request.length"), "pin_length");
         assert_eq!(column_of("enrollment_contacts.emails_to[2]"), "emails_to");
     }

@@ -43,7 +43,10 @@ fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
         .collect();
     assert_eq!(pins.len(), 5, "{text}");
     for p in &pins {
-        assert!(p.len() == 8 && p.bytes().all(|b| b.is_ascii_digit()), "{text}");
+        assert!(
+            p.len() == 8 && p.bytes().all(|b| b.is_ascii_digit()),
+            "{text}"
+        );
     }
     assert!(pin_table.contains("megan.bowen@contoso.test"), "{text}");
     assert!(pin_table.contains("grace.personal@example.net"), "{text}");
@@ -56,7 +59,11 @@ fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
     for p in &pins {
         assert!(!log.contains(p.as_str()), "PIN {p} in the logs");
         let needle = p.as_bytes();
-        assert!(!orchestrator_store.windows(needle.len()).any(|w| w == needle));
+        assert!(
+            !orchestrator_store
+                .windows(needle.len())
+                .any(|w| w == needle)
+        );
         assert!(!vault_store.windows(needle.len()).any(|w| w == needle));
     }
 
@@ -71,20 +78,29 @@ fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
     assert_eq!(table.lines().count(), 3, "{table}");
     assert!(table.starts_with("SHIPMENT"), "{table}");
     let detail = ok(&up.fpr(&["get", id]));
-    assert!(detail.contains("complete") && detail.contains("megan.bowen@contoso.test"), "{detail}");
+    assert!(
+        detail.contains("complete") && detail.contains("megan.bowen@contoso.test"),
+        "{detail}"
+    );
     let watched = ok(&up.fpr(&["watch", id]));
     assert!(watched.contains("complete"), "{watched}");
     let status = json(&up.fpr(&["status", "--json"]));
     for d in status["dependencies"].as_array().unwrap() {
         assert_eq!(d["healthy"], true, "{d}");
     }
-    assert_eq!(status["settings"]["ENTRA_FIDO_API_CLIENT_SECRET"], "[redacted]");
+    assert_eq!(
+        status["settings"]["ENTRA_FIDO_API_CLIENT_SECRET"],
+        "[redacted]"
+    );
     let keys = ok(&up.fpr(&[
         "keys",
         "--vault-socket",
         up.data().join("vault/run/vault.sock").to_str().unwrap(),
     ]));
-    assert!(keys.contains("transport") && keys.contains("signing"), "{keys}");
+    assert!(
+        keys.contains("transport") && keys.contains("signing"),
+        "{keys}"
+    );
 
     // Actions: resend the PIN; cancel a complete shipment is refused with the server's reason.
     let resent = json(&up.fpr(&["resend-pin", id, "--json"]));
@@ -97,16 +113,39 @@ fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
 
     // ship: a dry run orders nothing; a bad field is refused naming the flag; then a real order.
     let lee = [
-        "--idp", "entra", "--user", "lee.gu@contoso.test", "--firstname", "Lee", "--lastname",
-        "Gu", "--email", "lee.gu@contoso.test", "--telephone", "+1 555 0100", "--street-line1",
-        "12 Elm Street", "--city", "Dedham", "--region", "MA", "--postal-code", "02026",
-        "--country", "US", "--pin-to", "it-desk@contoso.test",
+        "--idp",
+        "entra",
+        "--user",
+        "lee.gu@contoso.test",
+        "--firstname",
+        "Lee",
+        "--lastname",
+        "Gu",
+        "--email",
+        "lee.gu@contoso.test",
+        "--telephone",
+        "+1 555 0100",
+        "--street-line1",
+        "12 Elm Street",
+        "--city",
+        "Dedham",
+        "--region",
+        "MA",
+        "--postal-code",
+        "02026",
+        "--country",
+        "US",
+        "--pin-to",
+        "it-desk@contoso.test",
     ];
     let mut dry = vec!["ship", "--dry-run"];
     dry.extend(lee);
     dry.extend(ITEM);
     assert!(ok(&up.fpr(&dry)).contains("nothing ordered"));
-    assert_eq!(json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(), 5);
+    assert_eq!(
+        json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(),
+        5
+    );
     let mut bad = vec!["ship", "--region", "Massachusetts"];
     bad.extend(lee.iter().filter(|a| **a != "--region" && **a != "MA"));
     bad.extend(ITEM);
@@ -119,7 +158,10 @@ fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
     let first = json(&up.fpr(&real));
     let again = json(&up.fpr(&real));
     assert_eq!(first["shipment_id"], again["shipment_id"]);
-    assert_eq!(json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(), 6);
+    assert_eq!(
+        json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(),
+        6
+    );
 
     // Without a token the orchestrator refuses, and says how to give one.
     let anon = up.command(&["list"]).output().unwrap();
@@ -185,11 +227,23 @@ fn a_csv_with_bad_rows_is_refused_listing_every_bad_row_and_nothing_is_ordered()
             "line {line} {column}:\n{stderr}"
         );
     }
-    assert!(stderr.contains("refused: 5 bad rows of 9; nothing was ordered"), "{stderr}");
+    assert!(
+        stderr.contains("refused: 5 bad rows of 9; nothing was ordered"),
+        "{stderr}"
+    );
     assert!(problem_lines.len() >= 4);
     // Nothing ordered, here or at YubiEnterprise.
-    assert_eq!(json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(), 0);
-    assert_eq!(up.sandbox_get("/_sandbox/shipments").as_array().unwrap().len(), 0);
+    assert_eq!(
+        json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(),
+        0
+    );
+    assert_eq!(
+        up.sandbox_get("/_sandbox/shipments")
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     assert!(!up.dir.path().join("hr.result.csv").exists());
 }
 
@@ -202,7 +256,10 @@ fn a_1000_row_batch_orders_every_row_writes_a_result_csv_and_a_rerun_orders_noth
     args.extend(ITEM);
     let out = up.fpr(&args);
     let text = ok(&out);
-    assert!(text.contains("1000 rows: 1000 ordered, 0 already ordered, 0 failed"), "{text}");
+    assert!(
+        text.contains("1000 rows: 1000 ordered, 0 already ordered, 0 failed"),
+        "{text}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("ordering 1000/1000 (0 failed)"), "{stderr}");
 
@@ -214,15 +271,25 @@ fn a_1000_row_batch_orders_every_row_writes_a_result_csv_and_a_rerun_orders_noth
     assert_eq!(records.len(), 1000);
     let ids: std::collections::HashSet<&str> = records.iter().map(|r| &r[5]).collect();
     assert_eq!(ids.len(), 1000);
-    assert!(records.iter().all(|r| &r[4] == "ordered" && r[5].starts_with("shp_")));
+    assert!(
+        records
+            .iter()
+            .all(|r| &r[4] == "ordered" && r[5].starts_with("shp_"))
+    );
     assert_eq!(
-        records.iter().map(|r| r[0].parse::<u64>().unwrap()).collect::<Vec<_>>(),
+        records
+            .iter()
+            .map(|r| r[0].parse::<u64>().unwrap())
+            .collect::<Vec<_>>(),
         (2..1002).collect::<Vec<_>>()
     );
 
     // Resumable: the same file again orders nothing.
     let again = ok(&up.fpr(&args));
-    assert!(again.contains("1000 rows: 0 ordered, 1000 already ordered, 0 failed"), "{again}");
+    assert!(
+        again.contains("1000 rows: 0 ordered, 1000 already ordered, 0 failed"),
+        "{again}"
+    );
 
     // And every one completes: shipped by the sandbox's Yubico, registered, PIN sent (those the
     // sandbox's Okta rate limit deferred are retried by the processing job).
@@ -237,5 +304,11 @@ fn a_1000_row_batch_orders_every_row_writes_a_result_csv_and_a_rerun_orders_noth
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
     assert_eq!(complete, 1000);
-    assert_eq!(up.sandbox_get("/_sandbox/shipments").as_array().unwrap().len(), 1000);
+    assert_eq!(
+        up.sandbox_get("/_sandbox/shipments")
+            .as_array()
+            .unwrap()
+            .len(),
+        1000
+    );
 }

@@ -24,7 +24,13 @@ impl Drop for Proc {
 impl Proc {
     fn stop(mut self) {
         let pid = self.0.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
         assert!(self.0.wait().unwrap().success());
     }
 }
@@ -50,7 +56,10 @@ fn spawn_until(args: &[&str], marker: &str, dir: &Path) -> (Proc, String) {
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "{args:?} ended before {marker:?}");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "{args:?} ended before {marker:?}"
+        );
         if line.contains(marker) {
             break;
         }
@@ -72,13 +81,28 @@ fn three_processes_with_the_dev_configs_run_the_demo() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
 
     let (sandbox, line) = spawn_until(
-        &["sandbox", "serve", "--listen", "127.0.0.1:0", "--smtp", "127.0.0.1:0", "--data-dir", "sandbox"],
+        &[
+            "sandbox",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--smtp",
+            "127.0.0.1:0",
+            "--data-dir",
+            "sandbox",
+        ],
         "listening on",
         d,
     );
     // "fpr-sandbox listening on http://127.0.0.1:P (PIN mailbox smtp://127.0.0.1:Q)"
     let url = line.split_whitespace().nth(3).unwrap().to_owned();
-    let smtp_port = line.trim_end().trim_end_matches(')').rsplit(':').next().unwrap().to_owned();
+    let smtp_port = line
+        .trim_end()
+        .trim_end_matches(')')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
     let host = url.trim_start_matches("http://").to_owned();
 
     let adapt = |name: &str| {
@@ -97,7 +121,14 @@ fn three_processes_with_the_dev_configs_run_the_demo() {
 
     std::fs::create_dir_all(d.join("vault")).unwrap();
     let key = d.join("vault/master.key");
-    assert!(fpr().args(["vault", "generate-master-key"]).arg(&key).status().unwrap().success());
+    assert!(
+        fpr()
+            .args(["vault", "generate-master-key"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
     let (vault, _) = spawn_until(
         &["vault", "serve", "--config", vault_toml.to_str().unwrap()],
         "listening on unix:",
@@ -105,20 +136,39 @@ fn three_processes_with_the_dev_configs_run_the_demo() {
     );
 
     let check = fpr()
-        .args(["orchestrator", "check", "--config", orchestrator_toml.to_str().unwrap()])
+        .args([
+            "orchestrator",
+            "check",
+            "--config",
+            orchestrator_toml.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let broken = d.join("broken.toml");
     std::fs::write(&broken, "listen = 7400\n").unwrap();
     let bad = fpr()
-        .args(["orchestrator", "check", "--config", broken.to_str().unwrap()])
+        .args([
+            "orchestrator",
+            "check",
+            "--config",
+            broken.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(64));
 
     let (orchestrator, line) = spawn_until(
-        &["orchestrator", "serve", "--config", orchestrator_toml.to_str().unwrap()],
+        &[
+            "orchestrator",
+            "serve",
+            "--config",
+            orchestrator_toml.to_str().unwrap(),
+        ],
         "listening on",
         d,
     );
@@ -135,18 +185,34 @@ fn three_processes_with_the_dev_configs_run_the_demo() {
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "SERVING");
     }
     let down = fpr()
-        .args(["health", "--vault-socket", d.join("nothing.sock").to_str().unwrap()])
+        .args([
+            "health",
+            "--vault-socket",
+            d.join("nothing.sock").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(down.status.code(), Some(1));
 
     let demo = fpr()
-        .args(["demo", "--addr", &addr, "--sandbox", &url, "--timeout", "90"])
+        .args([
+            "demo",
+            "--addr",
+            &addr,
+            "--sandbox",
+            &url,
+            "--timeout",
+            "90",
+        ])
         .current_dir(d)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&demo.stdout);
-    assert!(demo.status.success(), "{text}\n{}", String::from_utf8_lossy(&demo.stderr));
+    assert!(
+        demo.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
     assert!(text.contains("5/5 complete"), "{text}");
 
     orchestrator.stop();

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
 use crate::{Config, Error, config::Env, keystore::KeyStore, server};
+use clap::{Parser, Subcommand};
 
 /// The fpr vault: holds every private key, does all JOSE work, delivers PINs.
 #[derive(Parser, Debug)]
@@ -112,7 +112,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Some(Command::RotateMasterKey { new_key_file }) => {
-            let mut store = KeyStore::open(&config.store.path, server::load_master_key(&config)?)?;
+            let store = KeyStore::open(&config.store.path, server::load_master_key(&config)?)?;
             let text = std::fs::read(&new_key_file).map_err(|source| Error::Io {
                 what: format!("read {}", new_key_file.display()),
                 source,

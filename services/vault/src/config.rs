@@ -100,6 +100,14 @@ pub struct StoreConfig {
     /// Name of an environment variable holding the master key, when no file is given.
     #[serde(default)]
     pub master_key_env: Option<String>,
+    /// The master key before the last rotation: a store still sealed under it (the key file
+    /// changed while the vault was down) is re-sealed under the current key at start.
+    #[serde(default)]
+    pub previous_master_key_file: Option<PathBuf>,
+    /// How often the vault re-reads `master_key_file` and, when it holds a new key, re-seals
+    /// every stored key under it while serving (also on SIGHUP). 0 s: only on SIGHUP.
+    #[serde(default = "default_key_check", with = "humantime_serde")]
+    pub master_key_check_interval: Duration,
 }
 
 impl Default for StoreConfig {
@@ -108,6 +116,8 @@ impl Default for StoreConfig {
             path: default_store_path(),
             master_key_file: None,
             master_key_env: None,
+            previous_master_key_file: None,
+            master_key_check_interval: default_key_check(),
         }
     }
 }
@@ -293,6 +303,9 @@ fn default_listen() -> String {
 fn default_grace() -> Duration {
     Duration::from_secs(10)
 }
+fn default_key_check() -> Duration {
+    Duration::from_secs(60)
+}
 fn default_store_path() -> PathBuf {
     PathBuf::from("./fpr-data/vault/store")
 }
@@ -347,6 +360,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("FPR_VAULT_LISTEN", "server.listen"),
     ("FPR_VAULT_STORE_PATH", "store.path"),
     ("FPR_VAULT_MASTER_KEY_FILE", "store.master_key_file"),
+    (
+        "FPR_VAULT_PREVIOUS_MASTER_KEY_FILE",
+        "store.previous_master_key_file",
+    ),
     ("YE_JWKS_TRANSPORT_ENDPOINT", "yubico.transport_jwks_url"),
     ("YE_JWKS_SIGN_ENDPOINT", "yubico.sign_jwks_url"),
     (
@@ -548,6 +565,17 @@ impl Config {
             self.store.path.display().to_string(),
         );
         put("FPR_VAULT_MASTER_KEY", "[redacted]".into());
+        if let Some(p) = &self.store.previous_master_key_file {
+            put(
+                "FPR_VAULT_PREVIOUS_MASTER_KEY_FILE",
+                p.display().to_string(),
+            );
+        }
+        put(
+            "FPR_VAULT_MASTER_KEY_CHECK_INTERVAL",
+            humantime_serde::re::humantime::format_duration(self.store.master_key_check_interval)
+                .to_string(),
+        );
         put(
             "YE_JWKS_TRANSPORT_ENDPOINT",
             self.yubico.transport_jwks_url.to_string(),

@@ -2,7 +2,7 @@
 //! to the shipment and request id), the sealed requests and the delivery receipts.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -73,13 +73,15 @@ fn record_key(shipment_ref: &str) -> Vec<u8> {
 pub struct KeyStore {
     store: SledStore,
     tree: Arc<dyn Tree>,
-    master: MasterKey,
+    /// Read-locked by every seal, open and write of a record; write-locked by rotation, so no
+    /// record is sealed under a key that is being replaced.
+    master: RwLock<MasterKey>,
 }
 
 impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyStore")
-            .field("master", &self.master)
+            .field("master", &*self.read_master())
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +92,17 @@ impl KeyStore {
     /// Opens the store and checks the master key against the stored key check value (set on
     /// first open). A different key fails here, with both check values, before anything serves.
     pub fn open(path: &Path, master: MasterKey) -> Result<Self, Error> {
+        Self::open_with_previous(path, master, None)
+    }
+
+    /// As [`KeyStore::open`]; when the store is still sealed under `previous` (a rotation was
+    /// interrupted, or the key file changed while the vault was down), it is re-sealed under
+    /// `master` first.
+    pub fn open_with_previous(
+        path: &Path,
+        master: MasterKey,
+        previous: Option<MasterKey>,
+    ) -> Result<Self, Error> {
         std::fs::create_dir_all(path).map_err(|source| Error::Io {
             what: format!("create {}", path.display()),
             source,
@@ -98,13 +111,28 @@ impl KeyStore {
         let tree = store.tree("vault")?;
         let kcv = master.check_value();
         match tree.get(KCV_KEY)? {
+            Some(stored) if bool::from(stored.ct_eq(kcv.as_bytes())) => {}
             Some(stored) => {
-                if !bool::from(stored.ct_eq(kcv.as_bytes())) {
+                let Some(previous) =
+                    previous.filter(|p| bool::from(stored.ct_eq(p.check_value().as_bytes())))
+                else {
                     return Err(Error::WrongMasterKey {
                         expected: String::from_utf8_lossy(&stored).into_owned(),
                         found: kcv,
                     });
-                }
+                };
+                let ks = Self {
+                    store,
+                    tree,
+                    master: RwLock::new(previous),
+                };
+                let n = ks.rotate(master)?;
+                tracing::warn!(
+                    keys = n,
+                    check_value = %ks.check_value(),
+                    "The store was sealed under the previous master key: re-sealed under the current one"
+                );
+                return Ok(ks);
             }
             None => {
                 // First open: only an empty store may adopt a key.
@@ -123,13 +151,17 @@ impl KeyStore {
         Ok(Self {
             store,
             tree,
-            master,
+            master: RwLock::new(master),
         })
+    }
+
+    fn read_master(&self) -> RwLockReadGuard<'_, MasterKey> {
+        self.master.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The master key's check value.
     pub fn check_value(&self) -> String {
-        self.master.check_value()
+        self.read_master().check_value()
     }
 
     /// Number of records and the size on disk.
@@ -162,8 +194,8 @@ impl KeyStore {
         created_at: i64,
     ) -> Result<Record, Error> {
         let scalar = key.scalar().map_err(Error::Crypto)?;
-        let sealed = self
-            .master
+        let master = self.read_master();
+        let sealed = master
             .seal(&aad(shipment_ref, key.kid()), &scalar)
             .map_err(Error::Crypto)?;
         let rec = Record {
@@ -193,10 +225,16 @@ impl KeyStore {
         }
     }
 
-    /// Replaces a record (after an open or a delivery) and flushes.
+    /// Replaces a record (after an open or a delivery) and flushes. The sealed key is kept as
+    /// stored: a rotation may have re-sealed it since `rec` was read.
     pub fn update(&self, shipment_ref: &str, rec: &Record) -> Result<(), Error> {
+        let _master = self.read_master();
+        let mut rec = rec.clone();
+        if let Some(stored) = self.get(shipment_ref)? {
+            rec.sealed_key = stored.sealed_key;
+        }
         let bytes =
-            serde_json::to_vec(rec).map_err(|_| Error::CorruptRecord(shipment_ref.to_owned()))?;
+            serde_json::to_vec(&rec).map_err(|_| Error::CorruptRecord(shipment_ref.to_owned()))?;
         let mut b = Batch::default();
         b.insert(&record_key(shipment_ref), &bytes);
         self.tree.apply(b)?;
@@ -204,13 +242,16 @@ impl KeyStore {
         Ok(())
     }
 
-    /// Unseals a record's response key.
+    /// Unseals a record's response key (as stored now: a rotation may have re-sealed it since
+    /// `rec` was read).
     pub fn response_key(&self, shipment_ref: &str, rec: &Record) -> Result<PrivateKey, Error> {
+        let master = self.read_master();
+        let stored = self.get(shipment_ref)?;
+        let rec = stored.as_ref().unwrap_or(rec);
         let sealed = STANDARD
             .decode(&rec.sealed_key)
             .map_err(|_| Error::CorruptRecord(shipment_ref.to_owned()))?;
-        let scalar = self
-            .master
+        let scalar = master
             .open(&aad(shipment_ref, &rec.request_id), &sealed)
             .map_err(Error::Crypto)?;
         PrivateKey::from_scalar(Curve::P384, &rec.request_id, &scalar).map_err(Error::Crypto)
@@ -229,7 +270,8 @@ impl KeyStore {
 
     /// Re-seals every record under `new` and records its check value, in one atomic batch.
     /// Returns the number of keys re-sealed.
-    pub fn rotate(&mut self, new: MasterKey) -> Result<usize, Error> {
+    pub fn rotate(&self, new: MasterKey) -> Result<usize, Error> {
+        let mut master = self.master.write().unwrap_or_else(PoisonError::into_inner);
         let mut batch = Batch::default();
         let mut n = 0;
         for (k, v) in self.tree.scan_prefix(RECORD_PREFIX)? {
@@ -240,7 +282,7 @@ impl KeyStore {
             let sealed = STANDARD
                 .decode(&rec.sealed_key)
                 .map_err(|_| Error::CorruptRecord(shipment_ref.clone()))?;
-            let scalar = self.master.open(&a, &sealed).map_err(Error::Crypto)?;
+            let scalar = master.open(&a, &sealed).map_err(Error::Crypto)?;
             rec.sealed_key = STANDARD.encode(new.seal(&a, &scalar).map_err(Error::Crypto)?);
             batch.insert(
                 &k,
@@ -251,7 +293,7 @@ impl KeyStore {
         batch.insert(KCV_KEY, new.check_value().as_bytes());
         self.tree.apply(batch)?;
         self.tree.flush()?;
-        self.master = new;
+        *master = new;
         Ok(n)
     }
 }

@@ -44,18 +44,84 @@ pub async fn build(config: &Config) -> Result<VaultService, Error> {
         warn!("danger.allow_plaintext_smtp is on: PINs may travel to the relay without TLS");
     }
     let master = load_master_key(config)?;
-    let keystore = KeyStore::open(&config.store.path, master)?;
+    let previous = match &config.store.previous_master_key_file {
+        Some(p) => Some(load_key_file("store.previous_master_key_file", p)?),
+        None => None,
+    };
+    let keystore = KeyStore::open_with_previous(&config.store.path, master, previous)?;
     let keys = YubicoKeys::start(&config.yubico).await?;
     keys.spawn_refresh(config.yubico.refresh_interval);
     let channel = Channel::new(config.delivery.clone())?;
     let settings = config.settings().into_iter().collect();
-    Ok(VaultService::new(
-        keystore,
-        keys,
-        channel,
-        config.algorithms()?,
-        settings,
-    ))
+    let service = VaultService::new(keystore, keys, channel, config.algorithms()?, settings);
+    spawn_master_key_watch(service.downgrade(), config.clone());
+    Ok(service)
+}
+
+fn load_key_file(key: &str, path: &std::path::Path) -> Result<MasterKey, Error> {
+    let bad = |reason: String| Error::Config {
+        key: key.into(),
+        reason,
+    };
+    let text = zeroize::Zeroizing::new(
+        std::fs::read(path).map_err(|e| bad(format!("{}: {}", path.display(), e.kind())))?,
+    );
+    MasterKey::from_encoded(&text).map_err(|e| bad(e.to_string()))
+}
+
+/// Rotation while serving: on SIGHUP, and every `store.master_key_check_interval`, the master
+/// key is read again; when it is a new key, every stored key is re-sealed under it (one atomic
+/// batch; seals and opens wait for it). A key that cannot be read is logged and the current
+/// one kept.
+fn spawn_master_key_watch(service: crate::service::WeakVaultService, config: Config) {
+    tokio::spawn(async move {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let every = config.store.master_key_check_interval;
+        loop {
+            let tick = async {
+                if every.is_zero() {
+                    std::future::pending::<()>().await;
+                } else {
+                    tokio::time::sleep(every).await;
+                }
+            };
+            let hangup = async {
+                match hup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = tick => {}
+                () = hangup => info!("SIGHUP: reading the master key again"),
+            }
+            if service.upgrade().is_none() {
+                return;
+            }
+            let key = match load_master_key(&config) {
+                Ok(k) => k,
+                Err(e) => {
+                    warn!(error = %e, "Cannot read the master key: keeping the current one");
+                    continue;
+                }
+            };
+            let Some(svc) = service.upgrade() else {
+                return;
+            };
+            match tokio::task::spawn_blocking(move || svc.rotate_master_key(key)).await {
+                Ok(Ok(Some((n, kcv)))) => {
+                    info!(keys = n, check_value = %kcv, "Master key rotated: every stored key re-sealed under the new key");
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    warn!(error = %e, "Master key rotation failed: keeping the current key")
+                }
+                Err(e) => warn!(error = %e, "Master key rotation task failed"),
+            }
+        }
+    });
 }
 
 /// A bound listener.

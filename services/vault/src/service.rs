@@ -41,6 +41,17 @@ impl std::fmt::Debug for Vault {
 #[derive(Clone, Debug)]
 pub struct VaultService(Arc<Vault>);
 
+/// A [`VaultService`] that may have stopped.
+#[derive(Clone, Debug)]
+pub struct WeakVaultService(std::sync::Weak<Vault>);
+
+impl WeakVaultService {
+    /// The service, while it still serves.
+    pub fn upgrade(&self) -> Option<VaultService> {
+        self.0.upgrade().map(VaultService)
+    }
+}
+
 // === impl VaultService ===
 
 impl VaultService {
@@ -61,6 +72,24 @@ impl VaultService {
             settings,
             locks,
         }))
+    }
+
+    /// A handle that does not keep the vault (and its store) open.
+    pub fn downgrade(&self) -> WeakVaultService {
+        WeakVaultService(Arc::downgrade(&self.0))
+    }
+
+    /// Re-seals every stored key under `new` unless it is the key in use. Returns the number of
+    /// keys re-sealed and the new check value, or None when nothing changed.
+    pub fn rotate_master_key(
+        &self,
+        new: fpr_jose::seal::MasterKey,
+    ) -> Result<Option<(usize, String)>, Error> {
+        if new.check_value() == self.0.keystore.check_value() {
+            return Ok(None);
+        }
+        let n = self.0.keystore.rotate(new)?;
+        Ok(Some((n, self.0.keystore.check_value())))
     }
 
     fn lock_for(&self, shipment_ref: &str) -> &Mutex<()> {

@@ -114,9 +114,9 @@ impl Up {
     /// GET on the sandbox's admin API.
     pub fn sandbox_get(&self, path: &str) -> serde_json::Value {
         let url = format!("{}{path}", self.sandbox);
-        tokio::runtime::Runtime::new().unwrap().block_on(async {
-            reqwest::get(&url).await.unwrap().json().await.unwrap()
-        })
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async { reqwest::get(&url).await.unwrap().json().await.unwrap() })
     }
 
     /// SIGTERM, then what it printed after the banner.
@@ -192,7 +192,10 @@ pub fn users_csv(up: &Up, n: usize) -> String {
         let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
         let login = s(&u["login"]);
         let a = &u["address"];
-        if u["idp"] == "entra" && !u["manager_id"].is_null() && login != "johanna.lorenz@contoso.test" {
+        if u["idp"] == "entra"
+            && !u["manager_id"].is_null()
+            && login != "johanna.lorenz@contoso.test"
+        {
             let company: String = s(&u["organization"]).chars().take(20).collect();
             csv.push_str(&format!(
                 "entra,{login},{},{},{},{},{company},{},{},{},{},{}\n",
