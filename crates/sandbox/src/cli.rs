@@ -46,6 +46,10 @@ pub struct Cli {
     /// Extra generated users.
     #[arg(global = true, long, default_value_t = 0)]
     seed_users: usize,
+    /// The URL callers use when it is not the listen address (e.g. http://sandbox:8380 in a
+    /// container network): token issuers and JWKS links use it.
+    #[arg(global = true, long, env = "FPR_SANDBOX_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Graph requests per second before 429.
     #[arg(global = true, long)]
     graph_rate: Option<u32>,
@@ -67,6 +71,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         seed_users: cli.seed_users,
         graph_rate_per_s: cli.graph_rate,
         smtp_listen: Some(cli.smtp),
+        public_url: cli.public_url,
         ..Config::default()
     };
     let sandbox = Sandbox::new(config)?;

@@ -120,6 +120,9 @@ pub struct Config {
     pub okta_rate_per_s: u32,
     /// SMTP mailbox listener address; None: no SMTP listener.
     pub smtp_listen: Option<SocketAddr>,
+    /// The URL callers reach the sandbox at, when not its listen address (in a container
+    /// network, `http://sandbox:8380`): token issuers, JWKS and config links use it.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -143,6 +146,7 @@ impl Default for Config {
             okta_token: "sandbox-okta-token".into(),
             okta_rate_per_s: 600,
             smtp_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            public_url: None,
         }
     }
 }
@@ -268,7 +272,10 @@ impl Sandbox {
     pub async fn serve(self, listener: TcpListener) -> anyhow::Result<Running> {
         let addr = listener.local_addr()?;
         if let Ok(mut b) = self.app.base_url.lock() {
-            *b = format!("http://{addr}");
+            *b = match &self.app.config.public_url {
+                Some(u) => u.trim_end_matches('/').to_owned(),
+                None => format!("http://{addr}"),
+            };
         }
         let (smtp_addr, smtp) = match self.app.config.smtp_listen {
             Some(a) => {

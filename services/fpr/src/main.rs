@@ -37,6 +37,9 @@ struct Cli {
     /// JSON for scripts instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// With no token given, get one from this sandbox's tenant (sandbox deployments only).
+    #[arg(long, global = true, env = "FPR_TOKEN_FROM_SANDBOX")]
+    token_from_sandbox: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -421,7 +424,19 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         token_file: cli.token_file.clone(),
     };
     let out = Out { json: cli.json };
-    let connect = || client::connect(&target);
+    let sandbox_token = match (
+        &cli.token_from_sandbox,
+        client::token(target.token_file.as_deref())?,
+    ) {
+        (Some(url), None) if !matches!(cli.command, Command::Up { .. } | Command::Demo { .. }) => {
+            Some(fpr::sandbox_caller_token(url).await?)
+        }
+        _ => None,
+    };
+    let connect = || match &sandbox_token {
+        Some(t) => client::with_token(&target, t),
+        None => client::connect(&target),
+    };
     match cli.command {
         Command::Up {
             data_dir,

@@ -167,6 +167,12 @@ fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
     let anon = up.command(&["list"]).output().unwrap();
     assert_eq!(anon.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&anon.stderr).contains("Unauthenticated"));
+    // A sandbox deployment can take a caller token from the sandbox's tenant.
+    let via_sandbox = up
+        .command(&["list", "--json", "--token-from-sandbox", &up.sandbox])
+        .output()
+        .unwrap();
+    assert_eq!(json(&via_sandbox).as_array().unwrap().len(), 6);
 
     let rest = up.stop();
     assert!(rest.contains("fpr stopped"));
