@@ -318,3 +318,52 @@ fn a_1000_row_batch_orders_every_row_writes_a_result_csv_and_a_rerun_orders_noth
         1000
     );
 }
+
+/// The operator guide's backup and restore: a copy of the data directory, taken with fpr
+/// stopped, restores every shipment, and the vault's keys still open (the PIN can be sent again).
+#[test]
+fn a_copy_of_the_data_directory_restores_every_shipment() {
+    let up = Up::start(&[]);
+    let demo = up
+        .command(&[
+            "demo",
+            "--sandbox",
+            &up.sandbox,
+            "--entra",
+            "2",
+            "--okta",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(ok(&demo).contains("3/3 complete"));
+    let before = json(&up.fpr(&["list", "--json"]));
+    let (_, dir) = up.stop_keeping_data();
+
+    // Backup: copy the stopped data directory; restore: start on the copy.
+    let restored = tempfile::tempdir().unwrap();
+    let copy = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(dir.path().join("data"))
+        .arg(restored.path().join("data"))
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    drop(dir);
+    let up = Up::start_in(restored, &[]);
+    let after = json(&up.fpr(&["list", "--json"]));
+    assert_eq!(after, before);
+    let entra = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["idp"] == "entra")
+        .unwrap();
+    let resent = json(&up.fpr(&[
+        "resend-pin",
+        entra["shipment_id"].as_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(resent["pin_deliveries"], 2);
+    up.stop();
+}

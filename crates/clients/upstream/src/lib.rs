@@ -139,7 +139,15 @@ pub fn error_of(body: &[u8]) -> (Option<String>, String) {
     };
     let s = |p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_owned);
     if let Some(code) = s("/error/code") {
-        return (Some(code), s("/error/message").unwrap_or_default());
+        let message = s("/error/message").unwrap_or_default();
+        // Graph's innerError names the request as Entra's audit log does ("Correlation ID").
+        return (
+            Some(code),
+            match s("/error/innerError/client-request-id") {
+                Some(id) => format!("{message} (client-request-id {id})"),
+                None => message,
+            },
+        );
     }
     if let Some(code) = s("/errorCode") {
         let cause = s("/errorCauses/errorSummary").or_else(|| s("/errorCauses/0/errorSummary"));
@@ -278,6 +286,10 @@ mod tests {
         assert_eq!(
             error_of(br#"{"error":{"code":"badRequest","message":"m"}}"#),
             (Some("badRequest".into()), "m".into())
+        );
+        assert_eq!(
+            error_of(br#"{"error":{"code":"badRequest","message":"m","innerError":{"date":"2026-11-28T10:00:00","request-id":"r1","client-request-id":"c7f1e2a0-0000-4000-8000-000000000001"}}}"#).1,
+            "m (client-request-id c7f1e2a0-0000-4000-8000-000000000001)"
         );
         assert_eq!(
             error_of(br#"{"error":"invalid_client","error_description":"AADSTS7000215: x"}"#)

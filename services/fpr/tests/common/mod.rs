@@ -27,7 +27,11 @@ pub struct Up {
 impl Up {
     /// Starts `fpr up` with extra arguments; its logs (stderr) go to `log()`.
     pub fn start(extra: &[&str]) -> Up {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    /// Starts `fpr up` with its data in `dir/data` (which may hold an earlier run's data).
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Up {
         let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_fpr"))
             .args([
