@@ -75,3 +75,19 @@ pub fn apply_overrides(doc: &mut toml::Table, overrides: &[(&str, &str)], env: &
 pub fn scheme_ok(url: &url::Url, allow_plaintext_http: bool) -> bool {
     url.scheme() == "https" || (allow_plaintext_http && url.scheme() == "http")
 }
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C): when a service stops serving.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

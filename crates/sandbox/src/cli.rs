@@ -87,11 +87,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         running.url()
     );
     println!("settings: curl {}/_sandbox/config", running.url());
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    fpr_config::shutdown_signal().await;
     running.stop().await;
     println!("fpr-sandbox stopped; state saved");
     Ok(())

@@ -284,7 +284,7 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
     let mut checks = futures_util::stream::iter(rows.iter().map(|row| {
         let mut req = row.req.clone();
         req.validate_only = true;
-        async move { (row.line, create(client, req).await) }
+        async move { (row.line, client::create(client, req).await) }
     }))
     .buffer_unordered(n);
     let mut existing: HashMap<u64, pb::CreateShipmentResponse> = HashMap::new();
@@ -359,7 +359,7 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
     let mut progress = Progress::new("ordering", todo.len());
     let mut orders = futures_util::stream::iter(
         todo.iter()
-            .map(|row| async move { (row.line, create(client, row.req.clone()).await) }),
+            .map(|row| async move { (row.line, client::create(client, row.req.clone()).await) }),
     )
     .buffer_unordered(n);
     let mut interrupted = false;
@@ -433,23 +433,6 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
     } else {
         0
     })
-}
-
-/// CreateShipment, retried with the same idempotency key while the error is transient.
-async fn create(
-    client: &Client,
-    req: pb::CreateShipmentRequest,
-) -> Result<pb::CreateShipmentResponse, tonic::Status> {
-    client::with_retries(|| {
-        let mut c = client.clone();
-        let req = req.clone();
-        async move {
-            c.create_shipment(req)
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    })
-    .await
 }
 
 fn refuse(bad: &[Bad], total: usize) -> u8 {

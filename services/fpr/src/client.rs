@@ -147,6 +147,23 @@ pub fn retryable(status: &tonic::Status) -> bool {
     )
 }
 
+/// CreateShipment, retried with the same idempotency key while the error is transient.
+pub async fn create(
+    client: &Client,
+    req: fpr_proto::v1::CreateShipmentRequest,
+) -> Result<fpr_proto::v1::CreateShipmentResponse, tonic::Status> {
+    with_retries(|| {
+        let mut c = client.clone();
+        let req = req.clone();
+        async move {
+            c.create_shipment(req)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await
+}
+
 /// Calls `f` up to 4 times while it fails with a retryable error (0.2 s, 0.8 s, 3.2 s apart).
 pub async fn with_retries<T, F, Fut>(mut f: F) -> Result<T, tonic::Status>
 where

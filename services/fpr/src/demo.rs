@@ -211,18 +211,10 @@ pub async fn run(c: &Client, opts: &Options) -> anyhow::Result<bool> {
     for (i, u) in users.iter().enumerate() {
         let req = order(u, format!("demo-{run_id}-{i}"), &customization)
             .map_err(|e| anyhow::anyhow!("{}: {e}", u["login"]))?;
-        let r = client::with_retries(|| {
-            let mut c = c.clone();
-            let req = req.clone();
-            async move {
-                c.create_shipment(req)
-                    .await
-                    .map(tonic::Response::into_inner)
-            }
-        })
-        .await
-        .map_err(grpc)
-        .with_context(|| format!("ordering for {}", u["login"]))?;
+        let r = client::create(c, req)
+            .await
+            .map_err(grpc)
+            .with_context(|| format!("ordering for {}", u["login"]))?;
         ids.push(r.shipment_id);
     }
 

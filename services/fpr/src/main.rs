@@ -675,11 +675,7 @@ async fn up(cfg: fpr::Up) -> anyhow::Result<()> {
     );
     println!("  curl -s {}/_sandbox/users?idp=entra", running.sandbox_url);
     println!("Stop with Ctrl-C.");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    fpr_config::shutdown_signal().await;
     running.stop().await;
     println!("fpr stopped");
     Ok(())

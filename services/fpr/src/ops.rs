@@ -82,17 +82,7 @@ pub async fn status(mut c: Client, out: Out) -> anyhow::Result<()> {
 pub async fn ship(c: &Client, req: pb::CreateShipmentRequest, out: Out) -> anyhow::Result<()> {
     let key = req.idempotency_key.clone();
     let dry = req.validate_only;
-    let r = client::with_retries(|| {
-        let mut c = c.clone();
-        let req = req.clone();
-        async move {
-            c.create_shipment(req)
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    })
-    .await
-    .map_err(grpc)?;
+    let r = client::create(c, req).await.map_err(grpc)?;
     if out.json {
         println!(
             "{}",

@@ -63,22 +63,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
     );
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
     println!("fpr-orchestrator listening on {}", listener.local_addr()?);
-    server::serve(built, listener, shutdown_signal()).await?;
+    server::serve(built, listener, fpr_config::shutdown_signal()).await?;
     jobs.iter().for_each(|j| j.abort());
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }

@@ -95,7 +95,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let serving = tokio::spawn(server::serve(service, listener, uids, async move {
                 let _ = rx.await;
             }));
-            shutdown_signal().await;
+            fpr_config::shutdown_signal().await;
             let _ = tx.send(());
             match tokio::time::timeout(grace, serving).await {
                 Ok(Ok(result)) => result,
@@ -151,19 +151,4 @@ fn generate_master_key(path: &std::path::Path) -> Result<(), Error> {
     f.sync_all().map_err(io)?;
     println!("wrote a new master key to {}", path.display());
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }
