@@ -185,7 +185,7 @@ pub async fn watch(mut c: Client, id: String, out: Out) -> anyhow::Result<()> {
             } else {
                 format!("{}: {}", s.error_kind, s.error_message)
             };
-            println!(
+            let line = format!(
                 "{}  {:<9} {:<10} serial {:<10} {}",
                 output::ts(s.updated_at.as_ref()),
                 output::state(s.shipment_state),
@@ -197,6 +197,7 @@ pub async fn watch(mut c: Client, id: String, out: Out) -> anyhow::Result<()> {
                 },
                 note
             );
+            println!("{}", line.trim_end());
         }
     }
     Ok(())

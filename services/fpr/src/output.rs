@@ -185,8 +185,25 @@ pub fn shipment_detail(s: &pb::Shipment) -> String {
         ("created", ts(s.created_at.as_ref())),
         ("updated", ts(s.updated_at.as_ref())),
     ];
+    // In the order a shipment goes through them (several often share a second).
+    const ORDER: [&str; 8] = [
+        "accepted",
+        "sealed",
+        "ordering",
+        "ordered",
+        "shipped",
+        "registered",
+        "pin_sent",
+        "complete",
+    ];
     let mut steps: Vec<(&String, &prost_types::Timestamp)> = s.step_times.iter().collect();
-    steps.sort_by_key(|(_, t)| (t.seconds, t.nanos));
+    steps.sort_by_key(|(k, t)| {
+        (
+            ORDER.iter().position(|o| o == k).unwrap_or(ORDER.len()),
+            t.seconds,
+            t.nanos,
+        )
+    });
     let steps = steps
         .iter()
         .map(|(k, t)| format!("{k} {}", ts(Some(t))))
