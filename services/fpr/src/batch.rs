@@ -274,7 +274,7 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
     let (rows, mut bad) = parse(&text, &opts.defaults, &batch_id);
     let total = rows.len() + bad.iter().map(|b| b.line).collect::<BTreeSet<_>>().len();
     if rows.is_empty() {
-        return Ok(refuse(&bad, total));
+        return Ok(refuse(&bad, total, json));
     }
     let n = opts.concurrency.clamp(1, 64);
 
@@ -327,7 +327,7 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
     drop(checks);
     if !bad.is_empty() {
         bad.sort_by_key(|b| b.line);
-        return Ok(refuse(&bad, total));
+        return Ok(refuse(&bad, total, json));
     }
     if opts.dry_run {
         println!(
@@ -435,7 +435,7 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
     })
 }
 
-fn refuse(bad: &[Bad], total: usize) -> u8 {
+fn refuse(bad: &[Bad], total: usize, json: bool) -> u8 {
     let lines: BTreeSet<u64> = bad.iter().map(|b| b.line).collect();
     let rows: Vec<Vec<String>> = bad
         .iter()
@@ -447,6 +447,16 @@ fn refuse(bad: &[Bad], total: usize) -> u8 {
             ]
         })
         .collect();
+    if json {
+        let list: Vec<serde_json::Value> = bad
+            .iter()
+            .map(|b| serde_json::json!({"line": b.line, "column": b.problem.column, "problem": b.problem.rule}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"refused": true, "rows": total, "bad_rows": lines.len(), "problems": list})
+        );
+    }
     eprint!("{}", output::table(&["LINE", "COLUMN", "PROBLEM"], &rows));
     eprintln!(
         "refused: {} bad row{} of {total}; nothing was ordered",

@@ -164,7 +164,8 @@ pub async fn create(
     .await
 }
 
-/// Calls `f` up to 4 times while it fails with a retryable error (0.2 s, 0.8 s, 3.2 s apart).
+/// Calls `f` up to 6 times while it fails with a retryable error (0.2 s, 0.8 s, 3.2 s, then
+/// 10 s apart: long enough for an upstream's rate-limit window to pass).
 pub async fn with_retries<T, F, Fut>(mut f: F) -> Result<T, tonic::Status>
 where
     F: FnMut() -> Fut,
@@ -174,9 +175,9 @@ where
     let mut attempt = 1;
     loop {
         match f().await {
-            Err(e) if retryable(&e) && attempt < 4 => {
+            Err(e) if retryable(&e) && attempt < 6 => {
                 tokio::time::sleep(delay).await;
-                delay *= 4;
+                delay = (delay * 4).min(std::time::Duration::from_secs(10));
                 attempt += 1;
             }
             other => return other,

@@ -201,8 +201,18 @@ fn a_csv_with_bad_rows_is_refused_listing_every_bad_row_and_nothing_is_ordered()
         .lines()
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
         .collect();
-    // Lines 2-5 lack the item columns, given by flags only in the next run.
+    // Lines 2-5 lack the item columns, given by flags only in the next run; --json lists the
+    // problems for scripts too.
     assert!(stderr.contains("customization_id"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["refused"], true);
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["line"] == 2 && p["column"] == "customization_id")
+    );
     let out = {
         let mut args = vec!["batch", file.to_str().unwrap()];
         args.extend(ITEM);
