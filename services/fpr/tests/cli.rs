@@ -377,3 +377,152 @@ fn a_copy_of_the_data_directory_restores_every_shipment() {
     assert_eq!(resent["pin_deliveries"], 2);
     up.stop();
 }
+
+/// update, cancel, retry and complete through the CLI, with the sandbox's Yubico on a manual
+/// clock so shipments stay editable until told to ship.
+#[test]
+fn update_cancel_retry_and_complete_act_on_yubienterprise() {
+    let up = Up::start(&["--clock", "manual"]);
+    let ship = |key: &str, user: &str| -> Value {
+        let mut args = vec![
+            "ship",
+            "--json",
+            "--idempotency-key",
+            key,
+            "--idp",
+            "entra",
+            "--user",
+            user,
+            "--firstname",
+            "Pat",
+            "--lastname",
+            "User",
+            "--email",
+            user,
+            "--telephone",
+            "555-0100",
+            "--street-line1",
+            "1 Main Street",
+            "--city",
+            "Dedham",
+            "--region",
+            "MA",
+            "--postal-code",
+            "02026",
+            "--country",
+            "US",
+        ];
+        args.extend(ITEM);
+        json(&up.fpr(&args))
+    };
+    let a = ship("a", "adele.vance@contoso.test");
+    let b = ship("b", "alex.wilber@contoso.test");
+    let c = ship("c", "diego.siciliani@contoso.test");
+    let id = |v: &Value| v["shipment_id"].as_str().unwrap().to_owned();
+    let ye = |v: &Value| v["yubienterprise_shipment_id"].as_str().unwrap().to_owned();
+
+    // update: the new address reaches YubiEnterprise.
+    let updated = json(&up.fpr(&[
+        "update",
+        &id(&a),
+        "--json",
+        "--street-line1",
+        "200 Clarendon Street",
+        "--city",
+        "Boston",
+        "--region",
+        "MA",
+        "--postal-code",
+        "02116",
+        "--country",
+        "us",
+    ]));
+    assert_eq!(updated["shipment_state"], "ongoing");
+    let at_ye = up.sandbox_get(&format!("/_sandbox/shipments/{}", ye(&a)));
+    assert_eq!(at_ye["mailing_address"]["city"], "Boston", "{at_ye}");
+    // A bad update is refused with the field named, and changes nothing.
+    let bad = up.fpr(&[
+        "update",
+        &id(&a),
+        "--region",
+        "Massachusetts",
+        "--street-line1",
+        "x",
+        "--city",
+        "Boston",
+        "--postal-code",
+        "02116",
+        "--country",
+        "US",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("region"));
+    let at_ye = up.sandbox_get(&format!("/_sandbox/shipments/{}", ye(&a)));
+    assert_eq!(
+        at_ye["mailing_address"]["street_line1"],
+        "200 Clarendon Street"
+    );
+
+    // cancel: gone at YubiEnterprise too.
+    let canceled = json(&up.fpr(&["cancel", &id(&b), "--json", "--reason", "left the company"]));
+    assert_eq!(canceled["shipment_state"], "canceled");
+    assert_eq!(canceled["admin_reason"], "left the company");
+    let gone = up.sandbox_get(&format!("/_sandbox/shipments/{}", ye(&b)));
+    assert_eq!(gone["error"], "not found", "{gone}");
+
+    // retry: an undeliverable address (state 7) errors the shipment; once fixed, retry
+    // resumes it to the end.
+    up.sandbox_post(
+        &format!("/_sandbox/shipments/{}/error", ye(&a)),
+        serde_json::json!({"state": 7}),
+    );
+    ok(&up.fpr(&["process-now"]));
+    let errored = json(&up.fpr(&["get", &id(&a), "--json"]));
+    assert_eq!(errored["shipment_state"], "error");
+    assert_eq!(errored["error_kind"], "yubienterprise_state_7");
+    let listed = json(&up.fpr(&["list", "--state", "error", "--json"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    up.sandbox_post(
+        &format!("/_sandbox/shipments/{}/clear", ye(&a)),
+        serde_json::json!({}),
+    );
+    up.sandbox_post(
+        &format!("/_sandbox/shipments/{}/advance", ye(&a)),
+        serde_json::json!({}),
+    );
+    let retried = json(&up.fpr(&["retry", &id(&a), "--json"]));
+    assert_eq!(retried["shipment_state"], "complete", "{retried}");
+    assert!(!retried["serial_number"].as_str().unwrap().is_empty());
+
+    // complete by hand, with a reason.
+    let done = json(&up.fpr(&[
+        "complete",
+        &id(&c),
+        "--json",
+        "--reason",
+        "handed over in person",
+    ]));
+    assert_eq!(done["shipment_state"], "complete");
+    assert_eq!(done["admin_reason"], "handed over in person");
+    let no_reason = up.fpr(&["complete", &id(&c)]);
+    assert_eq!(
+        no_reason.status.code(),
+        Some(2),
+        "clap: --reason is required"
+    );
+    up.stop();
+}
+
+#[test]
+fn demo_self_contained_needs_nothing_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fpr"))
+        .args(["demo", "--self-contained", "--entra", "1", "--okta", "1"])
+        .env_remove("FPR_TOKEN")
+        .env_remove("TOKEN")
+        .env_remove("FPR_TOKEN_FILE")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(ok(&out).contains("2/2 complete"));
+}

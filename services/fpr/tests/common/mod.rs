@@ -123,6 +123,21 @@ impl Up {
             .block_on(async { reqwest::get(&url).await.unwrap().json().await.unwrap() })
     }
 
+    /// POST on the sandbox's admin API; the answer's JSON.
+    pub fn sandbox_post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let url = format!("{}{path}", self.sandbox);
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let r = reqwest::Client::new()
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "POST {path}: {}", r.status());
+            r.json().await.unwrap_or_default()
+        })
+    }
+
     /// SIGTERM, then what it printed after the banner.
     pub fn stop(self) -> String {
         self.stop_keeping_data().0
