@@ -66,7 +66,13 @@ pub fn token(file: Option<&Path>) -> anyhow::Result<Option<SecretString>> {
 
 /// A channel to `addr` (lazy: the first call connects).
 pub fn channel(target: &Target) -> anyhow::Result<Channel> {
-    let mut ep = Endpoint::from_shared(target.addr.clone())
+    // A bare host:port means plain http (as grpcurl -plaintext).
+    let addr = if target.addr.contains("://") {
+        target.addr.clone()
+    } else {
+        format!("http://{}", target.addr)
+    };
+    let mut ep = Endpoint::from_shared(addr.clone())
         .with_context(|| {
             format!(
                 "--addr {:?}: not a URL like http://127.0.0.1:7400",
@@ -75,7 +81,7 @@ pub fn channel(target: &Target) -> anyhow::Result<Channel> {
         })?
         .connect_timeout(std::time::Duration::from_secs(5))
         .tcp_nodelay(true);
-    if target.addr.starts_with("https://") {
+    if addr.starts_with("https://") {
         let ca = target
             .ca_file
             .as_ref()

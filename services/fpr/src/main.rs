@@ -89,7 +89,7 @@ enum Command {
         #[arg(long)]
         self_contained: bool,
     },
-    /// Version, settings and the health of every dependency.
+    /// Version, settings and the health of every dependency (exit 1 when one is failing).
     Status,
     /// Order a key for one user.
     Ship {
@@ -506,7 +506,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             return Ok(if ok { 0 } else { 1 });
         }
-        Command::Status => ops::status(connect()?, out).await?,
+        Command::Status => return ops::status(connect()?, out).await,
         Command::Ship {
             idp,
             user,

@@ -32,13 +32,14 @@ pub fn grpc(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!(client::describe(&status))
 }
 
-/// `fpr status`.
-pub async fn status(mut c: Client, out: Out) -> anyhow::Result<()> {
+/// `fpr status`: exit code 1 when a dependency is failing.
+pub async fn status(mut c: Client, out: Out) -> anyhow::Result<u8> {
     let s = c
         .get_status(pb::GetStatusRequest {})
         .await
         .map_err(grpc)?
         .into_inner();
+    let code = u8::from(s.dependencies.iter().any(|d| !d.healthy));
     if out.json {
         let deps: Vec<_> = s
             .dependencies
@@ -49,7 +50,7 @@ pub async fn status(mut c: Client, out: Out) -> anyhow::Result<()> {
             "{}",
             json!({"version": s.version, "settings": s.settings, "dependencies": deps})
         );
-        return Ok(());
+        return Ok(code);
     }
     println!("fpr orchestrator {}\n", s.version);
     let rows: Vec<Vec<String>> = s
@@ -75,7 +76,7 @@ pub async fn status(mut c: Client, out: Out) -> anyhow::Result<()> {
         .collect();
     println!();
     print!("{}", output::table(&["SETTING", "VALUE"], &rows));
-    Ok(())
+    Ok(code)
 }
 
 /// `fpr ship`: one order.
@@ -126,6 +127,7 @@ pub async fn list(
     out: Out,
 ) -> anyhow::Result<()> {
     let mut all = Vec::new();
+    let mut more = false;
     loop {
         let want = if limit == 0 {
             500
@@ -139,7 +141,11 @@ pub async fn list(
             .map_err(grpc)?
             .into_inner();
         all.extend(page.shipments);
-        if page.next_page_token.is_empty() || (limit != 0 && all.len() >= limit) {
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        if limit != 0 && all.len() >= limit {
+            more = true;
             break;
         }
         req.page_token = page.next_page_token;
@@ -151,9 +157,14 @@ pub async fn list(
         let rows: Vec<Vec<String>> = all.iter().map(list_row).collect();
         print!("{}", output::table(&LIST_HEADERS, &rows));
         eprintln!(
-            "{} shipment{}",
+            "{} shipment{}{}",
             all.len(),
-            if all.len() == 1 { "" } else { "s" }
+            if all.len() == 1 { "" } else { "s" },
+            if more {
+                " (there are more: --limit 0 lists all)"
+            } else {
+                ""
+            }
         );
     }
     Ok(())

@@ -215,6 +215,60 @@ fn three_processes_with_the_dev_configs_run_the_demo() {
     );
     assert!(text.contains("5/5 complete"), "{text}");
 
+    // The vault stops (as for an offline master-key rotation): status says so and exits 1, and
+    // the orchestrator still accepts an order, which completes once the vault is back.
+    vault.stop();
+    let admin = |args: &[&str]| {
+        fpr()
+            .args(["--addr", &addr, "--token-from-sandbox", &url])
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let status = admin(&["status"]);
+    assert_eq!(status.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("FAILING"));
+    let order = admin(&[
+        "ship",
+        "--json",
+        "--idp",
+        "okta",
+        "--user",
+        "ada.lovelace@example.test",
+        "--product-id",
+        "29",
+        "--inventory-product-id",
+        "106",
+        "--customization-id",
+        "RXJN83",
+    ]);
+    assert!(
+        order.status.success(),
+        "{}",
+        String::from_utf8_lossy(&order.stderr)
+    );
+    let order: serde_json::Value = serde_json::from_slice(&order.stdout).unwrap();
+    assert_eq!(order["shipment_state"], "ongoing");
+    let id = order["shipment_id"].as_str().unwrap();
+    let (vault, _) = spawn_until(
+        &["vault", "serve", "--config", vault_toml.to_str().unwrap()],
+        "listening on unix:",
+        d,
+    );
+    // It waits out its backoff (retry.base, 2 s in the dev config), then goes through.
+    let mut got = serde_json::Value::Null;
+    for _ in 0..30 {
+        assert!(admin(&["process-now"]).status.success());
+        got = serde_json::from_slice(&admin(&["get", id, "--json"]).stdout).unwrap();
+        if got["shipment_state"] == "complete" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    assert_eq!(got["shipment_state"], "complete", "{got}");
+    assert_eq!(admin(&["status"]).status.code(), Some(0));
+
     orchestrator.stop();
     vault.stop();
     sandbox.stop();
