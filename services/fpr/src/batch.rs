@@ -338,6 +338,20 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
         return Ok(0);
     }
 
+    // The result file must be writable before anything is ordered.
+    let result_path = opts.result.clone().unwrap_or_else(|| {
+        opts.file
+            .with_file_name(format!("{}.result.csv", default_batch_id(&opts.file)))
+    });
+    let probe = result_path.with_extension("csv.partial");
+    std::fs::File::create(&probe).with_context(|| {
+        format!(
+            "the result file {} cannot be written; nothing was ordered",
+            result_path.display()
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+
     // Phase 2: order, with bounded concurrency, until done or Ctrl-C.
     let mut outcomes: HashMap<u64, Outcome> = HashMap::new();
     for (line, resp) in &existing {
@@ -397,10 +411,6 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
     }
     drop(orders);
 
-    let result_path = opts.result.clone().unwrap_or_else(|| {
-        opts.file
-            .with_file_name(format!("{}.result.csv", default_batch_id(&opts.file)))
-    });
     write_result(&result_path, &rows, &outcomes)?;
     let count = |o: &str| outcomes.values().filter(|x| x.outcome == o).count();
     let (ordered, before, failed) = (count("ordered"), count("already_ordered"), count("failed"));

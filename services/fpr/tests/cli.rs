@@ -261,6 +261,25 @@ fn a_csv_with_bad_rows_is_refused_listing_every_bad_row_and_nothing_is_ordered()
         0
     );
     assert!(!up.dir.path().join("hr.result.csv").exists());
+
+    // Good rows, but a result file that cannot be written: refused before ordering anything.
+    let good_file = up.dir.path().join("good.csv");
+    std::fs::write(&good_file, &good).unwrap();
+    let nowhere = up.dir.path().join("no/such/dir/out.csv");
+    let mut args = vec![
+        "batch",
+        good_file.to_str().unwrap(),
+        "--result",
+        nowhere.to_str().unwrap(),
+    ];
+    args.extend(ITEM);
+    let out = up.fpr(&args);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be written"));
+    assert_eq!(
+        json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(),
+        0
+    );
 }
 
 #[test]
