@@ -38,9 +38,9 @@ impl tonic::service::Interceptor for Bearer {
 /// The client type.
 pub type Client = ShipmentServiceClient<InterceptedService<Channel, Bearer>>;
 
-/// The caller token: `--token-file`/`FPR_TOKEN_FILE`, else `FPR_TOKEN`, else `TOKEN` (what
-/// `fpr up` prints), else the file `fpr up` keeps fresh. None: calls go without one (health
-/// and reflection only).
+/// The caller token: `--token-file`/`FPR_TOKEN_FILE`, else `FPR_TOKEN`, else `TOKEN` when it
+/// holds a JWT (what `fpr up` prints), else the file `fpr up` keeps fresh. None: calls go
+/// without one (health and reflection only).
 pub fn token(file: Option<&Path>) -> anyhow::Result<Option<SecretString>> {
     let read = |p: &Path| -> anyhow::Result<SecretString> {
         let t = std::fs::read_to_string(p)
@@ -50,18 +50,34 @@ pub fn token(file: Option<&Path>) -> anyhow::Result<Option<SecretString>> {
     if let Some(p) = file {
         return read(p).map(Some);
     }
-    for var in ["FPR_TOKEN", "TOKEN"] {
-        if let Ok(t) = std::env::var(var)
-            && !t.trim().is_empty()
-        {
-            return Ok(Some(SecretString::from(t.trim().to_owned())));
-        }
+    if let Ok(t) = std::env::var("FPR_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok(Some(SecretString::from(t.trim().to_owned())));
+    }
+    // `TOKEN` is what `fpr up` prints for grpcurl; the name is common, so only a JWT is taken
+    // from it (not, say, a CI system's token).
+    if let Ok(t) = std::env::var("TOKEN")
+        && looks_like_jwt(t.trim())
+    {
+        return Ok(Some(SecretString::from(t.trim().to_owned())));
     }
     let up = Path::new(UP_TOKEN_FILE);
     if up.exists() {
         return read(up).map(Some);
     }
     Ok(None)
+}
+
+fn looks_like_jwt(t: &str) -> bool {
+    let parts: Vec<&str> = t.split('.').collect();
+    t.starts_with("eyJ")
+        && parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// A channel to `addr` (lazy: the first call connects).
@@ -188,5 +204,18 @@ where
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_jwt_is_taken_from_token() {
+        assert!(super::looks_like_jwt(
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_x"
+        ));
+        assert!(!super::looks_like_jwt("ghp_0123456789abcdef"));
+        assert!(!super::looks_like_jwt("eyJ.x"));
+        assert!(!super::looks_like_jwt("eyJa.b c.d"));
     }
 }
