@@ -379,19 +379,15 @@ fn parse_idp_flag(v: Option<&str>) -> anyhow::Result<pb::Idp> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let serving = matches!(
+    // A service logs its steps; `up` and the client commands only what goes wrong.
+    let service = matches!(
         cli.command,
-        Command::Up { .. } | Command::Vault(_) | Command::Orchestrator(_) | Command::Sandbox(_)
+        Command::Vault(_) | Command::Orchestrator(_) | Command::Sandbox(_)
     );
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FPR_LOG").unwrap_or_else(|_| {
-                if matches!(cli.command, Command::Up { .. }) || !serving {
-                    "warn".into()
-                } else {
-                    "info".into()
-                }
-            }),
+            tracing_subscriber::EnvFilter::try_from_env("FPR_LOG")
+                .unwrap_or_else(|_| if service { "info" } else { "warn" }.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -424,11 +420,17 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         token_file: cli.token_file.clone(),
     };
     let out = Out { json: cli.json };
-    let sandbox_token = match (
-        &cli.token_from_sandbox,
-        client::token(target.token_file.as_deref())?,
-    ) {
-        (Some(url), None) if !matches!(cli.command, Command::Up { .. } | Command::Demo { .. }) => {
+    let sandbox_token = match &cli.token_from_sandbox {
+        Some(url)
+            if !matches!(
+                cli.command,
+                Command::Up { .. }
+                    | Command::Demo { .. }
+                    | Command::Vault(_)
+                    | Command::Orchestrator(_)
+                    | Command::Sandbox(_)
+            ) && client::token(target.token_file.as_deref())?.is_none() =>
+        {
             Some(fpr::sandbox_caller_token(url).await?)
         }
         _ => None,
