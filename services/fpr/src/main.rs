@@ -167,8 +167,9 @@ enum Command {
         /// fpr's shipment id.
         id: String,
     },
-    /// Change recipient, address or delivery type while YubiEnterprise allows edits. The
-    /// recipient and the address are each replaced whole: give all of a part's fields.
+    /// Change recipient, address or delivery type while YubiEnterprise allows edits.
+    ///
+    /// The recipient and the address are each replaced whole: give all of a part's fields.
     Update {
         /// fpr's shipment id.
         id: String,
@@ -213,8 +214,9 @@ enum Command {
         )]
         vault_socket: PathBuf,
     },
-    /// gRPC health of the orchestrator at --addr, or of the vault at --vault-socket: exit 0
-    /// when SERVING (for container health checks and exec probes).
+    /// gRPC health of the orchestrator at --addr, or of the vault at --vault-socket.
+    ///
+    /// Exit 0 when SERVING: for container health checks and exec probes.
     Health {
         /// Check the vault on this Unix socket instead of the orchestrator.
         #[arg(long)]
