@@ -679,7 +679,13 @@ async fn up(cfg: fpr::Up) -> anyhow::Result<()> {
     );
     println!("  curl -s {}/_sandbox/users?idp=entra", running.sandbox_url);
     println!("Stop with Ctrl-C.");
-    fpr_config::shutdown_signal().await;
+    // A closed terminal (SIGHUP) stops it too: the in-process vault would otherwise take the
+    // signal as "re-read the master key" and leave it running with nobody to stop it.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tokio::select! {
+        () = fpr_config::shutdown_signal() => {}
+        _ = hup.recv() => {}
+    }
     running.stop().await;
     println!("fpr stopped");
     Ok(())

@@ -51,3 +51,10 @@ fn up_starts_everything_and_stops_on_sigterm() {
     let data = dir.path().join("data");
     assert!(data.join("vault/master.key").exists() && data.join("sandbox/snapshot.json").exists());
 }
+
+#[test]
+fn up_stops_when_its_terminal_closes() {
+    let up = common::Up::start(&[]);
+    let (rest, _dir) = up.stop_with("-HUP");
+    assert!(rest.contains("fpr stopped"));
+}

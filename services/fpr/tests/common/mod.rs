@@ -144,10 +144,15 @@ impl Up {
     }
 
     /// SIGTERM, then what it printed after the banner, and its directory.
-    pub fn stop_keeping_data(mut self) -> (String, tempfile::TempDir) {
+    pub fn stop_keeping_data(self) -> (String, tempfile::TempDir) {
+        self.stop_with("-TERM")
+    }
+
+    /// Sends `signal` (`-TERM`, `-HUP`, …); what it printed after the banner, and its directory.
+    pub fn stop_with(mut self, signal: &str) -> (String, tempfile::TempDir) {
         assert!(
             Command::new("kill")
-                .arg("-TERM")
+                .arg(signal)
                 .arg(self.child.id().to_string())
                 .status()
                 .unwrap()
