@@ -75,19 +75,10 @@ impl Running {
 }
 
 fn master_key(path: &Path) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     if path.exists() {
         return Ok(());
     }
-    let key = fpr_jose::seal::MasterKey::generate_hex()?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(key.as_bytes())?;
-    Ok(())
+    write_private(path, &fpr_jose::seal::MasterKey::generate_hex()?)
 }
 
 /// Starts sandbox, vault and orchestrator.

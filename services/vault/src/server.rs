@@ -21,14 +21,23 @@ use crate::service::VaultService;
 
 /// Reads the master key named by the config.
 pub fn load_master_key(config: &Config) -> Result<MasterKey, Error> {
-    let secret = read_secret(
-        "store.master_key",
+    master_key_from(
+        "store.master_key_file",
         config.store.master_key_file.as_ref(),
         config.store.master_key_env.as_deref(),
-    )?;
+    )
+}
+
+/// A master key from a file or a variable; `key` names the setting in errors.
+fn master_key_from(
+    key: &'static str,
+    file: Option<&PathBuf>,
+    env: Option<&str>,
+) -> Result<MasterKey, Error> {
+    let secret = read_secret(key, file, env)?;
     MasterKey::from_encoded(secrecy::ExposeSecret::expose_secret(&secret).as_bytes()).map_err(|e| {
         Error::Config {
-            key: "store.master_key_file".into(),
+            key: key.into(),
             reason: e.to_string(),
         }
     })
@@ -45,7 +54,11 @@ pub async fn build(config: &Config) -> Result<VaultService, Error> {
     }
     let master = load_master_key(config)?;
     let previous = match &config.store.previous_master_key_file {
-        Some(p) => Some(load_key_file("store.previous_master_key_file", p)?),
+        Some(p) => Some(master_key_from(
+            "store.previous_master_key_file",
+            Some(p),
+            None,
+        )?),
         None => None,
     };
     let keystore = KeyStore::open_with_previous(&config.store.path, master, previous)?;
@@ -56,17 +69,6 @@ pub async fn build(config: &Config) -> Result<VaultService, Error> {
     let service = VaultService::new(keystore, keys, channel, config.algorithms()?, settings);
     spawn_master_key_watch(service.downgrade(), config.clone());
     Ok(service)
-}
-
-fn load_key_file(key: &str, path: &std::path::Path) -> Result<MasterKey, Error> {
-    let bad = |reason: String| Error::Config {
-        key: key.into(),
-        reason,
-    };
-    let text = zeroize::Zeroizing::new(
-        std::fs::read(path).map_err(|e| bad(format!("{}: {}", path.display(), e.kind())))?,
-    );
-    MasterKey::from_encoded(&text).map_err(|e| bad(e.to_string()))
 }
 
 /// Rotation while serving: on SIGHUP, and every `store.master_key_check_interval`, the master
