@@ -521,55 +521,22 @@ impl Stack {
         .start()
         .await;
         let dir = tempfile::tempdir().unwrap();
-        let c = &sb.config;
-        let okta_auth = match okta_oauth {
-            None => format!("token = {{ danger_inline = \"{}\" }}", c.okta_token),
-            Some((client, pem, kid)) => {
-                let path = dir.path().join("okta-key.pem");
-                std::fs::write(&path, pem).unwrap();
-                format!(
-                    "oauth = {{ client_id = \"{client}\", key_id = \"{kid}\", private_key = {{ file = \"{}\" }} }}",
-                    path.display()
-                )
-            }
-        };
-        let base = sb.running.url();
+        let okta_auth = okta_oauth.map(|(client, pem, kid)| {
+            let path = dir.path().join("okta-key.pem");
+            std::fs::write(&path, pem).unwrap();
+            format!(
+                "oauth = {{ client_id = \"{client}\", key_id = \"{kid}\", private_key = {{ file = \"{}\" }} }}",
+                path.display()
+            )
+        });
         let text = format!(
-            r#"
-            listen = "127.0.0.1:0"
-            store_path = "{store}"
-            vault_socket = "{sock}"
-            danger_allow_plaintext_http = true
-            [yubienterprise]
-            base_url = "{base}/v1"
-            token = {{ danger_inline = "{ye}" }}
-            [entra]
-            tenant = "{tenant}"
-            client_id = "{cid}"
-            client_secret = {{ danger_inline = "{secret}" }}
-            login_base = "{base}"
-            graph_base = "{base}"
-            [okta]
-            base_url = "{base}"
-            {okta_auth}
-            enrollment_rp_ids = ["example.okta.com"]
-            [auth]
-            issuer = "{base}/{tenant}/v2.0"
-            jwks_url = "{base}/{tenant}/discovery/v2.0/keys"
-            allowed_audiences = ["{aud}"]
-            allowed_client_apps = ["{caller}"]
-            [retry]
-            base = "0s"
-            max = "0s"
-            "#,
+            "listen = \"127.0.0.1:0\"\nstore_path = \"{store}\"\nvault_socket = \"{sock}\"\n{upstreams}\
+             [retry]\nbase = \"0s\"\nmax = \"0s\"\n",
             store = dir.path().join("store").display(),
             sock = vault.socket.display(),
-            ye = c.ye_token,
-            tenant = c.tenant,
-            cid = c.graph_client_id,
-            secret = c.graph_client_secret,
-            aud = c.api_audience,
-            caller = c.caller_client_id,
+            upstreams = sb
+                .config
+                .orchestrator_toml(&sb.running.url(), okta_auth.as_deref()),
         );
         let cfg =
             fpr_orchestrator::config::Config::from_toml(&text, &std::collections::BTreeMap::new())

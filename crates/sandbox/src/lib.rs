@@ -125,6 +125,48 @@ pub struct Config {
     pub public_url: Option<String>,
 }
 
+impl Config {
+    /// The orchestrator's upstream settings for this sandbox at `base` (its URL), as TOML: the
+    /// sandbox's public test secrets inline, plain http allowed. It starts with top-level keys,
+    /// so a caller puts `listen`, `store_path` and `vault_socket` before it and further tables
+    /// (`[jobs]`, `[retry]`) after it. `okta_auth` replaces the Okta SSWS token line (e.g. an
+    /// `oauth = { … }` table).
+    pub fn orchestrator_toml(&self, base: &str, okta_auth: Option<&str>) -> String {
+        let okta_auth = okta_auth.map_or_else(
+            || format!("token = {{ danger_inline = \"{}\" }}", self.okta_token),
+            str::to_owned,
+        );
+        format!(
+            r#"danger_allow_plaintext_http = true
+[yubienterprise]
+base_url = "{base}/v1"
+token = {{ danger_inline = "{ye}" }}
+[entra]
+tenant = "{tenant}"
+client_id = "{cid}"
+client_secret = {{ danger_inline = "{secret}" }}
+login_base = "{base}"
+graph_base = "{base}"
+[okta]
+base_url = "{base}"
+{okta_auth}
+enrollment_rp_ids = ["example.okta.com"]
+[auth]
+issuer = "{base}/{tenant}/v2.0"
+jwks_url = "{base}/{tenant}/discovery/v2.0/keys"
+allowed_audiences = ["{aud}"]
+allowed_client_apps = ["{caller}"]
+"#,
+            ye = self.ye_token,
+            tenant = self.tenant,
+            cid = self.graph_client_id,
+            secret = self.graph_client_secret,
+            aud = self.api_audience,
+            caller = self.caller_client_id,
+        )
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {

@@ -134,42 +134,12 @@ pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
 
     let c = &sandbox_cfg;
     let orch_toml = format!(
-        r#"
-        listen = "{listen}"
-        store_path = "{store}"
-        vault_socket = "{sock}"
-        danger_allow_plaintext_http = true
-        [yubienterprise]
-        base_url = "{base}/v1"
-        token = {{ danger_inline = "{ye}" }}
-        [entra]
-        tenant = "{tenant}"
-        client_id = "{cid}"
-        client_secret = {{ danger_inline = "{secret}" }}
-        login_base = "{base}"
-        graph_base = "{base}"
-        [okta]
-        base_url = "{base}"
-        token = {{ danger_inline = "{okta}" }}
-        enrollment_rp_ids = ["example.okta.com"]
-        [auth]
-        issuer = "{base}/{tenant}/v2.0"
-        jwks_url = "{base}/{tenant}/discovery/v2.0/keys"
-        allowed_audiences = ["{aud}"]
-        allowed_client_apps = ["{caller}"]
-        [jobs]
-        process_schedule = "*/10 * * * * *"
-        "#,
+        "listen = \"{listen}\"\nstore_path = \"{store}\"\nvault_socket = \"{sock}\"\n{upstreams}\
+         [jobs]\nprocess_schedule = \"*/10 * * * * *\"\n",
         listen = cfg.orchestrator,
         store = dir.join("orchestrator/store").display(),
         sock = socket.display(),
-        ye = c.ye_token,
-        tenant = c.tenant,
-        cid = c.graph_client_id,
-        secret = c.graph_client_secret,
-        okta = c.okta_token,
-        aud = c.api_audience,
-        caller = c.caller_client_id,
+        upstreams = c.orchestrator_toml(&base, None),
     );
     let orch_cfg = fpr_orchestrator::config::Config::from_toml(&orch_toml, &no_env)?;
     let built = fpr_orchestrator::server::build(

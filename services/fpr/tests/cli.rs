@@ -9,17 +9,8 @@
 
 mod common;
 
-use common::{Up, all_bytes, ok, users_csv};
+use common::{ADDRESS, ITEM, Up, all_bytes, ok, users_csv};
 use serde_json::Value;
-
-const ITEM: [&str; 6] = [
-    "--product-id",
-    "29",
-    "--inventory-product-id",
-    "106",
-    "--customization-id",
-    "RXJN83",
-];
 
 fn json(o: &std::process::Output) -> Value {
     serde_json::from_str(&ok(o)).unwrap()
@@ -112,7 +103,7 @@ fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
     assert!(processed.starts_with("examined"), "{processed}");
 
     // ship: a dry run orders nothing; a bad field is refused naming the flag; then a real order.
-    let lee = [
+    let mut lee = vec![
         "--idp",
         "entra",
         "--user",
@@ -125,21 +116,12 @@ fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
         "lee.gu@contoso.test",
         "--telephone",
         "+1 555 0100",
-        "--street-line1",
-        "12 Elm Street",
-        "--city",
-        "Dedham",
-        "--region",
-        "MA",
-        "--postal-code",
-        "02026",
-        "--country",
-        "US",
         "--pin-to",
         "it-desk@contoso.test",
     ];
+    lee.extend(ADDRESS);
     let mut dry = vec!["ship", "--dry-run"];
-    dry.extend(lee);
+    dry.extend(&lee);
     dry.extend(ITEM);
     assert!(ok(&up.fpr(&dry)).contains("nothing ordered"));
     assert_eq!(
@@ -153,7 +135,7 @@ fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
     assert_eq!(refused.status.code(), Some(65));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--region"));
     let mut real = vec!["ship", "--json", "--idempotency-key", "lee-1"];
-    real.extend(lee);
+    real.extend(&lee);
     real.extend(ITEM);
     let first = json(&up.fpr(&real));
     let again = json(&up.fpr(&real));
@@ -420,17 +402,8 @@ fn update_cancel_retry_and_complete_act_on_yubienterprise() {
             user,
             "--telephone",
             "555-0100",
-            "--street-line1",
-            "1 Main Street",
-            "--city",
-            "Dedham",
-            "--region",
-            "MA",
-            "--postal-code",
-            "02026",
-            "--country",
-            "US",
         ];
+        args.extend(ADDRESS);
         args.extend(ITEM);
         json(&up.fpr(&args))
     };

@@ -8,6 +8,8 @@
     reason = "tests"
 )]
 
+mod common;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -229,20 +231,16 @@ fn three_processes_with_the_dev_configs_run_the_demo() {
     let status = admin(&["status"]);
     assert_eq!(status.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&status.stdout).contains("FAILING"));
-    let order = admin(&[
+    let mut ship = vec![
         "ship",
         "--json",
         "--idp",
         "okta",
         "--user",
         "ada.lovelace@example.test",
-        "--product-id",
-        "29",
-        "--inventory-product-id",
-        "106",
-        "--customization-id",
-        "RXJN83",
-    ]);
+    ];
+    ship.extend(common::ITEM);
+    let order = admin(&ship);
     assert!(
         order.status.success(),
         "{}",

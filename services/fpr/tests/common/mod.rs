@@ -11,6 +11,30 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+/// The order's item flags (the sandbox's product, bucket and customization).
+pub const ITEM: [&str; 6] = [
+    "--product-id",
+    "29",
+    "--inventory-product-id",
+    "106",
+    "--customization-id",
+    "RXJN83",
+];
+
+/// A valid US shipping address as `fpr ship` flags.
+pub const ADDRESS: [&str; 10] = [
+    "--street-line1",
+    "1 Main Street",
+    "--city",
+    "Dedham",
+    "--region",
+    "MA",
+    "--postal-code",
+    "02026",
+    "--country",
+    "US",
+];
+
 /// A running `fpr up`.
 pub struct Up {
     pub child: Child,
