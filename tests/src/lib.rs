@@ -435,6 +435,16 @@ impl SandboxFixture {
         .await
     }
 
+    /// Every shipment YubiEnterprise holds (the admin API's view).
+    pub async fn shipments(&self) -> Vec<serde_json::Value> {
+        self.admin(reqwest::Method::GET, "/shipments", None)
+            .await
+            .1
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// A user by login, from the admin API.
     pub async fn user(&self, login: &str) -> serde_json::Value {
         self.admin(reqwest::Method::GET, &format!("/users/{login}"), None)

@@ -63,17 +63,7 @@ async fn twenty_entra_shipments_complete() {
     // Idempotent: the same key returns the same shipment, nothing new is ordered.
     let again = create(&mut client, "batch-0", &users[0]).await;
     assert_eq!(again.shipment_id, ids[0].0);
-    assert_eq!(
-        stack
-            .sandbox
-            .admin(Method::GET, "/shipments", None)
-            .await
-            .1
-            .as_array()
-            .unwrap()
-            .len(),
-        20
-    );
+    assert_eq!(stack.sandbox.shipments().await.len(), 20);
     // Nothing shipped yet: processing waits.
     let idle = process(&mut client).await;
     assert_eq!((idle.examined, idle.completed), (20, 0));
@@ -666,14 +656,7 @@ async fn invalid_fields_and_auth() {
         );
     }
     assert!(
-        stack
-            .sandbox
-            .admin(Method::GET, "/shipments", None)
-            .await
-            .1
-            .as_array()
-            .unwrap()
-            .is_empty(),
+        stack.sandbox.shipments().await.is_empty(),
         "nothing reached the sandbox"
     );
     assert_eq!(
@@ -824,13 +807,7 @@ async fn watch_scheduler_contacts_404_and_the_ordering_guard() {
         Some(json!({"error_rate": 1.0, "status": 500, "count": 1})),
     )
     .await;
-    let before = sb
-        .admin(Method::GET, "/shipments", None)
-        .await
-        .1
-        .as_array()
-        .unwrap()
-        .len();
+    let before = sb.shipments().await.len();
     let g = create(&mut client, "w-3", "emma.johansson2@contoso.test").await;
     let s = get(&mut client, &g.shipment_id).await;
     assert_eq!(
@@ -845,16 +822,7 @@ async fn watch_scheduler_contacts_404_and_the_ordering_guard() {
         .unwrap()
         .into_inner();
     assert!(!r.yubienterprise_shipment_id.is_empty());
-    assert_eq!(
-        sb.admin(Method::GET, "/shipments", None)
-            .await
-            .1
-            .as_array()
-            .unwrap()
-            .len(),
-        before + 1,
-        "exactly one order"
-    );
+    assert_eq!(sb.shipments().await.len(), before + 1, "exactly one order");
     // A 429 on create is known not to have ordered: the shipment simply waits.
     sb.admin(
         Method::PUT,
