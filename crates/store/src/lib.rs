@@ -98,6 +98,10 @@ pub trait Tree: Send + Sync {
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<()>;
+    /// Applies every write of `batch` atomically if `guard` has no value, else writes nothing
+    /// and returns [`Error::Conflict`]. The check and the writes are one atomic step: two
+    /// concurrent calls with the same guard never both succeed.
+    fn apply_if_absent(&self, guard: &[u8], batch: Batch) -> Result<()>;
     /// Every entry whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>>;
     /// Entries whose key starts with `prefix` and sorts after `after`, at most `limit`.
@@ -182,6 +186,27 @@ impl Tree for SledTree {
         }
     }
 
+    fn apply_if_absent(&self, guard: &[u8], batch: Batch) -> Result<()> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let r = self.0.transaction(|tx| {
+            if tx.get(guard)?.is_some() {
+                return Err(ConflictableTransactionError::Abort(()));
+            }
+            for (k, v) in &batch.ops {
+                match v {
+                    Some(v) => tx.insert(k.as_slice(), v.as_slice())?,
+                    None => tx.remove(k.as_slice())?,
+                };
+            }
+            Ok(())
+        });
+        match r {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(())) => Err(Error::Conflict),
+            Err(TransactionError::Storage(e)) => Err(Error::Io(e)),
+        }
+    }
+
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>> {
         self.0
             .scan_prefix(prefix)
@@ -237,6 +262,16 @@ mod tests {
                 Err(Error::Conflict)
             ));
             assert_eq!(t.scan_prefix(b"k").unwrap().len(), 10);
+            let mut b = Batch::default();
+            b.insert(b"g", b"1");
+            b.insert(b"h", b"1");
+            t.apply_if_absent(b"g", b).unwrap();
+            let mut b = Batch::default();
+            b.insert(b"g", b"2");
+            b.insert(b"i", b"2");
+            assert!(matches!(t.apply_if_absent(b"g", b), Err(Error::Conflict)));
+            assert_eq!(t.get(b"g").unwrap(), Some(b"1".to_vec()));
+            assert_eq!(t.get(b"i").unwrap(), None);
             let page = t.scan_page(b"k", None, 4).unwrap();
             assert_eq!(page.len(), 4);
             let next = t.scan_page(b"k", Some(&page[3].0), 100).unwrap();

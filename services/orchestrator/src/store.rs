@@ -46,24 +46,24 @@ impl Shipments {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    /// Stores a new record and its idempotency key atomically and durably. Returns the id that
-    /// holds the key (another one if a concurrent call won).
+    /// Stores a new record and its idempotency key in one atomic, durable write. Returns the id
+    /// that holds the key (another one if a concurrent call won; then nothing was written).
     pub fn create(&self, rec: &Record) -> Result<String, Error> {
-        match self.tree.compare_and_swap(
-            &idem_key(&rec.idempotency_key),
-            None,
-            Some(rec.id.as_bytes()),
-        ) {
-            Ok(()) => {}
-            Err(fpr_store::Error::Conflict) => {
-                return self
-                    .by_idempotency_key(&rec.idempotency_key)?
-                    .ok_or_else(|| Error::Corrupt(rec.idempotency_key.clone()));
+        let bytes = serde_json::to_vec(rec).map_err(|_| Error::Corrupt(rec.id.clone()))?;
+        let idem = idem_key(&rec.idempotency_key);
+        let mut b = Batch::default();
+        b.insert(&idem, rec.id.as_bytes());
+        b.insert(&rec_key(&rec.id), &bytes);
+        match self.tree.apply_if_absent(&idem, b) {
+            Ok(()) => {
+                self.tree.flush()?;
+                Ok(rec.id.clone())
             }
-            Err(e) => return Err(e.into()),
+            Err(fpr_store::Error::Conflict) => self
+                .by_idempotency_key(&rec.idempotency_key)?
+                .ok_or_else(|| Error::Corrupt(rec.idempotency_key.clone())),
+            Err(e) => Err(e.into()),
         }
-        self.put(rec)?;
-        Ok(rec.id.clone())
     }
 
     /// Writes a record and flushes.
