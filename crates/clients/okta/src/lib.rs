@@ -1,7 +1,8 @@
 //! A thin Okta client for FIDO2 preregistration (UPSTREAM-APIS.md §3): the Users API for
 //! shipping data, and `enroll`, `activate`, `send-pin`, delete and `mark-error` of the
-//! WebAuthn preregistration API. SSWS auth; the token is read at each call. Okta's 429s are
-//! retried after `Retry-After` or `X-Rate-Limit-Reset`.
+//! WebAuthn preregistration API. SSWS auth; the token is read at each call. A 429 is reported
+//! as transient with the wait from `X-Rate-Limit-Reset` (or `Retry-After`), which the
+//! orchestrator honours before it calls again.
 //!
 //! fpr never holds an Okta PIN: Okta decrypts the PIN response and e-mails the PIN itself.
 //!
@@ -46,6 +47,17 @@ pub struct Enrollment {
     pub cred_request_jwe: String,
     /// Okta's PIN request JWE.
     pub pin_request_jwe: String,
+}
+
+/// A preregistration factor as `GET /users/{userId}/enrollments` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Factor {
+    /// The `authenticatorEnrollmentId`.
+    pub id: String,
+    /// `ACTIVE`, `PENDING_ACTIVATION`, `FULFILLMENT_ERRORED`, …
+    pub status: String,
+    /// `created`, unix seconds, when readable.
+    pub created: Option<i64>,
 }
 
 /// How the client authenticates to Okta.
@@ -264,6 +276,41 @@ impl Client {
         self.post(&format!("{PRE}/send-pin"), &body)
             .await
             .map(|_| ())
+    }
+
+    /// `GET /users/{userId}/enrollments`: the user's preregistration factors. Status strings
+    /// outside Okta's enum (`FULFILLMENT_ERRORED`) are kept as they are.
+    pub async fn enrollments(&self, user_id: &str) -> Result<Vec<Factor>, Error> {
+        let (_, b) = send(
+            UP,
+            self.auth(
+                self.http
+                    .get(self.url(&format!("{PRE}/users/{user_id}/enrollments"))),
+            )
+            .await?,
+        )
+        .await?;
+        let v: Vec<Value> = json(UP, &b)?;
+        Ok(v.iter()
+            .map(|e| {
+                let s = |k: &str| {
+                    e.get(k)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                Factor {
+                    id: s("id"),
+                    status: s("status"),
+                    created: time::OffsetDateTime::parse(
+                        &s("created"),
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .ok()
+                    .map(time::OffsetDateTime::unix_timestamp),
+                }
+            })
+            .collect())
     }
 
     /// Deletes an enrollment (404 counts as done).

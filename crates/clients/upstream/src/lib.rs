@@ -88,6 +88,41 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Transient { .. })
     }
+
+    /// True when a write that failed this way may still have taken effect upstream: a timeout,
+    /// a 5xx, a connection lost after the request was sent, or a 2xx whose body could not be
+    /// read. Such a write is reconciled, never repeated blindly. False when the upstream
+    /// certainly did nothing: a 429, a refused connection, a 4xx, our own secret missing.
+    pub fn maybe_applied(&self) -> bool {
+        match self {
+            Error::Transient { maybe_applied, .. } => *maybe_applied,
+            Error::Malformed { .. } => true,
+            Error::NotFound { .. }
+            | Error::Unauthorized { .. }
+            | Error::Rejected { .. }
+            | Error::Secret { .. } => false,
+        }
+    }
+}
+
+/// The longest wait fpr takes from an upstream's `Retry-After` or `X-Rate-Limit-Reset`: a
+/// larger (or absurd) value is cut to this, so no shipment sleeps for days on one header.
+pub const MAX_RETRY_AFTER_SECS: i64 = 3600;
+
+/// Seconds to wait from an answer's headers: `Retry-After` (seconds), else Okta's
+/// `X-Rate-Limit-Reset` (UTC epoch seconds of the window's end) less `now`; at most
+/// [`MAX_RETRY_AFTER_SECS`], never negative.
+pub fn retry_after_of(headers: &reqwest::header::HeaderMap, now: i64) -> Option<i64> {
+    let num = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+    };
+    let wait = num("retry-after").or_else(|| {
+        num("x-rate-limit-reset").map(|reset| reset.saturating_sub(now).saturating_add(1))
+    })?;
+    Some(wait.clamp(0, MAX_RETRY_AFTER_SECS))
 }
 
 /// Classifies a non-success status with the code and message taken from its body.
@@ -187,11 +222,10 @@ pub async fn send(
         }
     })?;
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let retry_after = retry_after_of(resp.headers(), now);
     let body = resp.bytes().await.map_err(|e| Error::Transient {
         upstream,
         reason: format!("reading the answer: {}", e.without_url()),
@@ -282,6 +316,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn retry_after_from_either_header_is_capped() {
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut m = reqwest::header::HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, v.parse().unwrap());
+            }
+            m
+        };
+        assert_eq!(retry_after_of(&h(&[("retry-after", "7")]), 0), Some(7));
+        // Okta: the window's end as epoch seconds.
+        assert_eq!(
+            retry_after_of(&h(&[("x-rate-limit-reset", "1000")]), 990),
+            Some(11)
+        );
+        assert_eq!(
+            retry_after_of(&h(&[("x-rate-limit-reset", "900")]), 990),
+            Some(0)
+        );
+        assert_eq!(
+            retry_after_of(&h(&[("retry-after", "99999999999")]), 0),
+            Some(MAX_RETRY_AFTER_SECS)
+        );
+        assert_eq!(
+            retry_after_of(&h(&[("x-rate-limit-reset", &i64::MAX.to_string())]), -5),
+            Some(MAX_RETRY_AFTER_SECS)
+        );
+        assert_eq!(retry_after_of(&h(&[]), 0), None);
+    }
+
+    #[test]
     fn error_bodies_of_every_upstream() {
         assert_eq!(
             error_of(br#"{"error":{"code":"badRequest","message":"m"}}"#),
@@ -309,6 +373,8 @@ mod tests {
             Some("recipient.recipient_firstname")
         );
         assert!(classify_status("x", 503, None, None, "").is_transient());
+        assert!(classify_status("x", 503, None, None, "").maybe_applied());
+        assert!(!classify_status("x", 429, None, None, "").maybe_applied());
         assert!(matches!(
             classify_status("x", 400, Some("f".into()), None, "m"),
             Error::Rejected { status: 400, .. }

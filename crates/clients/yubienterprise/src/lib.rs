@@ -53,6 +53,37 @@ pub struct FprShipment {
     pub product_data: Option<ProductData>,
 }
 
+/// One shipment as the Delivery API lists it (flat shape): what fpr compares to find an order
+/// whose answer was lost.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Listed {
+    /// YubiEnterprise's id.
+    pub shipment_id: String,
+    /// `recipient_email`.
+    pub email: String,
+    /// `recipient_firstname`.
+    pub firstname: String,
+    /// `recipient_lastname`.
+    pub lastname: String,
+    /// `street_line1`.
+    pub street_line1: String,
+    /// `postal_code`.
+    pub postal_code: String,
+    /// `country_code_2`.
+    pub country_code_2: String,
+    /// `shipment_request_date` as unix seconds, when the answer has a readable one.
+    pub requested_at: Option<i64>,
+}
+
+/// One page of `GET /shipments_exact`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    /// The shipments on this page.
+    pub shipments: Vec<Listed>,
+    /// `total_count`, when given.
+    pub total_count: Option<u64>,
+}
+
 /// The client.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -166,6 +197,59 @@ impl Client {
                 .unwrap_or_default()
                 .to_owned(),
             product_data,
+        })
+    }
+
+    /// `GET /shipments_exact?limit={limit}&offset={offset}` (at most 100 a page). The list's
+    /// key is unpublished: `shipments`, `data`, `items` or a bare array are read.
+    pub async fn list_shipments(&self, offset: u64, limit: u32) -> Result<Page, Error> {
+        let (_, bytes) = send(
+            UP,
+            self.auth(
+                self.http
+                    .get(self.url("/shipments_exact"))
+                    .query(&[("limit", u64::from(limit.min(100))), ("offset", offset)]),
+            )?,
+        )
+        .await?;
+        let v: Value = json(UP, &bytes)?;
+        let items = v
+            .as_array()
+            .or_else(|| {
+                ["shipments", "data", "items"]
+                    .iter()
+                    .find_map(|k| v.get(*k).and_then(Value::as_array))
+            })
+            .ok_or(Error::Malformed {
+                upstream: UP,
+                reason: "no list of shipments".into(),
+            })?;
+        let s = |x: &Value, k: &str| x.get(k).map(string_of).unwrap_or_default();
+        Ok(Page {
+            shipments: items
+                .iter()
+                .map(|x| Listed {
+                    shipment_id: s(x, "shipment_id"),
+                    email: s(x, "recipient_email"),
+                    firstname: s(x, "recipient_firstname"),
+                    lastname: s(x, "recipient_lastname"),
+                    street_line1: s(x, "street_line1"),
+                    postal_code: s(x, "postal_code"),
+                    country_code_2: s(x, "country_code_2"),
+                    requested_at: x
+                        .get("shipment_request_date")
+                        .and_then(Value::as_str)
+                        .and_then(|d| {
+                            time::OffsetDateTime::parse(
+                                d,
+                                &time::format_description::well_known::Rfc3339,
+                            )
+                            .ok()
+                        })
+                        .map(time::OffsetDateTime::unix_timestamp),
+                })
+                .collect(),
+            total_count: v.get("total_count").and_then(Value::as_u64),
         })
     }
 
