@@ -61,17 +61,101 @@ pub fn json(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// Applies the fault configured for `route`, if any: latency, then maybe an injected failure.
-/// Returns the response to send instead of the real one.
+/// Applies the fault configured for `route`, if any, before the work: latency, then maybe an
+/// injected failure. Returns the response to send instead of the real one. A fault with
+/// `after_work` on a mutating route is decided by [`after_work`] instead.
 pub async fn inject(app: &App, route: &str) -> Option<Response> {
     let fault = app.state().faults.get(route).cloned()?;
     if fault.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
     }
+    if fault.after_work.is_some() && MUTATING.contains(&route) {
+        return None;
+    }
+    let kind = roll(app, route, &fault)?;
+    Some(failure(route, &kind, &fault).await)
+}
+
+/// The routes that change upstream state.
+const MUTATING: &[&str] = &[
+    "ye.create",
+    "ye.exact",
+    "graph.fido2_post",
+    "okta.enroll",
+    "okta.activate",
+    "okta.send_pin",
+];
+
+/// The mutating route a request is for, by method and path.
+pub fn mutating_route(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+    use axum::http::Method;
+    let okta = path.strip_prefix("/webauthn-registration/api/v1/");
+    match (method, path) {
+        (&Method::POST, "/v1/fpr/shipments") => Some("ye.create"),
+        (&Method::PUT | &Method::DELETE, p) if p.starts_with("/v1/shipments_exact/") => {
+            Some("ye.exact")
+        }
+        (&Method::POST, p) if p.ends_with("/authentication/fido2Methods") => {
+            Some("graph.fido2_post")
+        }
+        (&Method::POST, _) => match okta {
+            Some("enroll") => Some("okta.enroll"),
+            Some("activate") => Some("okta.activate"),
+            Some("send-pin") => Some("okta.send_pin"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Middleware for the faults of mutating routes that have `after_work`: a hit either answers
+/// instead of the work (every 429, and the rest of the 5xx and hangs) or lets the handler do
+/// the work and then, if it succeeded, answers with the failure instead of the real answer
+/// (a share `after_work` of the 5xx and hangs, and every malformed or broken-off 2xx).
+pub async fn after_work(
+    axum::extract::State(app): axum::extract::State<std::sync::Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some((route, fault, share)) =
+        mutating_route(req.method(), req.uri().path()).and_then(|r| {
+            let f = app.state().faults.get(r).cloned()?;
+            let share = f.after_work?;
+            Some((r, f, share))
+        })
+    else {
+        return next.run(req).await;
+    };
+    let Some(kind) = roll(app.as_ref(), route, &fault) else {
+        return next.run(req).await;
+    };
+    // A 2xx means the work was done: a malformed or broken-off 2xx always comes after it.
+    let before = match kind.as_str() {
+        "429" => true,
+        "malformed" | "drop" => false,
+        _ => random_unit() >= share,
+    };
+    if before {
+        return failure(route, &kind, &fault).await;
+    }
+    let resp = next.run(req).await;
+    if !resp.status().is_success() {
+        return resp;
+    }
+    tracing::info!(route, kind = %kind, "Fault injected after the work was done");
+    failure(route, &kind, &fault).await
+}
+
+/// A uniform random number in [0, 1].
+fn random_unit() -> f64 {
     let mut roll = [0u8; 4];
     let _ = fpr_jose::util::fill_random(&mut roll);
-    let p = f64::from(u32::from_le_bytes(roll)) / f64::from(u32::MAX);
-    let hit = fault.error_rate > 0.0 && p < fault.error_rate;
+    f64::from(u32::from_le_bytes(roll)) / f64::from(u32::MAX)
+}
+
+/// Rolls the dice for `fault`: on a hit (and while its count lasts), the kind of failure.
+fn roll(app: &App, route: &str, fault: &crate::state::Fault) -> Option<String> {
+    let hit = fault.error_rate > 0.0 && random_unit() < fault.error_rate;
     if !(hit || fault.malformed_body) {
         return None;
     }
@@ -86,27 +170,86 @@ pub async fn inject(app: &App, route: &str) -> Option<Response> {
             *c -= 1;
         }
     }
-    if fault.malformed_body && !hit {
-        return Some(
+    Some(if !hit {
+        "malformed".to_owned()
+    } else if fault.mix.is_empty() {
+        fault.status.unwrap_or(500).to_string()
+    } else {
+        let pick = (random_unit() * fault.mix.len() as f64) as usize;
+        fault.mix[pick.min(fault.mix.len() - 1)].clone()
+    })
+}
+
+/// The failure of `kind` (see [`crate::state::Fault::mix`]).
+async fn failure(route: &str, kind: &str, fault: &crate::state::Fault) -> Response {
+    match kind {
+        "malformed" => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            "{\"truncated\": tr",
+        )
+            .into_response(),
+        "drop" => {
+            let body = futures_util::stream::once(async {
+                Err::<axum::body::Bytes, _>(std::io::Error::other("connection dropped"))
+            });
             (
                 StatusCode::OK,
                 [("content-type", "application/json")],
-                "{\"truncated\": tr",
+                axum::body::Body::from_stream(body),
             )
-                .into_response(),
-        );
+                .into_response()
+        }
+        "timeout" => {
+            tokio::time::sleep(Duration::from_millis(fault.hang_ms.unwrap_or(30_000))).await;
+            error_response(route, StatusCode::GATEWAY_TIMEOUT)
+        }
+        code => error_response(
+            route,
+            code.parse::<u16>()
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        ),
     }
-    let status = StatusCode::from_u16(fault.status.unwrap_or(500))
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = json(
-        status,
-        json!({"error": {"code": "sandboxInjectedFault", "message": format!("fault injected on {route}")}}),
-    );
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        resp.headers_mut()
-            .insert("retry-after", HeaderValue::from_static("1"));
+}
+
+/// An injected failure with the error body and headers of the service that owns `route`:
+/// Okta's `errorCode` body and, for a 429, `X-Rate-Limit-*` headers as Okta sends them;
+/// Graph's `error` object; YubiEnterprise's `error`/`message`. 429s elsewhere carry
+/// `Retry-After`.
+fn error_response(route: &str, status: StatusCode) -> Response {
+    let too_many = status == StatusCode::TOO_MANY_REQUESTS;
+    let message = format!("fault injected on {route}");
+    let body = if route.starts_with("okta.") {
+        let (code, summary) = if too_many {
+            (
+                "E0000047",
+                "API call exceeded rate limit due to too many requests.",
+            )
+        } else {
+            ("E0000009", "Internal Server Error")
+        };
+        json!({"errorCode": code, "errorSummary": summary, "errorLink": code, "errorId": "sandboxfault", "errorCauses": []})
+    } else if route.starts_with("graph.") || route.starts_with("entra.") {
+        json!({"error": {"code": "sandboxInjectedFault", "message": message}})
+    } else {
+        json!({"error": status.canonical_reason().unwrap_or("Error"), "message": message})
+    };
+    let mut resp = json(status, body);
+    if too_many {
+        let h = resp.headers_mut();
+        if route.starts_with("okta.") {
+            h.insert("x-rate-limit-limit", HeaderValue::from_static("0"));
+            h.insert("x-rate-limit-remaining", HeaderValue::from_static("0"));
+            if let Ok(v) = HeaderValue::from_str(&(now() + 1).to_string()) {
+                h.insert("x-rate-limit-reset", v);
+            }
+        } else {
+            h.insert("retry-after", HeaderValue::from_static("1"));
+        }
     }
-    Some(resp)
+    resp
 }
 
 /// Fixed one-second windows per service, for 429s.

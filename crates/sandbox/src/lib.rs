@@ -307,6 +307,10 @@ impl Sandbox {
             .merge(entra::routes())
             .merge(okta::routes())
             .merge(admin::routes())
+            .layer(axum::middleware::from_fn_with_state(
+                self.app.clone(),
+                http::after_work,
+            ))
             .with_state(self.app.clone())
     }
 

@@ -124,7 +124,8 @@ type RateHeaders = [(&'static str, String); 3];
 fn with_rate(rate: &RateHeaders, mut r: Response) -> Response {
     for (name, value) in rate {
         if let Ok(v) = HeaderValue::from_str(value) {
-            r.headers_mut().insert(*name, v);
+            // An injected 429 brings its own (exhausted) window.
+            r.headers_mut().entry(*name).or_insert(v);
         }
     }
     r

@@ -240,6 +240,10 @@ pub struct Fault {
     /// Fulfilment: sign responses with a key that is not published (under a published kid).
     #[serde(default)]
     pub bad_signature: bool,
+    /// Fulfilment: sign only the PIN response with a key that is not published (the
+    /// credential response stays good).
+    #[serde(default)]
+    pub bad_pin_signature: bool,
     /// Fulfilment: sign with a kid that is not in the signing JWKS.
     #[serde(default)]
     pub wrong_kid: bool,
@@ -249,6 +253,22 @@ pub struct Fault {
     /// Remaining failures to inject (None: no limit).
     #[serde(default)]
     pub count: Option<u32>,
+    /// On a hit, one of these at random instead of `status`: `"500"`, `"502"`, `"503"`,
+    /// `"429"` (with the service's rate-limit headers), `"timeout"` (hang for `hang_ms`, then
+    /// 504), `"drop"` (a 200 whose body breaks off: the connection dies after the request
+    /// was read) and `"malformed"` (a 200 that is not JSON).
+    #[serde(default)]
+    pub mix: Vec<String>,
+    /// For the mutating routes (`ye.create`, `ye.exact`, `graph.fido2_post`, `okta.enroll`,
+    /// `okta.activate`, `okta.send_pin`): the share (0–1) of injected 5xx and hangs that come
+    /// *after* the work was done, as real upstreams fail when the write took effect but the
+    /// answer is lost; the rest, and every 429, answer instead of the work. A malformed or
+    /// broken-off 2xx always comes after the work (a 2xx means it was done).
+    #[serde(default)]
+    pub after_work: Option<f64>,
+    /// How long a `"timeout"` hangs, in milliseconds (default 30,000).
+    #[serde(default)]
+    pub hang_ms: Option<u64>,
 }
 
 /// Everything the sandbox remembers.

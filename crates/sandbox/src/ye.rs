@@ -126,6 +126,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/v1/fpr/shipments", axum::routing::post(create))
         .route("/v1/fpr/shipments/{id}", get(get_fpr))
+        .route("/v1/shipments_exact", get(list_exact))
         .route(
             "/v1/shipments_exact/{id}",
             get(get_exact).put(put_exact).delete(delete_exact),
@@ -360,6 +361,64 @@ async fn create(
     )
 }
 
+/// The state the clock has moved a shipment to (without fulfilling it).
+fn clock_state(app: &App, s: &Shipment) -> u32 {
+    if let Some(f) = s.forced_state {
+        return f;
+    }
+    match app.config.clock {
+        Clock::Instant => 103,
+        Clock::Manual => s.manual_state.unwrap_or(2),
+        Clock::Realistic { speedup } => {
+            let elapsed = (now() - s.created_at) as f64 * speedup.max(0.0);
+            if elapsed < 900.0 {
+                2
+            } else if elapsed < 86_400.0 {
+                10
+            } else if elapsed < 3.0 * 86_400.0 {
+                103
+            } else {
+                104
+            }
+        }
+    }
+}
+
+/// `GET /v1/shipments_exact?limit&offset`: every shipment not deleted (FPR ones included, as
+/// the Delivery API lists them), oldest first, at most 100 a page, with `count` and
+/// `total_count`. The list does not fulfil shipments; reading one does.
+async fn list_exact(
+    AxState(app): AxState<Arc<App>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = gate(&app, &headers, "ye.list").await {
+        return r;
+    }
+    let num = |k: &str, d: usize| q.get(k).and_then(|v| v.parse::<usize>().ok()).unwrap_or(d);
+    let (limit, offset) = (num("limit", 100), num("offset", 0));
+    if limit == 0 || limit > 100 {
+        return bad_request("limit", "limit must be 1 to 100".into());
+    }
+    let st = app.state();
+    let mut all: Vec<&Shipment> = st.shipments.values().filter(|s| !s.deleted).collect();
+    all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    let page: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|s| {
+            let mut v = exact_view(s, clock_state(&app, s));
+            v["shipment_request_date"] = json!(crate::http::rfc3339(s.created_at));
+            v
+        })
+        .collect();
+    json(
+        StatusCode::OK,
+        json!({"count": page.len(), "total_count": all.len(), "shipments": page}),
+    )
+}
+
 /// The state a shipment is in now; fulfils it on reaching 103.
 pub(crate) fn current_state(app: &App, id: &str) -> Option<u32> {
     let (state, needs_fulfil) = {
@@ -368,22 +427,7 @@ pub(crate) fn current_state(app: &App, id: &str) -> Option<u32> {
         if let Some(f) = s.forced_state {
             return Some(f);
         }
-        let state = match app.config.clock {
-            Clock::Instant => 103,
-            Clock::Manual => s.manual_state.unwrap_or(2),
-            Clock::Realistic { speedup } => {
-                let elapsed = (now() - s.created_at) as f64 * speedup.max(0.0);
-                if elapsed < 900.0 {
-                    2
-                } else if elapsed < 86_400.0 {
-                    10
-                } else if elapsed < 3.0 * 86_400.0 {
-                    103
-                } else {
-                    104
-                }
-            }
-        };
+        let state = clock_state(app, s);
         (state, state >= 103 && s.product_data.is_none())
     };
     if needs_fulfil && let Err(reason) = fulfil(app, id) {
@@ -521,9 +565,14 @@ fn fulfil(app: &App, id: &str) -> Result<(), String> {
                 published.clone()
             }
         };
-        let seal = |payload: &[u8]| -> Result<String, String> {
+        let pin_signer = if fault.bad_pin_signature {
+            SigningKey::generate(Curve::P384, signer.kid()).map_err(|e| e.to_string())?
+        } else {
+            signer.clone()
+        };
+        let seal = |payload: &[u8], signer: &SigningKey| -> Result<String, String> {
             let signed =
-                zeroize::Zeroizing::new(jws::sign(payload, &signer).map_err(|e| e.to_string())?);
+                zeroize::Zeroizing::new(jws::sign(payload, signer).map_err(|e| e.to_string())?);
             jwe::encrypt(signed.as_bytes(), &response_key, Algorithms::default())
                 .map_err(|e| e.to_string())
         };
@@ -532,8 +581,8 @@ fn fulfil(app: &App, id: &str) -> Result<(), String> {
         ProductData {
             serial_number: serial,
             firmware_version: product.firmware.into(),
-            fido_pin_response: seal(&pin_json)?,
-            fido_credential_responses: vec![seal(&cred_json)?],
+            fido_pin_response: seal(&pin_json, &pin_signer)?,
+            fido_credential_responses: vec![seal(&cred_json, &signer)?],
         }
     };
     let mut st = app.state();
