@@ -509,7 +509,8 @@ impl Drop for Stack {
 }
 
 impl Stack {
-    /// Starts the three with `sandbox` settings (the orchestrator retries at once: base 0 s).
+    /// Starts the three with `sandbox` settings (the orchestrator retries at once: base 0 s;
+    /// upstream timeout 2 s; orders whose answer was lost are reconciled after 2 s).
     pub async fn start(sandbox: fpr_sandbox::Config) -> Self {
         Self::start_with(sandbox, None).await
     }
@@ -540,7 +541,8 @@ impl Stack {
             )
         });
         let text = format!(
-            "listen = \"127.0.0.1:0\"\nstore_path = \"{store}\"\nvault_socket = \"{sock}\"\n{upstreams}\
+            "listen = \"127.0.0.1:0\"\nstore_path = \"{store}\"\nvault_socket = \"{sock}\"\n\
+             upstream_timeout = \"2s\"\nreconcile_after = \"2s\"\nvault_timeout = \"5s\"\n{upstreams}\
              [retry]\nbase = \"0s\"\nmax = \"0s\"\n",
             store = dir.path().join("store").display(),
             sock = vault.socket.display(),

@@ -799,8 +799,9 @@ async fn watch_scheduler_contacts_404_and_the_ordering_guard() {
         (pb::ShipmentState::Error, "yubienterprise_not_found")
     );
 
-    // A 500 on create may or may not have ordered: the shipment stops for an admin instead of
-    // risking a second key; RetryShipment orders once.
+    // A 500 on create may or may not have ordered: the shipment waits at `ordering` instead of
+    // risking a second key, then is reconciled with YubiEnterprise's list. This 500 came
+    // before any work, so none exists, and it is ordered once.
     sb.admin(
         Method::PUT,
         "/faults/ye.create",
@@ -811,17 +812,17 @@ async fn watch_scheduler_contacts_404_and_the_ordering_guard() {
     let g = create(&mut client, "w-3", "emma.johansson2@contoso.test").await;
     let s = get(&mut client, &g.shipment_id).await;
     assert_eq!(
-        (state(&s), s.error_kind.as_str()),
-        (pb::ShipmentState::Error, "order_outcome_unknown")
+        (state(&s), s.step.as_str()),
+        (pb::ShipmentState::Ongoing, "ordering")
     );
-    let r = client
-        .retry_shipment(pb::RetryShipmentRequest {
-            shipment_id: g.shipment_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    assert!(s.last_error.contains("reconciled"), "{}", s.last_error);
+    assert_eq!(sb.shipments().await.len(), before, "nothing ordered yet");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    process(&mut client).await;
+    let r = get(&mut client, &g.shipment_id).await;
+    assert_eq!(r.step, "ordered", "{r:?}");
     assert!(!r.yubienterprise_shipment_id.is_empty());
+    assert!(r.step_times.contains_key("reconciled"));
     assert_eq!(sb.shipments().await.len(), before + 1, "exactly one order");
     // A 429 on create is known not to have ordered: the shipment simply waits.
     sb.admin(

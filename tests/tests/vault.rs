@@ -39,6 +39,7 @@ fn deliver_req(shipment: &str, jwe: &str, serial: &str) -> pb::DeliverPinRequest
             shipment_id: shipment.into(),
         }),
         resend: false,
+        validate_only: false,
     }
 }
 

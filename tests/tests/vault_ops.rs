@@ -283,6 +283,7 @@ async fn master_key_rotates_while_serving() {
             recipients: vec!["manager@contoso.test".into()],
             context: None,
             resend: false,
+            validate_only: false,
         })
         .await
         .unwrap();

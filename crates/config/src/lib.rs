@@ -91,3 +91,44 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
 }
+
+/// Crash points for fault-injection tests (`fpr-chaos` and the crash tests): when the process
+/// was started with `FPR_DANGER_CRASH_AT=<name>` (or `<name>:<n>`, the n-th time it is reached),
+/// reaching the point called `name` ends the process at once, as `kill -9` would, so that a
+/// test can stop it exactly between a side effect and the write that records it. Unset (as in
+/// every deployment), a crash point does nothing but one relaxed atomic load.
+pub mod danger {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// The environment variable that arms a crash point.
+    pub const CRASH_AT: &str = "FPR_DANGER_CRASH_AT";
+
+    fn armed() -> &'static Option<(String, u32)> {
+        static ARMED: OnceLock<Option<(String, u32)>> = OnceLock::new();
+        ARMED.get_or_init(|| {
+            let v = std::env::var(CRASH_AT).ok()?;
+            let (name, n) = match v.split_once(':') {
+                Some((name, n)) => (name.to_owned(), n.parse().unwrap_or(1)),
+                None => (v, 1),
+            };
+            tracing::warn!(
+                crash_point = %name,
+                "FPR_DANGER_CRASH_AT is set: this process will stop itself there (a test setting)"
+            );
+            Some((name, n))
+        })
+    }
+
+    /// Ends the process here if this crash point is armed (see the module docs).
+    pub fn crash_point(name: &str) {
+        static PASSES: AtomicU32 = AtomicU32::new(0);
+        if let Some((armed, n)) = armed()
+            && armed == name
+            && PASSES.fetch_add(1, Ordering::SeqCst) + 1 >= *n
+        {
+            eprintln!("crash point {name} reached: stopping as kill -9 would");
+            std::process::abort();
+        }
+    }
+}

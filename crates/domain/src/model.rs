@@ -58,6 +58,22 @@ impl Step {
     }
 }
 
+/// A side effect at an upstream that was started but whose outcome is not recorded yet. It is
+/// written (and flushed) before the call and cleared with the step the call leads to; found
+/// set, the call's outcome is unknown (a crash, a lost answer) and the workflow finds it out
+/// instead of repeating the call blindly. (The YubiEnterprise order has its own step,
+/// [`Step::Ordering`].)
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// Okta `enroll` (makes an enrollment at Okta).
+    OktaEnroll,
+    /// Okta `activate` (registers the credential at Okta).
+    OktaActivate,
+    /// Okta `send-pin` (Okta e-mails the PIN).
+    OktaSendPin,
+}
+
 /// Which IdP.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -174,6 +190,9 @@ pub struct Record {
     /// Reason for a manual completion or cancel.
     #[serde(default)]
     pub admin_reason: String,
+    /// The upstream call in flight, with the unix second it started.
+    #[serde(default)]
+    pub in_flight: Option<(Effect, i64)>,
 }
 
 impl Record {
@@ -185,6 +204,7 @@ impl Record {
         self.last_error.clear();
         self.attempts = 0;
         self.not_before = 0;
+        self.in_flight = None;
     }
 
     /// Stops on an error.
@@ -198,7 +218,7 @@ impl Record {
     /// Records a transient error; processing waits `wait_secs` before trying again.
     pub fn defer(&mut self, error: &str, wait_secs: i64, now: i64) {
         self.attempts = self.attempts.saturating_add(1);
-        self.not_before = now + wait_secs.max(0);
+        self.not_before = now.saturating_add(wait_secs.max(0));
         self.last_error = error.chars().take(500).collect();
         self.updated_at = now;
     }
@@ -224,5 +244,12 @@ mod tests {
         assert_eq!(backoff(30, 3600, 30, None), 3600);
         assert_eq!(backoff(30, 3600, 0, Some(120)), 120);
         assert_eq!(backoff(0, 0, 5, Some(2)), 2);
+        // The deadline cannot overflow, whatever the wait (fpr-upstream caps Retry-After).
+        let mut r: super::Record = serde_json::from_value(serde_json::json!({
+            "id": "shp_1", "idempotency_key": "k", "idp": "entra", "user_id": "u", "state": "ongoing",
+            "step": "accepted", "pin_length": 8, "force_change": false, "shipping": {}, "created_at": 0, "updated_at": 0
+        })).unwrap();
+        r.defer("x", i64::MAX, i64::MAX - 5);
+        assert_eq!(r.not_before, i64::MAX);
     }
 }

@@ -61,9 +61,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
         &cfg.jobs.cleanup_schedule,
         cfg.jobs.cleanup_completed_days,
     );
+    let workflow = built.service.workflow().clone();
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
     println!("fpr-orchestrator listening on {}", listener.local_addr()?);
+    // In-flight calls finish; the processing job stops between steps, then the jobs end.
     server::serve(built, listener, fpr_config::shutdown_signal()).await?;
+    workflow.drain(std::time::Duration::from_secs(20)).await;
     jobs.iter().for_each(|j| j.abort());
     Ok(())
 }

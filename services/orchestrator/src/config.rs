@@ -78,6 +78,14 @@ pub struct Config {
     /// Per-request upstream timeout.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub upstream_timeout: Duration,
+    /// Deadline of each call to the vault: a hung vault never stalls the processing job.
+    #[serde(default = "default_vault_timeout", with = "humantime_serde")]
+    pub vault_timeout: Duration,
+    /// YubiEnterprise orders whose outcome was lost are reconciled this long after the order
+    /// at the earliest (so a request still in flight at YubiEnterprise is not missed); at least
+    /// `upstream_timeout`.
+    #[serde(default = "default_reconcile_after", with = "humantime_serde")]
+    pub reconcile_after: Duration,
     /// Allow plain http upstream URLs (the sandbox on loopback).
     #[serde(default)]
     pub danger_allow_plaintext_http: bool,
@@ -204,6 +212,9 @@ pub struct JobsConfig {
     /// `CRON_DATA_CLEANUP_COMPLETED_DAYS` (0: off).
     #[serde(default)]
     pub cleanup_completed_days: u32,
+    /// Shipments the processing job drives at once (1 to 1024).
+    #[serde(default = "default_concurrency")]
+    pub process_concurrency: usize,
 }
 
 impl Default for JobsConfig {
@@ -212,6 +223,7 @@ impl Default for JobsConfig {
             process_schedule: default_process(),
             cleanup_schedule: default_cleanup(),
             cleanup_completed_days: 0,
+            process_concurrency: default_concurrency(),
         }
     }
 }
@@ -251,6 +263,15 @@ fn default_display() -> String {
 }
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_vault_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_reconcile_after() -> Duration {
+    Duration::from_secs(60)
 }
 #[expect(clippy::expect_used, reason = "a constant URL")]
 fn default_login() -> Url {
@@ -371,6 +392,17 @@ impl Config {
         if self.auth.allowed_audiences.is_empty() {
             return bad("auth.allowed_audiences", "at least one audience");
         }
+        if !(1..=1024).contains(&self.jobs.process_concurrency) {
+            return bad("jobs.process_concurrency", "1 to 1024");
+        }
+        for (key, d) in [
+            ("upstream_timeout", self.upstream_timeout),
+            ("vault_timeout", self.vault_timeout),
+        ] {
+            if d.is_zero() {
+                return bad(key, "more than 0s");
+            }
+        }
         for (key, expr) in [
             ("jobs.process_schedule", &self.jobs.process_schedule),
             ("jobs.cleanup_schedule", &self.jobs.cleanup_schedule),
@@ -487,6 +519,22 @@ impl Config {
         }
         put("FPR_STORE_PATH", self.store_path.display().to_string());
         put("FPR_VAULT_SOCKET", self.vault_socket.display().to_string());
+        put(
+            "FPR_UPSTREAM_TIMEOUT",
+            humantime_serde::re::humantime::format_duration(self.upstream_timeout).to_string(),
+        );
+        put(
+            "FPR_VAULT_TIMEOUT",
+            humantime_serde::re::humantime::format_duration(self.vault_timeout).to_string(),
+        );
+        put(
+            "FPR_RECONCILE_AFTER",
+            humantime_serde::re::humantime::format_duration(self.reconcile_after).to_string(),
+        );
+        put(
+            "FPR_PROCESS_CONCURRENCY",
+            self.jobs.process_concurrency.to_string(),
+        );
         m
     }
 }

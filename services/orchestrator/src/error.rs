@@ -26,9 +26,12 @@ pub enum Error {
     /// An upstream refused or failed.
     #[error("{0}")]
     Upstream(#[from] fpr_upstream::Error),
-    /// The vault refused or failed.
-    #[error("vault: {0}")]
-    Vault(String),
+    /// The vault refused or failed (its code and reason kept).
+    #[error("{0}")]
+    Vault(#[from] crate::workflow::vault::VaultError),
+    /// Something needed for the call is busy or unreachable now; the call may be repeated.
+    #[error("{0}")]
+    Unavailable(String),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] fpr_store::Error),
@@ -71,7 +74,15 @@ impl From<Error> for Status {
                     Status::unavailable(u.to_string())
                 }
             },
-            Error::Vault(m) => Status::unavailable(format!("vault: {m}")),
+            Error::Vault(v) => {
+                let code = if v.is_refusal() {
+                    Code::FailedPrecondition
+                } else {
+                    Code::Unavailable
+                };
+                Status::new(code, v.to_string())
+            }
+            Error::Unavailable(m) => Status::unavailable(m),
             e @ (Error::Config { .. }
             | Error::Store(_)
             | Error::Corrupt(_)

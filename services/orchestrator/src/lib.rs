@@ -1,5 +1,5 @@
 //! The fpr orchestrator: `fpr.v1.ShipmentService`. It validates requests, drives each shipment
-//! through YubiEnterprise, the IdP and the vault (see [`processor`]), keeps the records in sled
+//! through YubiEnterprise, the IdP and the vault (see [`workflow`]), keeps the records in sled
 //! and runs the processing and cleanup jobs on cron schedules.
 //!
 //! It never sees a PIN or a private key: it holds creation options, JWEs encrypted to Yubico or
@@ -12,11 +12,12 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod convert;
 mod error;
-pub mod processor;
 pub mod scheduler;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod workflow;
 
 pub use error::Error;

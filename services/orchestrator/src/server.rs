@@ -4,7 +4,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fpr_proto::v1::shipment_service_server::ShipmentServiceServer;
-use fpr_proto::vault::v1::vault_service_client::VaultServiceClient;
 use fpr_store::{SledStore, Store as _};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -13,9 +12,9 @@ use tonic::transport::{Channel, Endpoint};
 use crate::Error;
 use crate::auth::{AuthLayer, Verifier};
 use crate::config::Config;
-use crate::processor::Deps;
 use crate::service::ShipmentService;
 use crate::store::Shipments;
+use crate::workflow::{self, Workflow};
 
 /// A lazily connecting channel to the vault's Unix socket.
 pub fn vault_channel(socket: &Path) -> Result<Channel, Error> {
@@ -84,22 +83,26 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
         )),
         None => None,
     };
-    let (changes, _) = tokio::sync::broadcast::channel(1024);
-    let deps = Arc::new(Deps {
-        store: shipments,
-        vault: VaultServiceClient::new(vault),
+    let wf = Arc::new(Workflow::new(
+        shipments,
+        workflow::vault::Vault::new(vault, config.vault_timeout),
         ye,
         entra,
         okta,
-        retry: (
-            config.retry.base.as_secs() as i64,
-            config.retry.max.as_secs() as i64,
-        ),
-        display_name: config.key_display_name.clone(),
-        changes,
-        locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
-    });
-    let service = ShipmentService::new(deps, config.settings());
+        workflow::Settings {
+            retry: (
+                config.retry.base.as_secs() as i64,
+                config.retry.max.as_secs() as i64,
+            ),
+            reconcile_after: config
+                .reconcile_after
+                .max(config.upstream_timeout)
+                .as_secs() as i64,
+            display_name: config.key_display_name.clone(),
+            concurrency: config.jobs.process_concurrency,
+        },
+    ));
+    let service = ShipmentService::new(wf, config.settings());
     let verifier = Verifier::start(config.auth.clone()).await;
     Ok(Built { service, verifier })
 }

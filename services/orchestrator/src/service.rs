@@ -1,4 +1,5 @@
-//! `ShipmentService`: validation, records, and the calls that move shipments by hand.
+//! `ShipmentService`: the RPC handlers. They validate, read or write records and call the
+//! [`workflow`](crate::workflow); they never call an upstream themselves.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -6,77 +7,24 @@ use std::sync::Arc;
 
 use fpr_domain::model::{Idp, Record, State, Step};
 use fpr_proto::v1 as pb;
-use serde_json::json;
-use tokio::sync::Mutex;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument as _, info, info_span};
 
 use crate::Error;
-use crate::processor::{Deps, Outcome, now};
+use crate::convert::{pb_shipping, shipping, state_pb, to_pb};
+use crate::workflow::{Workflow, now};
 
 /// The service.
 #[derive(Clone)]
 pub struct ShipmentService {
-    deps: Arc<Deps>,
+    wf: Arc<Workflow>,
     settings: HashMap<String, String>,
-    process_lock: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for ShipmentService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShipmentService").finish_non_exhaustive()
-    }
-}
-
-fn ts(t: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t,
-        nanos: 0,
-    }
-}
-
-/// The API view of a record.
-pub fn to_pb(r: &Record) -> pb::Shipment {
-    pb::Shipment {
-        shipment_id: r.id.clone(),
-        idp: match r.idp {
-            Idp::Entra => pb::Idp::Entra,
-            Idp::Okta => pb::Idp::Okta,
-        } as i32,
-        user_id: r.user_id.clone(),
-        idp_user_id: r.idp_user_id.clone().unwrap_or_default(),
-        shipment_state: state_pb(r.state) as i32,
-        error_kind: r.error_kind.clone(),
-        error_message: r.error_message.clone(),
-        yubienterprise_shipment_id: r.ye_shipment_id.clone().unwrap_or_default(),
-        yubienterprise_state_id: r.ye_state_id,
-        yubienterprise_state_message: r.ye_state_message.clone(),
-        serial_number: r.serial.clone(),
-        firmware_version: r.firmware.clone(),
-        tracking_link: r.tracking_link.clone(),
-        step: r.step.name().to_owned(),
-        step_times: r
-            .step_times
-            .iter()
-            .map(|(k, v)| (k.clone(), ts(*v)))
-            .collect(),
-        created_at: Some(ts(r.created_at)),
-        updated_at: Some(ts(r.updated_at)),
-        last_error: r.last_error.clone(),
-        pin_recipients: r.pin_recipients.clone(),
-        credential_id: r.credential_id.clone(),
-        pin_deliveries: r.pin_deliveries,
-        admin_reason: r.admin_reason.clone(),
-    }
-}
-
-fn state_pb(s: State) -> pb::ShipmentState {
-    match s {
-        State::Ongoing => pb::ShipmentState::Ongoing,
-        State::Complete => pb::ShipmentState::Complete,
-        State::Error => pb::ShipmentState::Error,
-        State::Canceled => pb::ShipmentState::Canceled,
     }
 }
 
@@ -89,21 +37,6 @@ fn new_id() -> String {
         .max(0) as u128;
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("shp_{t:024x}{n:08x}")
-}
-
-/// The YubiEnterprise body (nested FPR shape, without the JWEs) for a validated request.
-fn shipping(y: &pb::YubicoShipmentRequest) -> serde_json::Value {
-    let r = y.recipient.clone().unwrap_or_default();
-    let a = y.mailing_address.clone().unwrap_or_default();
-    json!({
-        "delivery_type": y.delivery_type,
-        "recipient": {"recipient_company": r.recipient_company, "recipient_email": r.recipient_email, "recipient_firstname": r.recipient_firstname,
-                      "recipient_lastname": r.recipient_lastname, "recipient_telephone": r.recipient_telephone},
-        "mailing_address": {"street_line1": a.street_line1, "street_line2": a.street_line2, "city": a.city, "region": a.region,
-                            "postal_code": a.postal_code, "country_code_2": a.country_code_2},
-        "shipment_items": y.shipment_items.iter().map(|i| json!({"product_id": i.product_id, "inventory_product_id": i.inventory_product_id,
-            "product_quantity": i.product_quantity, "customization_id": i.customization_id})).collect::<Vec<_>>(),
-    })
 }
 
 /// For Okta, a violation on a field taken from the profile names the attribute to fill in
@@ -148,53 +81,18 @@ fn check_id(id: &str) -> Result<(), Error> {
 
 impl ShipmentService {
     /// Builds the service.
-    pub fn new(deps: Arc<Deps>, settings: HashMap<String, String>) -> Self {
-        Self {
-            deps,
-            settings,
-            process_lock: Arc::new(Mutex::new(())),
-        }
+    pub fn new(wf: Arc<Workflow>, settings: HashMap<String, String>) -> Self {
+        Self { wf, settings }
     }
 
-    /// Runs the processing job: every due ongoing shipment, eight at a time. Never two runs at
-    /// once: a second caller waits for the first.
+    /// The workflow behind the service.
+    pub fn workflow(&self) -> &Arc<Workflow> {
+        &self.wf
+    }
+
+    /// Runs the processing job now (see [`Workflow::process`]).
     pub async fn process(&self) -> Result<pb::ProcessShipmentsResponse, Error> {
-        let _running = self.process_lock.lock().await;
-        let due = self.deps.store.due(now())?;
-        let mut out = pb::ProcessShipmentsResponse {
-            examined: due.len() as u32,
-            ..Default::default()
-        };
-        use futures_util::StreamExt as _;
-        let results: Vec<Result<Outcome, Error>> = futures_util::stream::iter(due)
-            .map(|id| {
-                let d = self.deps.clone();
-                async move { d.drive(&id).await }
-            })
-            .buffer_unordered(8)
-            .collect()
-            .await;
-        for r in results {
-            match r? {
-                Outcome::Advanced => out.advanced += 1,
-                Outcome::Completed => {
-                    out.advanced += 1;
-                    out.completed += 1;
-                }
-                Outcome::Errored => out.errored += 1,
-                Outcome::Deferred => out.deferred += 1,
-                Outcome::Waiting | Outcome::Idle => {}
-            }
-        }
-        info!(
-            job = "process",
-            examined = out.examined,
-            completed = out.completed,
-            errored = out.errored,
-            deferred = out.deferred,
-            "Processing run done"
-        );
-        Ok(out)
+        self.wf.process().await
     }
 
     /// Removes completed shipments older than `days` (0: off) and purges their vault keys:
@@ -203,29 +101,14 @@ impl ShipmentService {
         if days == 0 {
             return Ok(0);
         }
-        self.cleanup_before(now() - i64::from(days) * 86_400).await
+        self.wf
+            .cleanup_before(now() - i64::from(days) * 86_400)
+            .await
     }
 
-    /// Removes completed shipments last changed before `cutoff` (unix seconds) and purges their
-    /// vault keys. Records of other states are kept whatever their age.
+    /// Removes completed shipments last changed before `cutoff` (unix seconds).
     pub async fn cleanup_before(&self, cutoff: i64) -> Result<u32, Error> {
-        let mut n = 0;
-        for r in self.deps.store.all()? {
-            if r.state == State::Complete && r.updated_at < cutoff {
-                self.deps
-                    .vault
-                    .clone()
-                    .purge_shipment(fpr_proto::vault::v1::PurgeShipmentRequest {
-                        shipment_ref: r.id.clone(),
-                    })
-                    .await
-                    .map_err(|s| Error::Vault(s.message().to_owned()))?;
-                self.deps.store.delete(&r.id)?;
-                n += 1;
-            }
-        }
-        info!(job = "cleanup", removed = n, "Cleanup run done");
-        Ok(n)
+        self.wf.cleanup_before(cutoff).await
     }
 
     /// Okta: fills the shipping fields the request leaves empty from the user's Okta profile.
@@ -234,7 +117,7 @@ impl ShipmentService {
         &self,
         r: &mut pb::CreateShipmentRequest,
     ) -> Result<Vec<&'static str>, Error> {
-        let Some((okta, _)) = &self.deps.okta else {
+        let Some(okta) = self.wf.okta() else {
             return Err(Error::Invalid(vec![fpr_domain::Violation::new(
                 "idp",
                 "Okta is not configured on this fpr",
@@ -287,8 +170,8 @@ impl ShipmentService {
 
     async fn get(&self, id: &str) -> Result<Record, Error> {
         check_id(id)?;
-        self.deps
-            .store
+        self.wf
+            .store()
             .get(id)?
             .ok_or_else(|| Error::ShipmentNotFound(id.to_owned()))
     }
@@ -302,25 +185,23 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         &self,
         _r: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
-        let d = &self.deps;
+        let d = &self.wf;
         let dep = |name: &str, r: Result<String, String>| pb::Dependency {
             name: name.into(),
             healthy: r.is_ok(),
             detail: r.unwrap_or_else(|e| e),
         };
         let store = d
-            .store
+            .store()
             .all()
             .map(|a| format!("{} shipments", a.len()))
             .map_err(|e| e.to_string());
         let vault = d
-            .vault
-            .clone()
-            .get_status(fpr_proto::vault::v1::GetStatusRequest {})
+            .vault()
+            .status()
             .await
-            .map_err(|s| format!("{}: {}", s.code(), s.message()))
+            .map_err(|e| e.to_string())
             .and_then(|r| {
-                let r = r.into_inner();
                 let ks = r.key_store.unwrap_or_default();
                 let t = r.transport_jwks.unwrap_or_default();
                 if ks.healthy && !t.kids.is_empty() {
@@ -332,13 +213,14 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
                     Err("key store or Yubico keys not ready".into())
                 }
             });
-        let ye =
-            d.ye.ping()
-                .await
-                .map(|()| "reachable".to_owned())
-                .map_err(|e| e.to_string());
+        let ye = d
+            .yubienterprise()
+            .ping()
+            .await
+            .map(|()| "reachable".to_owned())
+            .map_err(|e| e.to_string());
         let entra = d
-            .entra
+            .entra()
             .ping()
             .await
             .map(|()| "token issued".to_owned())
@@ -363,8 +245,8 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         // A retried call returns the first result, before any check: an Okta request is
         // checked only after its profile fills it, which a replay does not repeat.
         if let Some(id) = self
-            .deps
-            .store
+            .wf
+            .store()
             .by_idempotency_key(&r.idempotency_key)
             .map_err(Status::from)?
         {
@@ -434,13 +316,15 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             created_at: t,
             updated_at: t,
             admin_reason: String::new(),
+            in_flight: None,
         };
         rec.reach(Step::Accepted, t);
-        let id = self.deps.store.create(&rec).map_err(Status::from)?;
+        let id = self.wf.store().create(&rec).map_err(Status::from)?;
+        fpr_config::danger::crash_point("orchestrator.after_accept");
         let span = info_span!("create_shipment", shipment.id = %id, user.id = %r.user_id);
         async {
             info!("Shipment accepted");
-            self.deps.drive(&id).await
+            self.wf.drive(&id).await
         }
         .instrument(span)
         .await?;
@@ -483,8 +367,8 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         let after = r.created_after.map(|t| t.seconds);
         let before = r.created_before.map(|t| t.seconds);
         let mut all: Vec<Record> = self
-            .deps
-            .store
+            .wf
+            .store()
             .all()
             .map_err(Status::from)?
             .into_iter()
@@ -525,8 +409,8 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
     ) -> Result<Response<WatchStream>, Status> {
         let id = req.into_inner().shipment_id;
         let first = self.get(&id).await?;
-        let mut rx = self.deps.changes.subscribe();
-        let store = self.deps.store.clone();
+        let mut rx = self.wf.subscribe();
+        let store = self.wf.store().clone();
         let stream = async_stream(first, move |tx| async move {
             loop {
                 // Our record changed, or notifications were missed and it may have: send it.
@@ -577,49 +461,10 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         if !violations.is_empty() {
             return Err(Error::Invalid(violations).into());
         }
-        let _g = self.deps.locked(&r.shipment_id).await;
-        if rec.state != State::Ongoing {
-            return Err(Error::Precondition(
-                format!(
-                    "the shipment is {:?}; only ongoing shipments can be edited",
-                    rec.state
-                )
-                .to_lowercase(),
-            )
-            .into());
-        }
-        let body = shipping(&next);
-        if let Some(ye) = &rec.ye_shipment_id {
-            let mut flat = json!({"delivery_type": next.delivery_type});
-            for part in ["recipient", "mailing_address"] {
-                if let Some(o) = body[part].as_object() {
-                    for (k, v) in o {
-                        flat[if k == "recipient_company" {
-                            "recipient"
-                        } else {
-                            k.as_str()
-                        }] = v.clone();
-                    }
-                }
-            }
-            self.deps
-                .ye
-                .update_exact(ye, &flat)
-                .await
-                .map_err(|e| match e {
-                    fpr_upstream::Error::Rejected { .. } => {
-                        Error::Precondition(format!("YubiEnterprise no longer allows edits: {e}"))
-                    }
-                    other => Error::Upstream(other),
-                })?;
-        }
-        drop(_g);
-        let (rec, ()) = self
-            .deps
-            .update(&r.shipment_id, |x| {
-                x.shipping = body;
-                Ok(())
-            })
+        drop(rec);
+        let rec = self
+            .wf
+            .edit_shipping(&r.shipment_id, shipping(&next))
             .await?;
         Ok(Response::new(to_pb(&rec)))
     }
@@ -629,58 +474,17 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         req: Request<pb::CancelShipmentRequest>,
     ) -> Result<Response<pb::Shipment>, Status> {
         let r = req.into_inner();
-        let rec = self.get(&r.shipment_id).await?;
-        if matches!(rec.state, State::Complete | State::Canceled) {
-            return Err(Error::Precondition(format!(
-                "the shipment is already {}",
-                if rec.state == State::Complete {
-                    "complete"
-                } else {
-                    "canceled"
-                }
-            ))
+        check_id(&r.shipment_id)?;
+        if r.reason.chars().count() > 500 {
+            return Err(Error::Invalid(vec![fpr_domain::Violation::new(
+                "reason",
+                "at most 500 characters",
+            )])
             .into());
         }
-        {
-            let _g = self.deps.locked(&r.shipment_id).await;
-            if let Some(ye) = &rec.ye_shipment_id {
-                match self.deps.ye.delete_exact(ye).await {
-                    Ok(()) | Err(fpr_upstream::Error::NotFound { .. }) => {}
-                    Err(e @ fpr_upstream::Error::Rejected { .. }) => {
-                        return Err(Error::Precondition(format!(
-                            "YubiEnterprise no longer allows cancel: {e}"
-                        ))
-                        .into());
-                    }
-                    Err(e) => return Err(Error::Upstream(e).into()),
-                }
-            }
-        }
-        if let (Some((okta, _)), Some(e), Some(u)) =
-            (&self.deps.okta, &rec.okta_enrollment_id, &rec.idp_user_id)
-        {
-            okta.delete_enrollment(u, e)
-                .await
-                .map_err(Error::Upstream)?;
-        }
-        let _ = self
-            .deps
-            .vault
-            .clone()
-            .purge_shipment(fpr_proto::vault::v1::PurgeShipmentRequest {
-                shipment_ref: r.shipment_id.clone(),
-            })
-            .await;
-        let (rec, ()) = self
-            .deps
-            .update(&r.shipment_id, |x| {
-                x.state = State::Canceled;
-                x.admin_reason = r.reason.clone();
-                Ok(())
-            })
-            .await?;
-        info!(shipment.id = %rec.id, "Shipment canceled");
-        Ok(Response::new(to_pb(&rec)))
+        Ok(Response::new(to_pb(
+            &self.wf.cancel(&r.shipment_id, &r.reason).await?,
+        )))
     }
 
     async fn retry_shipment(
@@ -689,7 +493,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
     ) -> Result<Response<pb::Shipment>, Status> {
         let id = req.into_inner().shipment_id;
         check_id(&id)?;
-        self.deps
+        self.wf
             .update(&id, |x| {
                 if x.state != State::Error {
                     return Err(Error::Precondition(
@@ -701,14 +505,12 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
                 x.error_message.clear();
                 x.attempts = 0;
                 x.not_before = 0;
-                if x.step == Step::Ordering {
-                    // The admin checked YubiEnterprise and asks for a new order.
-                    x.step = Step::Sealed;
-                }
+                // A shipment stopped at `ordering` stays there: the retry reconciles with
+                // YubiEnterprise again (adopting the one order, or ordering when there is none).
                 Ok(())
             })
             .await?;
-        self.deps.drive(&id).await?;
+        self.wf.drive(&id).await?;
         Ok(Response::new(to_pb(&self.get(&id).await?)))
     }
 
@@ -726,7 +528,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             .into());
         }
         let (rec, ()) = self
-            .deps
+            .wf
             .update(&r.shipment_id, |x| {
                 if matches!(x.state, State::Complete | State::Canceled) {
                     return Err(Error::Precondition("the shipment already ended".into()));
@@ -746,7 +548,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
     ) -> Result<Response<pb::Shipment>, Status> {
         let id = req.into_inner().shipment_id;
         check_id(&id)?;
-        Ok(Response::new(to_pb(&self.deps.resend(&id).await?)))
+        Ok(Response::new(to_pb(&self.wf.resend(&id).await?)))
     }
 
     async fn process_shipments(
@@ -754,57 +556,6 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         _r: Request<pb::ProcessShipmentsRequest>,
     ) -> Result<Response<pb::ProcessShipmentsResponse>, Status> {
         Ok(Response::new(self.process().await?))
-    }
-}
-
-/// The stored shipping JSON back as the proto message (for merging edits).
-fn pb_shipping(v: &serde_json::Value) -> pb::YubicoShipmentRequest {
-    let s = |p: &str| {
-        v.pointer(p)
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let n = |p: &str| {
-        v.pointer(p)
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or_default() as u32
-    };
-    pb::YubicoShipmentRequest {
-        delivery_type: n("/delivery_type"),
-        recipient: Some(pb::Recipient {
-            recipient_company: s("/recipient/recipient_company"),
-            recipient_email: s("/recipient/recipient_email"),
-            recipient_firstname: s("/recipient/recipient_firstname"),
-            recipient_lastname: s("/recipient/recipient_lastname"),
-            recipient_telephone: s("/recipient/recipient_telephone"),
-        }),
-        mailing_address: Some(pb::MailingAddress {
-            street_line1: s("/mailing_address/street_line1"),
-            street_line2: s("/mailing_address/street_line2"),
-            city: s("/mailing_address/city"),
-            region: s("/mailing_address/region"),
-            postal_code: s("/mailing_address/postal_code"),
-            country_code_2: s("/mailing_address/country_code_2"),
-        }),
-        shipment_items: v
-            .get("shipment_items")
-            .and_then(serde_json::Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|i| pb::ShipmentItem {
-                        product_id: i["product_id"].as_u64().unwrap_or_default() as u32,
-                        inventory_product_id: i["inventory_product_id"].as_u64().unwrap_or_default()
-                            as u32,
-                        product_quantity: i["product_quantity"].as_u64().unwrap_or_default() as u32,
-                        customization_id: i["customization_id"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
     }
 }
 

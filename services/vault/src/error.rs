@@ -68,6 +68,12 @@ pub enum Error {
         /// The transport error or upstream status (no body).
         reason: String,
     },
+    /// An earlier delivery of this shipment's PIN was interrupted (the vault stopped while
+    /// sending): the PIN may or may not have gone out, so it is not sent again unasked.
+    #[error(
+        "the PIN delivery of shipment {0:?} started at {1} was interrupted; its outcome is unknown"
+    )]
+    DeliveryOutcomeUnknown(String, i64),
     /// The sealed key store failed.
     #[error("store: {0}")]
     Store(#[from] fpr_store::Error),
@@ -126,6 +132,15 @@ impl From<Error> for Status {
             }
             Error::Delivery { channel, reason } => {
                 Status::unavailable(format!("PIN delivery over {channel} failed: {reason}"))
+            }
+            e @ Error::DeliveryOutcomeUnknown(..) => {
+                let mut details = ErrorDetails::new();
+                details.set_error_info(
+                    "delivery_outcome_unknown",
+                    "vault.fpr",
+                    std::collections::HashMap::new(),
+                );
+                Status::with_error_details(Code::FailedPrecondition, e.to_string(), details)
             }
             Error::Secret { name, .. } => {
                 tracing::warn!(secret = name, "Secret could not be read");

@@ -57,6 +57,11 @@ pub struct Record {
     /// The last PIN delivery.
     #[serde(default)]
     pub receipt: Option<Receipt>,
+    /// Unix seconds at which a delivery started whose outcome is not recorded yet. Written and
+    /// flushed before the channel is called, cleared with the receipt: found set, the vault
+    /// stopped while sending and the PIN may or may not have gone out.
+    #[serde(default)]
+    pub delivery_started: Option<i64>,
 }
 
 fn aad(shipment_ref: &str, request_id: &str) -> Vec<u8> {
@@ -209,6 +214,7 @@ impl KeyStore {
             created_at,
             credential_serial: None,
             receipt: None,
+            delivery_started: None,
         };
         let bytes =
             serde_json::to_vec(&rec).map_err(|_| Error::CorruptRecord(shipment_ref.to_owned()))?;

@@ -91,13 +91,6 @@ impl VaultService {
         let n = self.0.keystore.rotate(new)?;
         Ok(Some((n, self.0.keystore.check_value())))
     }
-
-    fn lock_for(&self, shipment_ref: &str) -> &Mutex<()> {
-        let h = shipment_ref
-            .bytes()
-            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
-        &self.0.locks[h % self.0.locks.len()]
-    }
 }
 
 const REF_RULE: &str = "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -";
@@ -284,6 +277,146 @@ impl Vault {
     }
 }
 
+impl Vault {
+    fn lock_for(&self, shipment_ref: &str) -> &Mutex<()> {
+        let h = shipment_ref
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+        &self.locks[h % self.locks.len()]
+    }
+
+    /// DeliverPin: every check, then (unless `validate_only`) the intent, the send and the
+    /// receipt. A PIN is sent once: a repeated call answers with the receipt, and a delivery
+    /// found interrupted is reported, never repeated unasked (`resend` is the explicit ask).
+    async fn deliver(&self, r: pb::DeliverPinRequest) -> Result<pb::DeliverPinResponse, Error> {
+        const F: &str = "pin_response_jwe";
+        check_ref(&r.shipment_ref)?;
+        check_token(F, &r.pin_response_jwe)?;
+        if r.expected_serial.is_empty()
+            || r.expected_serial.len() > 20
+            || !r.expected_serial.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(Error::InvalidField {
+                field: "expected_serial",
+                rule: "must be 1 to 20 decimal digits".into(),
+            });
+        }
+        if r.recipients.is_empty() || r.recipients.len() > 10 {
+            return Err(Error::InvalidField {
+                field: "recipients",
+                rule: format!("needs 1 to 10 addresses, got {}", r.recipients.len()),
+            });
+        }
+        if let Some(bad) = r.recipients.iter().position(|e| !check_email(e)) {
+            return Err(Error::InvalidField {
+                field: "recipients",
+                rule: format!("entry {bad} is not an e-mail address"),
+            });
+        }
+        let _guard = self.lock_for(&r.shipment_ref).lock().await;
+        let mut rec = self.record(&r.shipment_ref)?;
+        if !r.resend && !r.validate_only {
+            if let Some(receipt) = &rec.receipt {
+                info!(request.id = %rec.request_id, "PIN already delivered; not sending again");
+                return Ok(pb::DeliverPinResponse {
+                    receipt: Some(receipt_pb(receipt)),
+                    already_delivered: true,
+                });
+            }
+            if let Some(started) = rec.delivery_started {
+                warn!(request.id = %rec.request_id, started, "An earlier PIN delivery was interrupted; not sending again unasked");
+                return Err(Error::DeliveryOutcomeUnknown(
+                    r.shipment_ref.clone(),
+                    started,
+                ));
+            }
+        }
+        let (payload, _kid) = self
+            .open(F, &r.shipment_ref, &rec, &r.pin_response_jwe)
+            .await?;
+        let resp: PinResponse = serde_json::from_slice(&payload)
+            .map_err(|e| rejected(F, fpr_jose::Error::Payload(e)))?;
+        drop(payload);
+        Vault::check_header(
+            F,
+            &resp.typ,
+            protocol::PIN_RESPONSE,
+            resp.v,
+            &resp.request_id,
+            &rec,
+        )?;
+        if resp.serial_number != r.expected_serial {
+            return Err(binding(
+                F,
+                "serial_mismatch",
+                "serial_number differs from expected_serial".into(),
+            ));
+        }
+        if let Some(cs) = &rec.credential_serial
+            && *cs != resp.serial_number
+        {
+            return Err(binding(
+                F,
+                "serial_mismatch",
+                "serial_number differs from the credential response's".into(),
+            ));
+        }
+        let pin_len = resp.pin().len();
+        if !protocol::PIN_LENGTH.contains(&(pin_len as u32))
+            || !resp.pin().bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(binding(
+                F,
+                "bad_payload",
+                format!("the PIN must be 4 to 63 digits (has {pin_len} characters)"),
+            ));
+        }
+        if r.validate_only {
+            info!(request.id = %rec.request_id, "PIN response checked; nothing sent");
+            return Ok(pb::DeliverPinResponse {
+                receipt: None,
+                already_delivered: rec.receipt.is_some(),
+            });
+        }
+        let ctx = r.context.unwrap_or_default();
+        let ctx = delivery::Context {
+            display_name: ctx.user_display_name,
+            upn: ctx.user_principal_name,
+            shipment_id: ctx.shipment_id,
+            serial: resp.serial_number.clone(),
+        };
+        // Durable intent before the send: a stop between here and the receipt is found later.
+        rec.delivery_started = Some(OffsetDateTime::now_utc().unix_timestamp());
+        self.keystore.update(&r.shipment_ref, &rec)?;
+        let sent = match self.channel.send(resp.pin(), &r.recipients, &ctx).await {
+            Ok(sent) => sent,
+            Err(e) => {
+                // The channel refused: nothing went out, so the intent is withdrawn.
+                rec.delivery_started = None;
+                self.keystore.update(&r.shipment_ref, &rec)?;
+                return Err(e);
+            }
+        };
+        drop(resp);
+        fpr_config::danger::crash_point("vault.after_send");
+        let receipt = Receipt {
+            channel: sent.channel.into(),
+            recipients: r.recipients.clone(),
+            message_id: sent.message_id,
+            delivered_at: sent.at.unix_timestamp(),
+            deliveries: rec.receipt.as_ref().map_or(0, |x| x.deliveries) + 1,
+        };
+        rec.receipt = Some(receipt.clone());
+        rec.delivery_started = None;
+        self.keystore.update(&r.shipment_ref, &rec)?;
+        info!(request.id = %rec.request_id, channel = sent.channel, deliveries = receipt.deliveries, "PIN delivered");
+        Ok(pb::DeliverPinResponse {
+            receipt: Some(receipt_pb(&receipt)),
+            already_delivered: false,
+        })
+    }
+}
+
 fn jwks_status(s: &KeySet) -> pb::JwksStatus {
     pb::JwksStatus {
         kids: s.jwks.kids(),
@@ -432,7 +565,7 @@ impl pb::vault_service_server::VaultService for VaultService {
             let inputs = digest(&[r.creation_options_json.as_bytes(), &policy.length.to_be_bytes(), &[u8::from(policy.force_change)]]);
 
             let v = &self.0;
-            let _guard = self.lock_for(&r.shipment_ref).lock().await;
+            let _guard = self.0.lock_for(&r.shipment_ref).lock().await;
             if let Some(rec) = v.keystore.get(&r.shipment_ref)? {
                 return if rec.inputs_digest == inputs { Ok(sealed_response(&rec)) } else { Err(Error::AlreadySealed(r.shipment_ref.clone())) };
             }
@@ -453,6 +586,7 @@ impl pb::vault_service_server::VaultService for VaultService {
                 pin_jwe,
                 OffsetDateTime::now_utc().unix_timestamp(),
             )?;
+            fpr_config::danger::crash_point("vault.after_seal");
             info!(request.id = %rec.request_id, transport.kid = %rec.transport_kid, "Requests sealed");
             Ok(sealed_response(&rec))
         }
@@ -473,7 +607,7 @@ impl pb::vault_service_server::VaultService for VaultService {
             check_ref(&r.shipment_ref)?;
             check_token(F, &r.credential_response_jwe)?;
             let v = &self.0;
-            let _guard = self.lock_for(&r.shipment_ref).lock().await;
+            let _guard = self.0.lock_for(&r.shipment_ref).lock().await;
             let mut rec = v.record(&r.shipment_ref)?;
             let (payload, kid) = v.open(F, &r.shipment_ref, &rec, &r.credential_response_jwe).await?;
             let resp: CredentialResponse = serde_json::from_slice(&payload).map_err(|e| rejected(F, fpr_jose::Error::Payload(e)))?;
@@ -514,69 +648,16 @@ impl pb::vault_service_server::VaultService for VaultService {
         &self,
         req: Request<pb::DeliverPinRequest>,
     ) -> Result<Response<pb::DeliverPinResponse>, Status> {
-        const F: &str = "pin_response_jwe";
         let r = req.into_inner();
         let span = info_span!("deliver_pin", shipment.id = %r.shipment_ref);
-        async move {
-            check_ref(&r.shipment_ref)?;
-            check_token(F, &r.pin_response_jwe)?;
-            if r.expected_serial.is_empty() || r.expected_serial.len() > 20 || !r.expected_serial.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Error::InvalidField { field: "expected_serial", rule: "must be 1 to 20 decimal digits".into() });
-            }
-            if r.recipients.is_empty() || r.recipients.len() > 10 {
-                return Err(Error::InvalidField { field: "recipients", rule: format!("needs 1 to 10 addresses, got {}", r.recipients.len()) });
-            }
-            if let Some(bad) = r.recipients.iter().position(|e| !check_email(e)) {
-                return Err(Error::InvalidField { field: "recipients", rule: format!("entry {bad} is not an e-mail address") });
-            }
-            let v = &self.0;
-            let _guard = self.lock_for(&r.shipment_ref).lock().await;
-            let mut rec = v.record(&r.shipment_ref)?;
-            if let (Some(receipt), false) = (&rec.receipt, r.resend) {
-                info!(request.id = %rec.request_id, "PIN already delivered; not sending again");
-                return Ok(pb::DeliverPinResponse { receipt: Some(receipt_pb(receipt)), already_delivered: true });
-            }
-            let (payload, _kid) = v.open(F, &r.shipment_ref, &rec, &r.pin_response_jwe).await?;
-            let resp: PinResponse = serde_json::from_slice(&payload).map_err(|e| rejected(F, fpr_jose::Error::Payload(e)))?;
-            drop(payload);
-            Vault::check_header(F, &resp.typ, protocol::PIN_RESPONSE, resp.v, &resp.request_id, &rec)?;
-            if resp.serial_number != r.expected_serial {
-                return Err(binding(F, "serial_mismatch", "serial_number differs from expected_serial".into()));
-            }
-            if let Some(cs) = &rec.credential_serial
-                && *cs != resp.serial_number
-            {
-                return Err(binding(F, "serial_mismatch", "serial_number differs from the credential response's".into()));
-            }
-            let pin_len = resp.pin().len();
-            if !protocol::PIN_LENGTH.contains(&(pin_len as u32)) || !resp.pin().bytes().all(|b| b.is_ascii_digit()) {
-                return Err(binding(F, "bad_payload", format!("the PIN must be 4 to 63 digits (has {pin_len} characters)")));
-            }
-            let ctx = r.context.unwrap_or_default();
-            let ctx = delivery::Context {
-                display_name: ctx.user_display_name,
-                upn: ctx.user_principal_name,
-                shipment_id: ctx.shipment_id,
-                serial: resp.serial_number.clone(),
-            };
-            let sent = v.channel.send(resp.pin(), &r.recipients, &ctx).await?;
-            drop(resp);
-            let receipt = Receipt {
-                channel: sent.channel.into(),
-                recipients: r.recipients.clone(),
-                message_id: sent.message_id,
-                delivered_at: sent.at.unix_timestamp(),
-                deliveries: rec.receipt.as_ref().map_or(0, |x| x.deliveries) + 1,
-            };
-            rec.receipt = Some(receipt.clone());
-            v.keystore.update(&r.shipment_ref, &rec)?;
-            info!(request.id = %rec.request_id, channel = sent.channel, deliveries = receipt.deliveries, "PIN delivered");
-            Ok(pb::DeliverPinResponse { receipt: Some(receipt_pb(&receipt)), already_delivered: false })
-        }
-        .instrument(span)
-        .await
-        .map(Response::new)
-        .map_err(Status::from)
+        // The delivery runs on its own task: a caller that goes away (a deadline, a killed
+        // orchestrator) must not cut it between the send and the receipt.
+        let vault = self.0.clone();
+        tokio::spawn(async move { vault.deliver(r).await }.instrument(span))
+            .await
+            .map_err(|_| Status::internal("internal error"))?
+            .map(Response::new)
+            .map_err(Status::from)
     }
 
     async fn purge_shipment(
@@ -585,7 +666,7 @@ impl pb::vault_service_server::VaultService for VaultService {
     ) -> Result<Response<pb::PurgeShipmentResponse>, Status> {
         let r = req.into_inner();
         check_ref(&r.shipment_ref)?;
-        let _guard = self.lock_for(&r.shipment_ref).lock().await;
+        let _guard = self.0.lock_for(&r.shipment_ref).lock().await;
         let purged = self.0.keystore.purge(&r.shipment_ref)?;
         info!(shipment.id = %r.shipment_ref, purged, "Shipment purged");
         Ok(Response::new(pb::PurgeShipmentResponse { purged }))

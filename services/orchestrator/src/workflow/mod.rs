@@ -1,0 +1,629 @@
+//! The shipment workflow: the path of one shipment, top to bottom.
+//!
+//! ```text
+//! accepted ─prepare─▶ sealed ─▶ ordering ─order─▶ ordered ─poll─▶ shipped ─register─▶ registered ─send_pin─▶ pin_sent ─▶ complete
+//! ```
+//!
+//! - **prepare** (per IdP, [`IdpFlow::prepare`]): the user, the PIN recipients and the requests
+//!   for Yubico. Entra: creation options, stored before the vault seals them, so that a retry
+//!   after a lost answer asks the vault for the very same requests. Okta: `enroll`.
+//! - **order** ([`order`]): `ordering` is flushed before YubiEnterprise is called; an order
+//!   whose answer was lost (a crash, a timeout, a 5xx, an unreadable 2xx) is reconciled against
+//!   YubiEnterprise's list of shipments, never placed again blindly.
+//! - **poll**: YubiEnterprise's state until the key ships (103/104) or fails.
+//! - **register** (per IdP): everything that can be checked is checked first, the PIN response
+//!   included, then the IdP registers the credential (looked up first, so it happens once).
+//! - **send_pin** (per IdP): the PIN, once. A delivery whose outcome is unknown is reported as
+//!   `pin_delivery_unknown`, never repeated unasked; ResendPin is the explicit ask.
+//!
+//! Every step is durable before the next upstream call. Upstream calls that may have taken
+//! effect are marked in the record first ([`Record::in_flight`]) and found out on the next run.
+
+mod entra;
+mod okta;
+mod order;
+pub mod vault;
+
+use std::sync::Arc;
+
+use fpr_domain::model::{Idp, Record, State, Step, backoff};
+use fpr_upstream::Error as Up;
+use tokio::sync::{Mutex, broadcast};
+use tracing::{Instrument as _, info, info_span, warn};
+
+pub use self::entra::{check_against_options, model_name};
+use self::vault::{Delivery, Vault, VaultError};
+use crate::Error;
+use crate::store::Shipments;
+
+/// Settings of the workflow.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Backoff base and cap in seconds.
+    pub retry: (i64, i64),
+    /// Seconds after an order whose answer was lost before it is reconciled.
+    pub reconcile_after: i64,
+    /// Display name template of keys registered in Entra ID.
+    pub display_name: String,
+    /// Shipments driven at once by the processing job.
+    pub concurrency: usize,
+}
+
+/// Everything the workflow talks to, and the locks that keep one shipment in one hand.
+pub struct Workflow {
+    store: Shipments,
+    vault: Vault,
+    ye: fpr_yubienterprise::Client,
+    entra: entra::Entra,
+    okta: Option<okta::Okta>,
+    settings: Settings,
+    changes: broadcast::Sender<String>,
+    locks: Vec<Mutex<()>>,
+    process_lock: Mutex<()>,
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Workflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workflow").finish_non_exhaustive()
+    }
+}
+
+/// What driving a shipment ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Waiting on an upstream (not shipped yet), no step taken.
+    Waiting,
+    /// Moved at least one step, still ongoing.
+    Advanced,
+    /// Completed.
+    Completed,
+    /// Ended in error.
+    Errored,
+    /// Left ongoing after a transient failure.
+    Deferred,
+    /// Not ongoing; nothing to do.
+    Idle,
+}
+
+/// Why a step stopped.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// Permanent: the shipment goes to error with this kind and message.
+    Fail(&'static str, String),
+    /// Transient: try again later (after the upstream's wait, when it gave one).
+    Retry(String, Option<i64>),
+    /// Nothing more to do now.
+    Wait,
+    /// Internal (store) failure: leave the record as it is.
+    Internal(Error),
+}
+
+/// An upstream error as a stop: transient and credential problems are retried, a refusal
+/// ends the shipment with `kind`.
+pub(crate) fn up(kind: &'static str, e: Up) -> Stop {
+    match e {
+        Up::Transient { retry_after, .. } => Stop::Retry(e.to_string(), retry_after),
+        Up::NotFound { .. } | Up::Rejected { .. } => Stop::Fail(kind, e.to_string()),
+        Up::Unauthorized { .. } | Up::Malformed { .. } | Up::Secret { .. } => {
+            Stop::Retry(e.to_string(), None)
+        }
+    }
+}
+
+/// A vault error as a stop: a refusal ends the shipment with `kind`, anything else is retried.
+pub(crate) fn refused(kind: &'static str, e: VaultError) -> Stop {
+    if e.is_refusal() {
+        Stop::Fail(kind, e.to_string())
+    } else {
+        Stop::Retry(e.to_string(), None)
+    }
+}
+
+/// The step's kind of an error message for a shipment whose PIN may or may not have gone out.
+pub const PIN_DELIVERY_UNKNOWN: &str = "pin_delivery_unknown";
+
+/// The contract of one IdP's part of the workflow. Each method moves the record one step (or
+/// stops); the record is saved by the caller.
+pub(crate) trait IdpFlow {
+    /// accepted → sealed: the user, the PIN recipients and the sealed requests for Yubico.
+    async fn prepare(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Stop>;
+    /// shipped → registered: checks everything checkable, then registers the credential.
+    async fn register(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Stop>;
+    /// registered → pin_sent (or, with `resend`, one more delivery).
+    async fn send_pin(&self, wf: &Workflow, rec: &mut Record, resend: bool) -> Result<(), Stop>;
+    /// Tells the IdP that the shipment failed before its key was registered (best effort).
+    async fn failed(&self, rec: &Record);
+    /// Undoes the IdP's part of a canceled shipment.
+    async fn cancel(&self, rec: &Record) -> Result<(), Error>;
+}
+
+/// Now, unix seconds.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Runs `$body` with `$f` bound to the record's IdP flow (or stops: Okta not configured).
+macro_rules! with_flow {
+    ($wf:expr, $idp:expr, |$f:ident| $body:expr, $none:expr) => {
+        match $idp {
+            Idp::Entra => {
+                let $f = &$wf.entra;
+                $body
+            }
+            Idp::Okta => match &$wf.okta {
+                Some($f) => $body,
+                None => $none,
+            },
+        }
+    };
+}
+
+fn no_okta() -> Stop {
+    Stop::Fail(
+        "idp_not_configured",
+        "Okta is not configured on this fpr".into(),
+    )
+}
+
+// === impl Workflow ===
+
+impl Workflow {
+    /// Builds the workflow.
+    pub fn new(
+        store: Shipments,
+        vault: Vault,
+        ye: fpr_yubienterprise::Client,
+        entra: fpr_entra::Client,
+        okta: Option<(fpr_okta::Client, Vec<String>)>,
+        settings: Settings,
+    ) -> Self {
+        let (changes, _) = broadcast::channel(1024);
+        Self {
+            store,
+            vault,
+            ye,
+            entra: entra::Entra::new(entra, settings.display_name.clone()),
+            okta: okta.map(|(client, rp_ids)| okta::Okta::new(client, rp_ids)),
+            settings,
+            changes,
+            locks: (0..64).map(|_| Mutex::new(())).collect(),
+            process_lock: Mutex::new(()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The shipment records.
+    pub fn store(&self) -> &Shipments {
+        &self.store
+    }
+
+    /// The vault.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// YubiEnterprise.
+    pub fn yubienterprise(&self) -> &fpr_yubienterprise::Client {
+        &self.ye
+    }
+
+    /// Entra ID (Graph).
+    pub fn entra(&self) -> &fpr_entra::Client {
+        self.entra.client()
+    }
+
+    /// Okta, when configured.
+    pub fn okta(&self) -> Option<&fpr_okta::Client> {
+        self.okta.as_ref().map(okta::Okta::client)
+    }
+
+    /// Change notifications (shipment ids), for WatchShipment.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    fn lock_for(&self, id: &str) -> &Mutex<()> {
+        let h = id
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+        &self.locks[h % self.locks.len()]
+    }
+
+    /// Stops taking steps (each shipment stops between two steps, every step taken is saved)
+    /// and waits, at most `grace`, for a running processing job to end. For shutdown.
+    pub async fn drain(&self, grace: std::time::Duration) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if tokio::time::timeout(grace, self.process_lock.lock())
+            .await
+            .is_err()
+        {
+            warn!(
+                ?grace,
+                "The processing job did not end within the grace period"
+            );
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Saves a record (flushed) and tells watchers.
+    pub fn save(&self, rec: &Record) -> Result<(), Error> {
+        self.store.put(rec)?;
+        let _ = self.changes.send(rec.id.clone());
+        Ok(())
+    }
+
+    fn load(&self, id: &str) -> Result<Record, Error> {
+        self.store
+            .get(id)?
+            .ok_or_else(|| Error::ShipmentNotFound(id.to_owned()))
+    }
+
+    /// Drives one shipment as far as it goes now.
+    pub async fn drive(&self, id: &str) -> Result<Outcome, Error> {
+        let _guard = self.lock_for(id).lock().await;
+        let mut rec = self.load(id)?;
+        if rec.state != State::Ongoing {
+            return Ok(Outcome::Idle);
+        }
+        let span =
+            info_span!("shipment", shipment.id = %rec.id, user.id = %rec.user_id, job = "process");
+        async move {
+            let mut advanced = false;
+            loop {
+                if self.stopping() {
+                    info!("Stopping between steps");
+                    return Ok(if advanced {
+                        Outcome::Advanced
+                    } else {
+                        Outcome::Waiting
+                    });
+                }
+                let before = rec.step;
+                match self.step(&mut rec).await {
+                    Ok(()) => {
+                        self.save(&rec)?;
+                        if rec.state == State::Complete {
+                            info!("Shipment complete");
+                            return Ok(Outcome::Completed);
+                        }
+                        advanced |= rec.step != before;
+                    }
+                    Err(Stop::Wait) => {
+                        self.save(&rec)?;
+                        return Ok(if advanced {
+                            Outcome::Advanced
+                        } else {
+                            Outcome::Waiting
+                        });
+                    }
+                    Err(Stop::Fail(kind, message)) => {
+                        warn!(error.kind = kind, %message, "Shipment failed");
+                        if rec.step < Step::Registered {
+                            with_flow!(self, rec.idp, |f| f.failed(&rec).await, ());
+                        }
+                        rec.fail(kind, &message, now());
+                        self.save(&rec)?;
+                        return Ok(Outcome::Errored);
+                    }
+                    Err(Stop::Retry(message, retry_after)) => {
+                        let (base, max) = self.settings.retry;
+                        let wait = backoff(base, max, rec.attempts, retry_after);
+                        info!(%message, wait, "Transient failure; will retry");
+                        rec.defer(&message, wait, now());
+                        self.save(&rec)?;
+                        return Ok(Outcome::Deferred);
+                    }
+                    Err(Stop::Internal(e)) => return Err(e),
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// One step from `rec.step`; Ok means a step was taken (and must be saved).
+    async fn step(&self, rec: &mut Record) -> Result<(), Stop> {
+        match rec.step {
+            Step::Accepted => with_flow!(
+                self,
+                rec.idp,
+                |f| f.prepare(self, rec).await,
+                Err(no_okta())
+            ),
+            Step::Sealed => self.order(rec).await,
+            Step::Ordering => self.reconcile(rec).await,
+            Step::Ordered => self.poll(rec).await,
+            Step::Shipped => with_flow!(
+                self,
+                rec.idp,
+                |f| f.register(self, rec).await,
+                Err(no_okta())
+            ),
+            Step::Registered => {
+                with_flow!(
+                    self,
+                    rec.idp,
+                    |f| f.send_pin(self, rec, false).await,
+                    Err(no_okta())
+                )
+            }
+            Step::PinSent | Step::Complete => {
+                rec.state = State::Complete;
+                rec.reach(Step::Complete, now());
+                Ok(())
+            }
+        }
+    }
+
+    /// ordered → shipped: poll until shipped (103/104); error states and 404 end the shipment.
+    async fn poll(&self, rec: &mut Record) -> Result<(), Stop> {
+        let Some(id) = rec.ye_shipment_id.clone() else {
+            return Err(Stop::Fail("internal", "no YubiEnterprise id".into()));
+        };
+        let s = match self.ye.get_fpr_shipment(&id).await {
+            Ok(s) => s,
+            Err(Up::NotFound { .. }) => {
+                return Err(Stop::Fail(
+                    "yubienterprise_not_found",
+                    format!(
+                        "YubiEnterprise shipment {id} no longer exists (404); it is not processed again"
+                    ),
+                ));
+            }
+            Err(e) => return Err(up("yubienterprise_failed", e)),
+        };
+        rec.ye_state_id = s.state_id;
+        rec.ye_state_message = s.state_message.clone();
+        if !s.tracking_link.is_empty() {
+            rec.tracking_link = s.tracking_link.clone();
+        }
+        if fpr_yubienterprise::is_error_state(s.state_id) {
+            let kind = match s.state_id {
+                1 => "yubienterprise_state_1",
+                6 => "yubienterprise_state_6",
+                7 => "yubienterprise_state_7",
+                8 => "yubienterprise_state_8",
+                9 => "yubienterprise_state_9",
+                99 => "yubienterprise_state_99",
+                105 => "yubienterprise_state_105",
+                _ => "yubienterprise_state_106",
+            };
+            return Err(Stop::Fail(
+                kind,
+                format!("YubiEnterprise state {}: {}", s.state_id, s.state_message),
+            ));
+        }
+        let Some(pd) = s.product_data else {
+            return Err(Stop::Wait);
+        };
+        let Some(cred) = pd.fido_credential_responses.first().cloned() else {
+            return Err(Stop::Fail(
+                "response_missing",
+                "no credential response in product_data".into(),
+            ));
+        };
+        rec.serial = pd.serial_number;
+        rec.firmware = pd.firmware_version;
+        rec.credential_response_jwe = Some(cred);
+        rec.pin_response_jwe = Some(pd.fido_pin_response);
+        rec.reach(Step::Shipped, now());
+        Ok(())
+    }
+
+    /// ResendPin: an explicit further delivery. It also settles a shipment whose first
+    /// delivery's outcome was unknown (`pin_delivery_unknown`): the admin has decided to send.
+    pub async fn resend(&self, id: &str) -> Result<Record, Error> {
+        let _guard = self.lock_for(id).lock().await;
+        let mut rec = self.load(id)?;
+        let unknown = rec.state == State::Error && rec.error_kind == PIN_DELIVERY_UNKNOWN;
+        if !(rec.step >= Step::PinSent || unknown) || rec.pin_response_jwe.is_none() {
+            return Err(Error::Precondition(
+                "the PIN has not been delivered yet; ResendPin works after the first delivery"
+                    .into(),
+            ));
+        }
+        let sent = with_flow!(
+            self,
+            rec.idp,
+            |f| f.send_pin(self, &mut rec, true).await,
+            Err(no_okta())
+        );
+        match sent {
+            Ok(()) => {
+                if unknown {
+                    rec.state = State::Ongoing;
+                    rec.error_kind.clear();
+                    rec.error_message.clear();
+                    rec.reach(Step::PinSent, now());
+                    rec.state = State::Complete;
+                    rec.reach(Step::Complete, now());
+                }
+                rec.updated_at = now();
+                self.save(&rec)?;
+                info!(shipment.id = %rec.id, deliveries = rec.pin_deliveries, "PIN sent again on request");
+                Ok(rec)
+            }
+            Err(Stop::Fail(_, m)) => Err(Error::Precondition(m)),
+            Err(Stop::Retry(m, _)) => Err(Error::Unavailable(m)),
+            Err(Stop::Internal(e)) => Err(e),
+            Err(Stop::Wait) => Ok(rec),
+        }
+    }
+
+    /// Runs `f` on a record under its lock, then saves it.
+    pub async fn update<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Record) -> Result<T, Error>,
+    ) -> Result<(Record, T), Error> {
+        let _guard = self.lock_for(id).lock().await;
+        let mut rec = self.load(id)?;
+        let out = f(&mut rec)?;
+        rec.updated_at = now();
+        self.save(&rec)?;
+        Ok((rec, out))
+    }
+
+    /// Edits recipient, address or delivery type: at YubiEnterprise first (Delivery API, flat
+    /// body) when the order exists, then in the record. `shipping` is the new nested body.
+    pub async fn edit_shipping(
+        &self,
+        id: &str,
+        shipping: serde_json::Value,
+    ) -> Result<Record, Error> {
+        let _guard = self.lock_for(id).lock().await;
+        let mut rec = self.load(id)?;
+        if rec.state != State::Ongoing {
+            return Err(Error::Precondition(
+                format!(
+                    "the shipment is {:?}; only ongoing shipments can be edited",
+                    rec.state
+                )
+                .to_lowercase(),
+            ));
+        }
+        if rec.step == Step::Ordering {
+            return Err(Error::Unavailable(
+                "the YubiEnterprise order is being confirmed; edit again in a minute".into(),
+            ));
+        }
+        if let Some(ye) = &rec.ye_shipment_id {
+            self.ye
+                .update_exact(ye, &crate::convert::flat_shipping(&shipping))
+                .await
+                .map_err(|e| match e {
+                    Up::Rejected { .. } => {
+                        Error::Precondition(format!("YubiEnterprise no longer allows edits: {e}"))
+                    }
+                    other => Error::Upstream(other),
+                })?;
+        }
+        rec.shipping = shipping;
+        rec.updated_at = now();
+        self.save(&rec)?;
+        Ok(rec)
+    }
+
+    /// Cancels a shipment: the YubiEnterprise order (while it can be), the IdP's part, the
+    /// vault's key; then the record. Each part is idempotent, so a cancel that fails halfway
+    /// can be called again; the record says canceled only when every part is done.
+    pub async fn cancel(&self, id: &str, reason: &str) -> Result<Record, Error> {
+        let _guard = self.lock_for(id).lock().await;
+        let mut rec = self.load(id)?;
+        if matches!(rec.state, State::Complete | State::Canceled) {
+            return Err(Error::Precondition(format!(
+                "the shipment is already {}",
+                if rec.state == State::Complete {
+                    "complete"
+                } else {
+                    "canceled"
+                }
+            )));
+        }
+        if rec.step == Step::Ordering {
+            return Err(Error::Unavailable(
+                "the YubiEnterprise order is being confirmed; cancel again in a minute".into(),
+            ));
+        }
+        if let Some(ye) = &rec.ye_shipment_id {
+            match self.ye.delete_exact(ye).await {
+                Ok(()) | Err(Up::NotFound { .. }) => {}
+                Err(e @ Up::Rejected { .. }) => {
+                    return Err(Error::Precondition(format!(
+                        "YubiEnterprise no longer allows cancel: {e}"
+                    )));
+                }
+                Err(e) => return Err(Error::Upstream(e)),
+            }
+        }
+        with_flow!(self, rec.idp, |f| f.cancel(&rec).await?, ());
+        self.vault.purge(&rec.id).await.map_err(Error::Vault)?;
+        rec.state = State::Canceled;
+        rec.admin_reason = reason.to_owned();
+        rec.updated_at = now();
+        self.save(&rec)?;
+        info!(shipment.id = %rec.id, "Shipment canceled");
+        Ok(rec)
+    }
+
+    /// The processing job: every due ongoing shipment, `concurrency` at a time. Never two
+    /// runs at once: a second caller waits for the first.
+    pub async fn process(
+        self: &Arc<Self>,
+    ) -> Result<fpr_proto::v1::ProcessShipmentsResponse, Error> {
+        use futures_util::StreamExt as _;
+        let _running = self.process_lock.lock().await;
+        let due = self.store.due(now())?;
+        let mut out = fpr_proto::v1::ProcessShipmentsResponse {
+            examined: due.len() as u32,
+            ..Default::default()
+        };
+        let results: Vec<Result<Outcome, Error>> = futures_util::stream::iter(due)
+            .map(|id| {
+                let wf = self.clone();
+                async move { wf.drive(&id).await }
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok(Outcome::Advanced) => out.advanced += 1,
+                Ok(Outcome::Completed) => {
+                    out.advanced += 1;
+                    out.completed += 1;
+                }
+                Ok(Outcome::Errored) => out.errored += 1,
+                Ok(Outcome::Deferred) => out.deferred += 1,
+                Ok(Outcome::Waiting | Outcome::Idle) => {}
+                Err(e) => {
+                    warn!(error = %e, "A shipment could not be driven");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        info!(
+            job = "process",
+            examined = out.examined,
+            completed = out.completed,
+            errored = out.errored,
+            deferred = out.deferred,
+            "Processing run done"
+        );
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// Removes completed shipments last changed before `cutoff` (unix seconds) and purges
+    /// their vault keys first. Records of other states are kept whatever their age.
+    pub async fn cleanup_before(&self, cutoff: i64) -> Result<u32, Error> {
+        let mut n = 0;
+        for r in self.store.all()? {
+            if r.state == State::Complete && r.updated_at < cutoff {
+                self.vault.purge(&r.id).await.map_err(Error::Vault)?;
+                self.store.delete(&r.id)?;
+                n += 1;
+            }
+        }
+        info!(job = "cleanup", removed = n, "Cleanup run done");
+        Ok(n)
+    }
+
+    /// The deliver step's shared part for both IdPs' checks: the vault's answer to a
+    /// check-only DeliverPin, as a stop.
+    async fn check_pin_response(&self, rec: &Record) -> Result<(), Stop> {
+        self.vault
+            .deliver_pin(rec, Delivery::Check)
+            .await
+            .map(|_| ())
+            .map_err(|e| refused("pin_response_rejected", e))
+    }
+}
