@@ -3,7 +3,9 @@
 //!
 //! This crate does no I/O and holds no secret. The field rules live here once: the
 //! orchestrator checks requests with them before any upstream call, and the sandbox's
-//! YubiEnterprise refuses with the same rules.
+//! YubiEnterprise refuses with the same rules. The shipping fields are one table
+//! ([`shipping::FIELDS`]), from which the API's messages, YubiEnterprise's bodies and the
+//! Okta profile mapping are made.
 //!
 //! ```
 //! use fpr_domain::contact;
@@ -17,6 +19,7 @@
 
 pub mod contact;
 pub mod model;
+pub mod shipping;
 pub mod validate;
 
 /// One broken rule: the field's path and the rule with its limit.

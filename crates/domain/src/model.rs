@@ -6,6 +6,47 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// A shipment's id (`shp_` and up to 60 letters, digits or `_`), checked once where it
+/// enters: every workflow call takes one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShipmentId(String);
+
+// === impl ShipmentId ===
+
+impl ShipmentId {
+    /// The id in `s`, or the violation of the `shipment_id` field.
+    pub fn try_new(s: &str) -> Result<Self, crate::Violation> {
+        if s.starts_with("shp_")
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(crate::Violation::new(
+                "shipment_id",
+                "an id returned by CreateShipment (shp_…)",
+            ))
+        }
+    }
+
+    /// A new id that sorts by creation: nanoseconds since the epoch, then a counter that
+    /// keeps ids of the same nanosecond apart.
+    pub fn generated(unix_nanos: u128, counter: u32) -> Self {
+        Self(format!("shp_{unix_nanos:024x}{counter:08x}"))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ShipmentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The overall state.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -235,7 +276,24 @@ pub fn backoff(base: i64, max: i64, attempts: u32, retry_after: Option<i64>) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::{ShipmentId, backoff};
+
+    #[test]
+    fn shipment_ids_are_checked_and_sort_by_creation() {
+        let a = ShipmentId::generated(1, 0);
+        let b = ShipmentId::generated(2, 0);
+        assert!(a < b && a.as_str().len() == 36);
+        assert_eq!(ShipmentId::try_new(a.as_str()), Ok(a));
+        for bad in [
+            "",
+            "shp",
+            "abc_1",
+            "shp_../x",
+            &format!("shp_{}", "a".repeat(61)),
+        ] {
+            assert!(ShipmentId::try_new(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn backoff_doubles_to_the_cap_and_honours_retry_after() {

@@ -228,7 +228,7 @@ pub fn build(
             let column = column_of(&v.field);
             let from_profile = okta
                 && get(&column).is_empty()
-                && fpr_okta::PROFILE_MAP.iter().any(|(f, _)| *f == column);
+                && fpr_domain::shipping::field(&column).is_some_and(|f| f.okta.is_some());
             // Parse problems already name the column; idp is reported once.
             if !from_profile && !problems.iter().any(|p| p.column == column) {
                 problems.push(Problem {

@@ -5,15 +5,16 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use fpr_domain::model::{Idp, Record, State, Step};
+use fpr_domain::model::{Idp, Record, ShipmentId, State, Step};
 use fpr_proto::v1 as pb;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument as _, info, info_span};
 
 use crate::Error;
-use crate::convert::{pb_shipping, shipping, state_pb, to_pb};
+use crate::convert::{state_pb, to_pb};
 use crate::workflow::{Workflow, now};
+use fpr_domain::shipping;
 
 /// The service.
 #[derive(Clone)]
@@ -28,15 +29,17 @@ impl std::fmt::Debug for ShipmentService {
     }
 }
 
-/// A new shipment id, sortable by creation: nanoseconds since the epoch plus a counter that
-/// keeps ids made in the same nanosecond apart.
-fn new_id() -> String {
+/// A new shipment id, sortable by creation (a counter keeps ids made in the same nanosecond
+/// apart).
+fn new_id() -> ShipmentId {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let t = time::OffsetDateTime::now_utc()
         .unix_timestamp_nanos()
         .max(0) as u128;
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("shp_{t:024x}{n:08x}")
+    ShipmentId::generated(
+        t,
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+    )
 }
 
 /// For Okta, a violation on a field taken from the profile names the attribute to fill in
@@ -54,7 +57,7 @@ fn annotate_okta(
         .map(|mut v| {
             let leaf = v.field.rsplit('.').next().unwrap_or_default().to_owned();
             if from_profile.contains(&leaf.as_str())
-                && let Some((_, attr)) = fpr_okta::PROFILE_MAP.iter().find(|(f, _)| *f == leaf)
+                && let Some(attr) = shipping::field(&leaf).and_then(|f| f.okta)
             {
                 v.rule = format!("{} (taken from the Okta profile attribute {attr}: fill it in Okta or set the field in the request)", v.rule);
             }
@@ -63,18 +66,8 @@ fn annotate_okta(
         .collect()
 }
 
-fn check_id(id: &str) -> Result<(), Error> {
-    if id.starts_with("shp_")
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
-        Ok(())
-    } else {
-        Err(Error::Invalid(vec![fpr_domain::Violation::new(
-            "shipment_id",
-            "an id returned by CreateShipment (shp_…)",
-        )]))
-    }
+fn check_id(id: &str) -> Result<ShipmentId, Error> {
+    ShipmentId::try_new(id).map_err(|v| Error::Invalid(vec![v]))
 }
 
 // === impl ShipmentService ===
@@ -111,65 +104,9 @@ impl ShipmentService {
         self.wf.cleanup_before(cutoff).await
     }
 
-    /// Okta: fills the shipping fields the request leaves empty from the user's Okta profile.
-    /// Returns which fields it looked up there (so violations can name the attribute).
-    async fn fill_from_okta(
-        &self,
-        r: &mut pb::CreateShipmentRequest,
-    ) -> Result<Vec<&'static str>, Error> {
-        let Some(okta) = self.wf.okta() else {
-            return Err(Error::Invalid(vec![fpr_domain::Violation::new(
-                "idp",
-                "Okta is not configured on this fpr",
-            )]));
-        };
-        let user = match okta.user(&r.user_id).await {
-            Ok(u) => u,
-            Err(fpr_upstream::Error::NotFound { .. }) => {
-                return Err(Error::Invalid(vec![fpr_domain::Violation::new(
-                    "user_id",
-                    "no such Okta user",
-                )]));
-            }
-            Err(e) => return Err(Error::Upstream(e)),
-        };
-        let y = r
-            .yubico_shipment_request
-            .get_or_insert_with(Default::default);
-        if y.delivery_type == 0 {
-            y.delivery_type = 1;
-        }
-        let rec = y.recipient.get_or_insert_with(Default::default);
-        let addr = y.mailing_address.get_or_insert_with(Default::default);
-        let mut used = Vec::new();
-        for (field, attr) in fpr_okta::PROFILE_MAP {
-            let slot: &mut String = match *field {
-                "recipient_firstname" => &mut rec.recipient_firstname,
-                "recipient_lastname" => &mut rec.recipient_lastname,
-                "recipient_email" => &mut rec.recipient_email,
-                "recipient_telephone" => &mut rec.recipient_telephone,
-                "recipient_company" => &mut rec.recipient_company,
-                "street_line1" => &mut addr.street_line1,
-                "city" => &mut addr.city,
-                "region" => &mut addr.region,
-                "postal_code" => &mut addr.postal_code,
-                _ => &mut addr.country_code_2,
-            };
-            if slot.is_empty() {
-                let value = user.profile.get(*attr).cloned().or_else(|| {
-                    (*attr == "primaryPhone")
-                        .then(|| user.profile.get("mobilePhone").cloned())
-                        .flatten()
-                });
-                *slot = value.unwrap_or_default();
-                used.push(*field);
-            }
-        }
-        Ok(used)
-    }
-
     async fn get(&self, id: &str) -> Result<Record, Error> {
-        check_id(id)?;
+        let id = check_id(id)?;
+        let id = id.as_str();
         self.wf
             .store()
             .get(id)?
@@ -251,6 +188,9 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             .map_err(Status::from)?
         {
             let rec = self.get(&id).await?;
+            // The first call may have failed to flush (a full disk): what it left in memory
+            // is acknowledged only once it is on disk.
+            self.wf.store().flush().map_err(Status::from)?;
             return Ok(Response::new(pb::CreateShipmentResponse {
                 shipment_id: rec.id,
                 shipment_state: state_pb(rec.state) as i32,
@@ -260,7 +200,12 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         let okta = r.idp == pb::Idp::Okta as i32;
         let mut from_profile = Vec::new();
         if okta && !r.user_id.is_empty() {
-            from_profile = self.fill_from_okta(&mut r).await?;
+            let profile = self.wf.okta_profile(&r.user_id).await?;
+            from_profile = shipping::fill_from_okta_profile(
+                r.yubico_shipment_request
+                    .get_or_insert_with(Default::default),
+                &profile,
+            );
         }
         let v = fpr_domain::validate::create(&r)
             .map_err(|vs| Error::Invalid(annotate_okta(vs, &from_profile, okta)))?;
@@ -274,7 +219,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             Idp::Entra
         };
         let mut rec = Record {
-            id: new_id(),
+            id: new_id().to_string(),
             idempotency_key: r.idempotency_key.clone(),
             idp,
             user_id: r.user_id.clone(),
@@ -291,7 +236,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             pin_length: v.pin_length,
             force_change: v.force_change,
             emails_to: v.emails_to,
-            shipping: shipping(
+            shipping: shipping::to_fpr_body(
                 r.yubico_shipment_request
                     .as_ref()
                     .ok_or(Error::Invalid(vec![]))?,
@@ -319,7 +264,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             in_flight: None,
         };
         rec.reach(Step::Accepted, t);
-        let id = self.wf.store().create(&rec).map_err(Status::from)?;
+        let id = check_id(&self.wf.store().create(&rec).map_err(Status::from)?)?;
         fpr_config::danger::crash_point("orchestrator.after_accept");
         let span = info_span!("create_shipment", shipment.id = %id, user.id = %r.user_id);
         async {
@@ -328,7 +273,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         }
         .instrument(span)
         .await?;
-        let rec = self.get(&id).await?;
+        let rec = self.get(id.as_str()).await?;
         Ok(Response::new(pb::CreateShipmentResponse {
             shipment_id: rec.id,
             shipment_state: state_pb(rec.state) as i32,
@@ -439,10 +384,10 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         req: Request<pb::UpdateShipmentRequest>,
     ) -> Result<Response<pb::Shipment>, Status> {
         let r = req.into_inner();
-        check_id(&r.shipment_id)?;
+        let id = check_id(&r.shipment_id)?;
         let mut violations = fpr_domain::validate::update(&r);
         let rec = self.get(&r.shipment_id).await?;
-        let current: pb::YubicoShipmentRequest = pb_shipping(&rec.shipping);
+        let current: pb::YubicoShipmentRequest = shipping::from_fpr_body(&rec.shipping);
         let next = pb::YubicoShipmentRequest {
             delivery_type: if r.delivery_type == 0 {
                 current.delivery_type
@@ -464,7 +409,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         drop(rec);
         let rec = self
             .wf
-            .edit_shipping(&r.shipment_id, shipping(&next))
+            .edit_shipping(&id, shipping::to_fpr_body(&next))
             .await?;
         Ok(Response::new(to_pb(&rec)))
     }
@@ -474,7 +419,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         req: Request<pb::CancelShipmentRequest>,
     ) -> Result<Response<pb::Shipment>, Status> {
         let r = req.into_inner();
-        check_id(&r.shipment_id)?;
+        let id = check_id(&r.shipment_id)?;
         if r.reason.chars().count() > 500 {
             return Err(Error::Invalid(vec![fpr_domain::Violation::new(
                 "reason",
@@ -482,17 +427,14 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             )])
             .into());
         }
-        Ok(Response::new(to_pb(
-            &self.wf.cancel(&r.shipment_id, &r.reason).await?,
-        )))
+        Ok(Response::new(to_pb(&self.wf.cancel(&id, &r.reason).await?)))
     }
 
     async fn retry_shipment(
         &self,
         req: Request<pb::RetryShipmentRequest>,
     ) -> Result<Response<pb::Shipment>, Status> {
-        let id = req.into_inner().shipment_id;
-        check_id(&id)?;
+        let id = check_id(&req.into_inner().shipment_id)?;
         self.wf
             .update(&id, |x| {
                 if x.state != State::Error {
@@ -511,7 +453,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             })
             .await?;
         self.wf.drive(&id).await?;
-        Ok(Response::new(to_pb(&self.get(&id).await?)))
+        Ok(Response::new(to_pb(&self.get(id.as_str()).await?)))
     }
 
     async fn complete_shipment(
@@ -519,7 +461,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         req: Request<pb::CompleteShipmentRequest>,
     ) -> Result<Response<pb::Shipment>, Status> {
         let r = req.into_inner();
-        check_id(&r.shipment_id)?;
+        let id = check_id(&r.shipment_id)?;
         if r.reason.trim().is_empty() || r.reason.len() > 500 {
             return Err(Error::Invalid(vec![fpr_domain::Violation::new(
                 "reason",
@@ -529,7 +471,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         }
         let (rec, ()) = self
             .wf
-            .update(&r.shipment_id, |x| {
+            .update(&id, |x| {
                 if matches!(x.state, State::Complete | State::Canceled) {
                     return Err(Error::Precondition("the shipment already ended".into()));
                 }
@@ -546,8 +488,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         &self,
         req: Request<pb::ResendPinRequest>,
     ) -> Result<Response<pb::Shipment>, Status> {
-        let id = req.into_inner().shipment_id;
-        check_id(&id)?;
+        let id = check_id(&req.into_inner().shipment_id)?;
         Ok(Response::new(to_pb(&self.wf.resend(&id).await?)))
     }
 

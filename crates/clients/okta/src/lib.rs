@@ -381,17 +381,3 @@ fn assertion(
     jsonwebtoken::encode(&header, &claims, &key)
         .map_err(|_| bad("signing the client assertion failed"))
 }
-
-/// The Okta profile attribute that supplies each YubiEnterprise field (UPSTREAM-APIS.md §3.6).
-pub const PROFILE_MAP: &[(&str, &str)] = &[
-    ("recipient_firstname", "firstName"),
-    ("recipient_lastname", "lastName"),
-    ("recipient_email", "email"),
-    ("recipient_telephone", "primaryPhone"),
-    ("recipient_company", "organization"),
-    ("street_line1", "streetAddress"),
-    ("city", "city"),
-    ("region", "state"),
-    ("postal_code", "zipCode"),
-    ("country_code_2", "countryCode"),
-];

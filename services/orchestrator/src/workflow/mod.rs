@@ -20,13 +20,12 @@
 //! effect are marked in the record first ([`Record::in_flight`]) and found out on the next run.
 
 mod entra;
+mod jobs;
 mod okta;
 mod order;
 pub mod vault;
 
-use std::sync::Arc;
-
-use fpr_domain::model::{Idp, Record, State, Step, backoff};
+use fpr_domain::model::{Idp, Record, ShipmentId, State, Step, backoff};
 use fpr_upstream::Error as Up;
 use tokio::sync::{Mutex, broadcast};
 use tracing::{Instrument as _, info, info_span, warn};
@@ -218,13 +217,36 @@ impl Workflow {
         self.okta.as_ref().map(okta::Okta::client)
     }
 
+    /// An Okta user's profile attributes, for filling a request's empty shipping fields; an
+    /// unknown user is an invalid `user_id`.
+    pub async fn okta_profile(
+        &self,
+        user_id: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, Error> {
+        let Some(okta) = self.okta() else {
+            return Err(Error::Invalid(vec![fpr_domain::Violation::new(
+                "idp",
+                "Okta is not configured on this fpr",
+            )]));
+        };
+        match okta.user(user_id).await {
+            Ok(u) => Ok(u.profile),
+            Err(Up::NotFound { .. }) => Err(Error::Invalid(vec![fpr_domain::Violation::new(
+                "user_id",
+                "no such Okta user",
+            )])),
+            Err(e) => Err(Error::Upstream(e)),
+        }
+    }
+
     /// Change notifications (shipment ids), for WatchShipment.
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
         self.changes.subscribe()
     }
 
-    fn lock_for(&self, id: &str) -> &Mutex<()> {
+    fn lock_for(&self, id: &ShipmentId) -> &Mutex<()> {
         let h = id
+            .as_str()
             .bytes()
             .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
         &self.locks[h % self.locks.len()]
@@ -257,14 +279,14 @@ impl Workflow {
         Ok(())
     }
 
-    fn load(&self, id: &str) -> Result<Record, Error> {
+    fn load(&self, id: &ShipmentId) -> Result<Record, Error> {
         self.store
-            .get(id)?
-            .ok_or_else(|| Error::ShipmentNotFound(id.to_owned()))
+            .get(id.as_str())?
+            .ok_or_else(|| Error::ShipmentNotFound(id.to_string()))
     }
 
     /// Drives one shipment as far as it goes now.
-    pub async fn drive(&self, id: &str) -> Result<Outcome, Error> {
+    pub async fn drive(&self, id: &ShipmentId) -> Result<Outcome, Error> {
         let _guard = self.lock_for(id).lock().await;
         let mut rec = self.load(id)?;
         if rec.state != State::Ongoing {
@@ -417,7 +439,7 @@ impl Workflow {
 
     /// ResendPin: an explicit further delivery. It also settles a shipment whose first
     /// delivery's outcome was unknown (`pin_delivery_unknown`): the admin has decided to send.
-    pub async fn resend(&self, id: &str) -> Result<Record, Error> {
+    pub async fn resend(&self, id: &ShipmentId) -> Result<Record, Error> {
         let _guard = self.lock_for(id).lock().await;
         let mut rec = self.load(id)?;
         let unknown = rec.state == State::Error && rec.error_kind == PIN_DELIVERY_UNKNOWN;
@@ -458,7 +480,7 @@ impl Workflow {
     /// Runs `f` on a record under its lock, then saves it.
     pub async fn update<T>(
         &self,
-        id: &str,
+        id: &ShipmentId,
         f: impl FnOnce(&mut Record) -> Result<T, Error>,
     ) -> Result<(Record, T), Error> {
         let _guard = self.lock_for(id).lock().await;
@@ -473,7 +495,7 @@ impl Workflow {
     /// body) when the order exists, then in the record. `shipping` is the new nested body.
     pub async fn edit_shipping(
         &self,
-        id: &str,
+        id: &ShipmentId,
         shipping: serde_json::Value,
     ) -> Result<Record, Error> {
         let _guard = self.lock_for(id).lock().await;
@@ -494,7 +516,7 @@ impl Workflow {
         }
         if let Some(ye) = &rec.ye_shipment_id {
             self.ye
-                .update_exact(ye, &crate::convert::flat_shipping(&shipping))
+                .update_exact(ye, &fpr_domain::shipping::to_flat_body(&shipping))
                 .await
                 .map_err(|e| match e {
                     Up::Rejected { .. } => {
@@ -512,7 +534,7 @@ impl Workflow {
     /// Cancels a shipment: the YubiEnterprise order (while it can be), the IdP's part, the
     /// vault's key; then the record. Each part is idempotent, so a cancel that fails halfway
     /// can be called again; the record says canceled only when every part is done.
-    pub async fn cancel(&self, id: &str, reason: &str) -> Result<Record, Error> {
+    pub async fn cancel(&self, id: &ShipmentId, reason: &str) -> Result<Record, Error> {
         let _guard = self.lock_for(id).lock().await;
         let mut rec = self.load(id)?;
         if matches!(rec.state, State::Complete | State::Canceled) {
@@ -525,7 +547,8 @@ impl Workflow {
                 }
             )));
         }
-        if rec.step == Step::Ordering {
+        if rec.state == State::Ongoing && rec.step == Step::Ordering {
+            // Its order may exist without fpr knowing its id yet: cancel once it is known.
             return Err(Error::Unavailable(
                 "the YubiEnterprise order is being confirmed; cancel again in a minute".into(),
             ));
@@ -549,72 +572,6 @@ impl Workflow {
         self.save(&rec)?;
         info!(shipment.id = %rec.id, "Shipment canceled");
         Ok(rec)
-    }
-
-    /// The processing job: every due ongoing shipment, `concurrency` at a time. Never two
-    /// runs at once: a second caller waits for the first.
-    pub async fn process(
-        self: &Arc<Self>,
-    ) -> Result<fpr_proto::v1::ProcessShipmentsResponse, Error> {
-        use futures_util::StreamExt as _;
-        let _running = self.process_lock.lock().await;
-        let due = self.store.due(now())?;
-        let mut out = fpr_proto::v1::ProcessShipmentsResponse {
-            examined: due.len() as u32,
-            ..Default::default()
-        };
-        let results: Vec<Result<Outcome, Error>> = futures_util::stream::iter(due)
-            .map(|id| {
-                let wf = self.clone();
-                async move { wf.drive(&id).await }
-            })
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
-        let mut first_error = None;
-        for r in results {
-            match r {
-                Ok(Outcome::Advanced) => out.advanced += 1,
-                Ok(Outcome::Completed) => {
-                    out.advanced += 1;
-                    out.completed += 1;
-                }
-                Ok(Outcome::Errored) => out.errored += 1,
-                Ok(Outcome::Deferred) => out.deferred += 1,
-                Ok(Outcome::Waiting | Outcome::Idle) => {}
-                Err(e) => {
-                    warn!(error = %e, "A shipment could not be driven");
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        info!(
-            job = "process",
-            examined = out.examined,
-            completed = out.completed,
-            errored = out.errored,
-            deferred = out.deferred,
-            "Processing run done"
-        );
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
-    }
-
-    /// Removes completed shipments last changed before `cutoff` (unix seconds) and purges
-    /// their vault keys first. Records of other states are kept whatever their age.
-    pub async fn cleanup_before(&self, cutoff: i64) -> Result<u32, Error> {
-        let mut n = 0;
-        for r in self.store.all()? {
-            if r.state == State::Complete && r.updated_at < cutoff {
-                self.vault.purge(&r.id).await.map_err(Error::Vault)?;
-                self.store.delete(&r.id)?;
-                n += 1;
-            }
-        }
-        info!(job = "cleanup", removed = n, "Cleanup run done");
-        Ok(n)
     }
 
     /// The deliver step's shared part for both IdPs' checks: the vault's answer to a
