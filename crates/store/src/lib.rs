@@ -49,6 +49,32 @@ pub enum Error {
     Conflict,
 }
 
+// === impl Error ===
+
+impl Error {
+    /// When the disk refused a write (full, over quota, read-only): what to tell a caller.
+    /// Such a failure is the operator's to fix, and nothing was stored.
+    pub fn disk_refused(&self) -> Option<&'static str> {
+        let io = match self {
+            Error::Io(sled::Error::Io(e))
+            | Error::Open {
+                source: sled::Error::Io(e),
+                ..
+            } => e,
+            _ => return None,
+        };
+        match io.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                Some("the disk of the store is full")
+            }
+            std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+                Some("the store's disk is read-only")
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -79,6 +105,12 @@ impl Batch {
     /// True when the batch holds no write.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// The writes, in order: `(key, Some(value))` sets, `(key, None)` removes. For other
+    /// implementations of [`Tree`].
+    pub fn into_ops(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.ops
     }
 }
 

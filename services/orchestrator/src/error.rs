@@ -83,6 +83,13 @@ impl From<Error> for Status {
                 Status::new(code, v.to_string())
             }
             Error::Unavailable(m) => Status::unavailable(m),
+            Error::Store(s) if s.disk_refused().is_some() => {
+                tracing::warn!(error = %s, "The store cannot be written");
+                Status::unavailable(format!(
+                    "{}: nothing was stored; try again once the operator has made room",
+                    s.disk_refused().unwrap_or("the store cannot be written")
+                ))
+            }
             e @ (Error::Config { .. }
             | Error::Store(_)
             | Error::Corrupt(_)
