@@ -60,6 +60,9 @@ pub const STORM_MIX: &[&str] = &["500", "503", "429", "timeout", "drop", "malfor
 pub struct Report {
     /// Processes killed with SIGKILL.
     pub kills: usize,
+    /// Orchestrator stops with SIGTERM (in-flight calls finish, processing stops between
+    /// steps), and how many of them did not exit 0.
+    pub terms: (usize, usize),
     /// Shipments ordered.
     pub shipments: usize,
     /// Accepted orders fpr does not have, and complete shipments whose PIN never arrived.
@@ -224,6 +227,16 @@ pub enum Clock {
 impl Stack {
     /// Starts the sandbox (with `seed_users` extra users), the vault and the orchestrator.
     pub async fn start(exe: &Path, clock: Clock, seed_users: usize) -> anyhow::Result<Self> {
+        Self::start_in(exe, clock, seed_users, None).await
+    }
+
+    /// As [`Stack::start`], with the orchestrator's store in `store` (e.g. a small tmpfs).
+    pub async fn start_in(
+        exe: &Path,
+        clock: Clock,
+        seed_users: usize,
+        store: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let d = dir.path();
         let log = d.join("services.log");
@@ -320,7 +333,8 @@ impl Stack {
         let mut o: toml::Table =
             toml::from_str(&fpr_sandbox::Config::default().orchestrator_toml(&url, None))?;
         put(&mut o, "listen", s("127.0.0.1:0"));
-        put(&mut o, "store_path", s(path_str(&d.join("orchestrator"))?));
+        let store = store.map_or_else(|| d.join("orchestrator"), Path::to_owned);
+        put(&mut o, "store_path", s(path_str(&store)?));
         put(&mut o, "vault_socket", s(path_str(&socket)?));
         put(&mut o, "upstream_timeout", s("2s"));
         put(&mut o, "reconcile_after", s("2s"));
@@ -409,6 +423,28 @@ impl Stack {
             .last()
             .context("orchestrator start line")?
             .to_owned())
+    }
+
+    /// Starts the orchestrator expecting it to refuse to start; returns its exit status
+    /// and the last line of the services' log (its own word on why).
+    pub fn start_orchestrator_failing(&self) -> anyhow::Result<(std::process::ExitStatus, String)> {
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())?;
+        let status = Command::new(&self.exe)
+            .args([
+                "orchestrator",
+                "serve",
+                "--config",
+                path_str(&self.orchestrator_toml)?,
+            ])
+            .env("FPR_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err))
+            .status()?;
+        let logs = self.logs();
+        Ok((status, logs.lines().last().unwrap_or_default().to_owned()))
     }
 
     /// SIGKILLs the orchestrator; false when it was not running.
@@ -910,6 +946,7 @@ pub async fn kill_phase(exe: &Path, o: &Options) -> anyhow::Result<Report> {
     let killer = async {
         let mut rng = Rng::from_clock();
         let mut kills = 0;
+        let mut terms = (0, 0);
         let mut vault_left = o.vault_kills;
         for k in 0..total {
             tokio::time::sleep(Duration::from_millis(rng.range(100, 500))).await;
@@ -922,19 +959,35 @@ pub async fn kill_phase(exe: &Path, o: &Options) -> anyhow::Result<Report> {
                 kills += usize::from(stack.kill_orchestrator());
                 stack.start_orchestrator(None)?;
             }
+            // Now and then a graceful stop instead, in the middle of the same work.
+            if k % 10 == 5 {
+                tokio::time::sleep(Duration::from_millis(rng.range(100, 300))).await;
+                terms.0 += 1;
+                if !stack.stop_orchestrator()?.success() {
+                    terms.1 += 1;
+                }
+                stack.start_orchestrator(None)?;
+            }
             if o.verbose && (k + 1) % 10 == 0 {
                 eprintln!("fpr-chaos: {} kills", k + 1);
             }
         }
-        anyhow::Ok(kills)
+        anyhow::Ok((kills, terms))
     };
     let orders = order_all(&stack, &users, "kill", 8, pace, window + o.settle);
-    let (kills, accepted) = tokio::join!(killer, orders);
-    let (kills, accepted) = (kills?, accepted?);
+    let (killed, accepted) = tokio::join!(killer, orders);
+    let ((kills, terms), accepted) = (killed?, accepted?);
     stack.clear_faults().await?;
     stack.settle(o.settle).await?;
     let mut r = stack.tally(&users, &accepted).await?;
     r.kills = kills;
+    r.terms = terms;
+    if terms.1 > 0 {
+        r.notes.push(format!(
+            "{} of {} SIGTERMs did not exit 0",
+            terms.1, terms.0
+        ));
+    }
     Ok(r)
 }
 
@@ -957,6 +1010,126 @@ pub async fn storm_phase(exe: &Path, o: &Options) -> anyhow::Result<Report> {
     stack.settle(o.settle).await?;
     stack.clear_faults().await?;
     stack.tally(&users, &accepted).await
+}
+
+/// What the disk phase found.
+#[derive(Debug, Default, Clone)]
+pub struct DiskReport {
+    /// Why it did not run (no tmpfs can be mounted here), if it did not.
+    pub skipped: Option<String>,
+    /// Orders fpr acknowledged before the disk filled up.
+    pub acknowledged: usize,
+    /// Orders refused with UNAVAILABLE naming the full disk.
+    pub refused_full: usize,
+    /// Other answers while the disk was full (each listed in `notes`).
+    pub unclear: usize,
+    /// Whether the orchestrator refused to start on a read-only store, and what it said.
+    pub read_only_refused: Option<String>,
+    /// Acknowledged orders missing after the disk had room again and the store was reopened.
+    pub missing: usize,
+    /// Orders acknowledged after the store was reopened with room (should be all asked).
+    pub after: usize,
+    /// Details.
+    pub notes: Vec<String>,
+}
+
+/// Unmounts a tmpfs when dropped.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn mount(args: &[&str], at: &Path) -> bool {
+    Command::new("mount")
+        .args(args)
+        .arg(at)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The disk phase: the orchestrator's store on a small tmpfs that fills up, then goes
+/// read-only, then gets room again. Needs root (to mount); otherwise it says so and skips.
+pub async fn disk_phase(exe: &Path) -> anyhow::Result<DiskReport> {
+    let mut r = DiskReport::default();
+    let mnt = tempfile::tempdir()?;
+    if !mount(&["-t", "tmpfs", "-o", "size=4m", "tmpfs"], mnt.path()) {
+        r.skipped = Some("cannot mount a tmpfs here (needs root)".into());
+        return Ok(r);
+    }
+    let _mounted = Mounted(mnt.path().to_owned());
+    let store = mnt.path().join("store");
+    let stack = Stack::start_in(exe, Clock::Manual, 600, Some(&store)).await?;
+    let users = stack.users(600).await?;
+    let mut acked = Vec::new();
+    let mut refusals_in_a_row = 0;
+    for (i, u) in users.iter().enumerate() {
+        let mut c = stack.client()?;
+        match c
+            .create_shipment(order_request(&format!("disk-{i}"), u))
+            .await
+        {
+            Ok(resp) => {
+                acked.push(resp.into_inner().shipment_id);
+                refusals_in_a_row = 0;
+            }
+            Err(e) if e.code() == tonic::Code::Unavailable && e.message().contains("full") => {
+                r.refused_full += 1;
+                refusals_in_a_row += 1;
+            }
+            Err(e) => {
+                r.unclear += 1;
+                r.notes.push(format!("{:?}: {}", e.code(), e.message()));
+                refusals_in_a_row += 1;
+                if e.code() == tonic::Code::Unknown || e.code() == tonic::Code::Unavailable {
+                    // The process may have died: bring it back as a supervisor would.
+                    stack.kill_orchestrator();
+                    if let Err(err) = stack.start_orchestrator(None) {
+                        r.notes.push(format!("restart on the full disk: {err:#}"));
+                    }
+                }
+            }
+        }
+        if refusals_in_a_row >= 5 {
+            break;
+        }
+    }
+    r.acknowledged = acked.len();
+    stack.kill_orchestrator();
+    if mount(&["-o", "remount,ro"], mnt.path()) {
+        let (status, said) = stack.start_orchestrator_failing()?;
+        if !status.success() {
+            r.read_only_refused = Some(said);
+        }
+    }
+    if !mount(&["-o", "remount,rw,size=256m"], mnt.path()) {
+        bail!("could not give the tmpfs room again");
+    }
+    stack.start_orchestrator(None)?;
+    let mut c = stack.client()?;
+    for id in &acked {
+        let found = c
+            .get_shipment(pb::GetShipmentRequest {
+                shipment_id: id.clone(),
+            })
+            .await;
+        if found.is_err() {
+            r.missing += 1;
+            r.notes.push(format!("acknowledged {id} missing"));
+        }
+    }
+    for (i, u) in users.iter().enumerate().skip(acked.len() + 50).take(5) {
+        if c.create_shipment(order_request(&format!("disk-after-{i}"), u))
+            .await
+            .is_ok()
+        {
+            r.after += 1;
+        }
+    }
+    Ok(r)
 }
 
 #[cfg(test)]

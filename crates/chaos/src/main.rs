@@ -41,6 +41,10 @@ struct Cli {
     /// Skip the kill phase.
     #[arg(long)]
     no_kills: bool,
+    /// Skip the disk phase (the orchestrator's store on a tmpfs that fills up, goes
+    /// read-only, then gets room; it needs root to mount and says so otherwise).
+    #[arg(long)]
+    no_disk: bool,
     /// Print progress.
     #[arg(long, short)]
     verbose: bool,
@@ -121,8 +125,10 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
     } else {
         let r = fpr_chaos::kill_phase(&exe, &o).await?;
         println!(
-            "kill phase: {} kills, {} users: lost={} duplicate_orders={} duplicate_registrations={} duplicate_pins={} stuck={} parked={} pin_unknown={} ({:.0} s)",
+            "kill phase: {} kills, {} SIGTERMs ({} unclean), {} users: lost={} duplicate_orders={} duplicate_registrations={} duplicate_pins={} stuck={} parked={} pin_unknown={} ({:.0} s)",
             r.kills,
+            r.terms.0,
+            r.terms.1,
             r.shipments,
             r.lost,
             r.duplicate_orders,
@@ -161,6 +167,31 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
         }
         r
     };
+    let mut disk_ok = true;
+    if !cli.no_disk {
+        let d = fpr_chaos::disk_phase(&exe).await?;
+        match &d.skipped {
+            Some(why) => println!("disk: skipped: {why}"),
+            None => {
+                println!(
+                    "disk: {} orders acknowledged before the 4 MiB store was full, {} refused as full, {} other answers; read-only store: {}; after room was made: {} acknowledged missing, {} of 5 new orders accepted",
+                    d.acknowledged,
+                    d.refused_full,
+                    d.unclear,
+                    d.read_only_refused.as_deref().map_or(
+                        "started anyway".to_owned(),
+                        |m| format!("refused to start ({})", m.trim())
+                    ),
+                    d.missing,
+                    d.after
+                );
+                disk_ok = d.missing == 0 && d.after == 5 && d.refused_full > 0;
+            }
+        }
+        for n in &d.notes {
+            println!("  {n}");
+        }
+    }
     let sum = |f: fn(&fpr_chaos::Report) -> usize| f(&kill) + f(&storm);
     let counts = [
         sum(|r| r.lost),
@@ -182,5 +213,5 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
         counts[5],
         sum(|r| r.pin_unknown)
     );
-    Ok(counts.iter().all(|n| *n == 0))
+    Ok(disk_ok && kill.terms.1 == 0 && counts.iter().all(|n| *n == 0))
 }

@@ -323,4 +323,25 @@ async fn a_short_chaos_run_counts_zero() {
         );
     }
     assert!(kill.kills >= 10, "{kill:?}");
+    assert_eq!(kill.terms.1, 0, "every SIGTERM exits 0: {kill:?}");
+}
+
+/// The orchestrator's store on a 4 MiB tmpfs: once full, orders are refused with UNAVAILABLE
+/// naming the disk and nothing unstored is acknowledged; on a read-only store it refuses to
+/// start and says why; given room, it reopens with every acknowledged order. Needs root to
+/// mount the tmpfs (CI and the developers' machines are root); elsewhere it says it skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_then_read_only_disk_loses_nothing_acknowledged() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let d = fpr_chaos::disk_phase(exe()).await.unwrap();
+    if let Some(why) = &d.skipped {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    println!("{d:?}");
+    assert!(d.acknowledged > 10, "{d:?}");
+    assert!(d.refused_full > 0, "{d:?}");
+    assert_eq!((d.unclear, d.missing, d.after), (0, 0, 5), "{d:?}");
+    let said = d.read_only_refused.expect("started on a read-only store");
+    assert!(said.contains("Read-only file system"), "{said}");
 }
