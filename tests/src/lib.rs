@@ -521,6 +521,19 @@ impl Stack {
         sandbox: fpr_sandbox::Config,
         okta_oauth: Option<(&str, &str, &str)>,
     ) -> Self {
+        Self::start_full(sandbox, okta_oauth, &[]).await
+    }
+
+    /// As [`Stack::start`], with orchestrator settings changed (dotted key, TOML value).
+    pub async fn start_settings(sandbox: fpr_sandbox::Config, settings: &[(&str, &str)]) -> Self {
+        Self::start_full(sandbox, None, settings).await
+    }
+
+    async fn start_full(
+        sandbox: fpr_sandbox::Config,
+        okta_oauth: Option<(&str, &str, &str)>,
+        settings: &[(&str, &str)],
+    ) -> Self {
         capture_logs();
         let sb = SandboxFixture::start(sandbox).await;
         let smtp = sb.running.smtp_addr.unwrap();
@@ -550,9 +563,25 @@ impl Stack {
                 .config
                 .orchestrator_toml(&sb.running.url(), okta_auth.as_deref()),
         );
-        let cfg =
-            fpr_orchestrator::config::Config::from_toml(&text, &std::collections::BTreeMap::new())
-                .unwrap();
+        let mut doc: toml::Table = toml::from_str(&text).unwrap();
+        for (key, value) in settings {
+            let (path, last) = key.rsplit_once('.').unwrap_or(("", key));
+            let mut t = &mut doc;
+            for p in path.split('.').filter(|p| !p.is_empty()) {
+                t = t
+                    .entry(p.to_owned())
+                    .or_insert_with(|| toml::Value::Table(Default::default()))
+                    .as_table_mut()
+                    .unwrap();
+            }
+            let v: toml::Table = toml::from_str(&format!("v = {value}")).unwrap();
+            t.insert(last.to_owned(), v["v"].clone());
+        }
+        let cfg = fpr_orchestrator::config::Config::from_toml(
+            &toml::to_string(&doc).unwrap(),
+            &std::collections::BTreeMap::new(),
+        )
+        .unwrap();
         let channel = fpr_orchestrator::server::vault_channel(&vault.socket).unwrap();
         let built = fpr_orchestrator::server::build(&cfg, channel)
             .await

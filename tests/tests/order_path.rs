@@ -445,3 +445,43 @@ async fn a_hung_vault_never_stalls_the_orchestrator() {
         .unwrap();
     assert_eq!(run.errored, 0);
 }
+
+/// With `okta.resend_pin_when_unknown`, an Okta send-pin whose answer was lost is asked once
+/// more (a second identical mail at worst) and the shipment completes without a person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_send_pin_asked_again_when_the_operator_chose_so() {
+    let stack = Stack::start_settings(manual(), &[("okta.resend_pin_when_unknown", "true")]).await;
+    let mut client = stack.client().await;
+    let (_, users, _) = stack
+        .sandbox
+        .admin(Method::GET, "/users?idp=okta", None)
+        .await;
+    let u = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["login"].as_str().unwrap().contains(char::is_numeric))
+        .cloned()
+        .unwrap();
+    fault(
+        &stack,
+        "okta.send_pin",
+        json!({"error_rate": 1.0, "mix": ["500"], "after_work": 1.0, "count": 1}),
+    )
+    .await;
+    let r = client
+        .create_shipment(okta_request("okta-again", u["login"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .into_inner();
+    advance(&stack, &r.yubienterprise_shipment_id).await;
+    process(&mut client).await;
+    let s = get(&mut client, &r.shipment_id).await;
+    assert_eq!(state(&s), pb::ShipmentState::Complete, "{s:?}");
+    assert!(s.step_times.contains_key("pin_resent_after_unknown"));
+    assert_eq!(
+        mails_to(&stack, u["mail"].as_str().unwrap()).await,
+        2,
+        "the 500 came after Okta sent it: the price is a second mail"
+    );
+}

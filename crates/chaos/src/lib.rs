@@ -106,6 +106,9 @@ pub struct Options {
     pub settle: Duration,
     /// Print progress to stderr.
     pub verbose: bool,
+    /// Run the orchestrator with `okta.resend_pin_when_unknown` (a lost send-pin answer is
+    /// asked again: `pin_unknown` becomes possible `duplicate_pins`).
+    pub okta_resend_pin_when_unknown: bool,
 }
 
 /// A child process killed when dropped.
@@ -227,15 +230,17 @@ pub enum Clock {
 impl Stack {
     /// Starts the sandbox (with `seed_users` extra users), the vault and the orchestrator.
     pub async fn start(exe: &Path, clock: Clock, seed_users: usize) -> anyhow::Result<Self> {
-        Self::start_in(exe, clock, seed_users, None).await
+        Self::start_in(exe, clock, seed_users, None, &[]).await
     }
 
-    /// As [`Stack::start`], with the orchestrator's store in `store` (e.g. a small tmpfs).
+    /// As [`Stack::start`], with the orchestrator's store in `store` (e.g. a small tmpfs)
+    /// and these orchestrator settings changed (dotted key, value).
     pub async fn start_in(
         exe: &Path,
         clock: Clock,
         seed_users: usize,
         store: Option<&Path>,
+        settings: &[(&str, toml::Value)],
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let d = dir.path();
@@ -343,6 +348,9 @@ impl Stack {
         put(&mut o, "retry.max", s("4s"));
         put(&mut o, "jobs.process_schedule", s("* * * * * *"));
         put(&mut o, "jobs.process_concurrency", toml::Value::Integer(32));
+        for (k, v) in settings {
+            put(&mut o, k, v.clone());
+        }
         let orchestrator_toml = d.join("orchestrator.toml");
         std::fs::write(&orchestrator_toml, toml::to_string(&o)?)?;
 
@@ -929,9 +937,16 @@ pub async fn order_all(
         .collect())
 }
 
+fn settings(o: &Options) -> Vec<(&'static str, toml::Value)> {
+    vec![(
+        "okta.resend_pin_when_unknown",
+        toml::Value::Boolean(o.okta_resend_pin_when_unknown),
+    )]
+}
+
 /// The kill phase (see the crate docs).
 pub async fn kill_phase(exe: &Path, o: &Options) -> anyhow::Result<Report> {
-    let stack = Stack::start(exe, Clock::Instant, o.users + 20).await?;
+    let stack = Stack::start_in(exe, Clock::Instant, o.users + 20, None, &settings(o)).await?;
     let users = stack.users(o.users).await?;
     stack
         .fault_everywhere(&json!({"latency_ms": o.latency_ms}))
@@ -993,7 +1008,7 @@ pub async fn kill_phase(exe: &Path, o: &Options) -> anyhow::Result<Report> {
 
 /// The fault storm (see the crate docs).
 pub async fn storm_phase(exe: &Path, o: &Options) -> anyhow::Result<Report> {
-    let stack = Stack::start(exe, Clock::Instant, o.storm + 20).await?;
+    let stack = Stack::start_in(exe, Clock::Instant, o.storm + 20, None, &settings(o)).await?;
     let users = stack.users(o.storm).await?;
     stack
         .fault_everywhere(&json!({
@@ -1062,7 +1077,7 @@ pub async fn disk_phase(exe: &Path) -> anyhow::Result<DiskReport> {
     }
     let _mounted = Mounted(mnt.path().to_owned());
     let store = mnt.path().join("store");
-    let stack = Stack::start_in(exe, Clock::Manual, 600, Some(&store)).await?;
+    let stack = Stack::start_in(exe, Clock::Manual, 600, Some(&store), &[]).await?;
     let users = stack.users(600).await?;
     let mut acked = Vec::new();
     let mut refusals_in_a_row = 0;

@@ -48,6 +48,10 @@ struct Cli {
     /// Print progress.
     #[arg(long, short)]
     verbose: bool,
+    /// Run the orchestrator with `okta.resend_pin_when_unknown = true`: a send-pin whose
+    /// answer was lost is asked again, so `pin_unknown` turns into possible `duplicate_pins`.
+    #[arg(long)]
+    okta_resend_pin_when_unknown: bool,
 }
 
 /// The services, run by this same binary as separate processes.
@@ -118,6 +122,7 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
         storm_rate: cli.storm_rate,
         settle: Duration::from_secs(cli.settle_s),
         verbose: cli.verbose,
+        okta_resend_pin_when_unknown: cli.okta_resend_pin_when_unknown,
     };
     let started = std::time::Instant::now();
     let kill = if cli.no_kills {

@@ -304,6 +304,7 @@ async fn a_short_chaos_run_counts_zero() {
         storm_rate: 0.3,
         settle: Duration::from_secs(240),
         verbose: false,
+        okta_resend_pin_when_unknown: false,
     };
     let kill = fpr_chaos::kill_phase(exe(), &o).await.unwrap();
     let storm = fpr_chaos::storm_phase(exe(), &o).await.unwrap();

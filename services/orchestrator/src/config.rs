@@ -140,6 +140,12 @@ pub struct OktaConfig {
     /// `enrollmentRpIds` (default: the org's host name).
     #[serde(default)]
     pub enrollment_rp_ids: Vec<String>,
+    /// When a send-pin's answer is lost (fpr stopped during it, a timeout, a 5xx, a broken
+    /// connection), ask Okta once more instead of reporting `pin_delivery_unknown`. Okta's
+    /// send-pin mails the same PIN to the same user again, so the price is a possible second
+    /// identical mail; the default (false) asks a person instead.
+    #[serde(default)]
+    pub resend_pin_when_unknown: bool,
 }
 
 impl OktaConfig {

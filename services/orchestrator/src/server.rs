@@ -99,6 +99,10 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
                 .max(config.upstream_timeout)
                 .as_secs() as i64,
             display_name: config.key_display_name.clone(),
+            okta_resend_pin_when_unknown: config
+                .okta
+                .as_ref()
+                .is_some_and(|o| o.resend_pin_when_unknown),
             concurrency: config.jobs.process_concurrency,
         },
     ));

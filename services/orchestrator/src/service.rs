@@ -122,55 +122,20 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         &self,
         _r: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
-        let d = &self.wf;
-        let dep = |name: &str, r: Result<String, String>| pb::Dependency {
-            name: name.into(),
-            healthy: r.is_ok(),
-            detail: r.unwrap_or_else(|e| e),
-        };
-        let store = d
-            .store()
-            .all()
-            .map(|a| format!("{} shipments", a.len()))
-            .map_err(|e| e.to_string());
-        let vault = d
-            .vault()
-            .status()
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| {
-                let ks = r.key_store.unwrap_or_default();
-                let t = r.transport_jwks.unwrap_or_default();
-                if ks.healthy && !t.kids.is_empty() {
-                    Ok(format!(
-                        "vault {}, {} sealed keys",
-                        r.version, ks.sealed_keys
-                    ))
-                } else {
-                    Err("key store or Yubico keys not ready".into())
-                }
-            });
-        let ye = d
-            .yubienterprise()
-            .ping()
-            .await
-            .map(|()| "reachable".to_owned())
-            .map_err(|e| e.to_string());
-        let entra = d
-            .entra()
-            .ping()
-            .await
-            .map(|()| "token issued".to_owned())
-            .map_err(|e| e.to_string());
         Ok(Response::new(pb::GetStatusResponse {
             version: env!("CARGO_PKG_VERSION").into(),
             settings: self.settings.clone(),
-            dependencies: vec![
-                dep("store", store),
-                dep("vault", vault),
-                dep("yubienterprise", ye),
-                dep("entra", entra),
-            ],
+            dependencies: self
+                .wf
+                .dependencies()
+                .await
+                .into_iter()
+                .map(|(name, r)| pb::Dependency {
+                    name: name.into(),
+                    healthy: r.is_ok(),
+                    detail: r.unwrap_or_else(|e| e),
+                })
+                .collect(),
         }))
     }
 

@@ -1,6 +1,6 @@
 //! The jobs over all shipments: processing (drives every due shipment, a bounded number at
-//! once) and cleanup (completed shipments past their retention, vault keys first). The cron
-//! loops that run them are in `crate::scheduler`.
+//! once), cleanup (completed shipments past their retention, vault keys first), and the
+//! dependency checks of GetStatus. The cron loops that run the jobs are in `crate::scheduler`.
 
 use std::sync::Arc;
 
@@ -77,5 +77,50 @@ impl Workflow {
         }
         info!(job = "cleanup", removed = n, "Cleanup run done");
         Ok(n)
+    }
+
+    /// The health of what the workflow depends on, each as a detail or the reason it is not
+    /// healthy: the store, the vault (key store and Yubico keys), YubiEnterprise and Graph.
+    pub async fn dependencies(&self) -> Vec<(&'static str, Result<String, String>)> {
+        let store = self
+            .store
+            .all()
+            .map(|a| format!("{} shipments", a.len()))
+            .map_err(|e| e.to_string());
+        let vault = self
+            .vault
+            .status()
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                let ks = r.key_store.unwrap_or_default();
+                let t = r.transport_jwks.unwrap_or_default();
+                if ks.healthy && !t.kids.is_empty() {
+                    Ok(format!(
+                        "vault {}, {} sealed keys",
+                        r.version, ks.sealed_keys
+                    ))
+                } else {
+                    Err("key store or Yubico keys not ready".into())
+                }
+            });
+        let ye = self
+            .ye
+            .ping()
+            .await
+            .map(|()| "reachable".to_owned())
+            .map_err(|e| e.to_string());
+        let entra = self
+            .entra()
+            .ping()
+            .await
+            .map(|()| "token issued".to_owned())
+            .map_err(|e| e.to_string());
+        vec![
+            ("store", store),
+            ("vault", vault),
+            ("yubienterprise", ye),
+            ("entra", entra),
+        ]
     }
 }

@@ -46,6 +46,8 @@ pub struct Settings {
     pub display_name: String,
     /// Shipments driven at once by the processing job.
     pub concurrency: usize,
+    /// Okta: ask send-pin once more when its answer was lost, instead of asking a person.
+    pub okta_resend_pin_when_unknown: bool,
 }
 
 /// Everything the workflow talks to, and the locks that keep one shipment in one hand.
@@ -183,7 +185,9 @@ impl Workflow {
             vault,
             ye,
             entra: entra::Entra::new(entra, settings.display_name.clone()),
-            okta: okta.map(|(client, rp_ids)| okta::Okta::new(client, rp_ids)),
+            okta: okta.map(|(client, rp_ids)| {
+                okta::Okta::new(client, rp_ids, settings.okta_resend_pin_when_unknown)
+            }),
             settings,
             changes,
             locks: (0..64).map(|_| Mutex::new(())).collect(),

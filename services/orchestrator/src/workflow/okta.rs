@@ -11,19 +11,32 @@ use fpr_domain::model::{Effect, Record, Step};
 use tracing::{info, warn};
 
 use super::{IdpFlow, PIN_DELIVERY_UNKNOWN, Stop, Workflow, now, refused, up};
+
+/// Step time of a send-pin asked again after its answer was lost.
+const RESENT: &str = "pin_resent_after_unknown";
 use crate::Error;
 
-/// Okta: the client and the RP ids to enroll for.
+/// Okta: the client, the RP ids to enroll for, and whether a send-pin whose answer was lost
+/// is asked again (see `okta.resend_pin_when_unknown`).
 pub(super) struct Okta {
     client: fpr_okta::Client,
     rp_ids: Vec<String>,
+    resend_when_unknown: bool,
 }
 
 // === impl Okta ===
 
 impl Okta {
-    pub(super) fn new(client: fpr_okta::Client, rp_ids: Vec<String>) -> Self {
-        Self { client, rp_ids }
+    pub(super) fn new(
+        client: fpr_okta::Client,
+        rp_ids: Vec<String>,
+        resend_when_unknown: bool,
+    ) -> Self {
+        Self {
+            client,
+            rp_ids,
+            resend_when_unknown,
+        }
     }
 
     pub(super) fn client(&self) -> &fpr_okta::Client {
@@ -199,33 +212,41 @@ impl IdpFlow for Okta {
     }
 
     async fn send_pin(&self, wf: &Workflow, rec: &mut Record, resend: bool) -> Result<(), Stop> {
-        if !resend && matches!(rec.in_flight, Some((Effect::OktaSendPin, _))) {
-            return Err(Self::unknown_pin(rec, "fpr stopped"));
-        }
-        Self::mark(wf, rec, Effect::OktaSendPin)?;
-        let sent = self
-            .client
-            .send_pin(
-                rec.idp_user_id.as_deref().unwrap_or_default(),
-                rec.okta_enrollment_id.as_deref().unwrap_or_default(),
-            )
-            .await;
-        match sent {
-            Ok(()) => {
-                fpr_config::danger::crash_point("orchestrator.after_okta_send_pin");
-                rec.pin_deliveries += 1;
-                rec.in_flight = None;
-                if !resend {
-                    rec.reach(Step::PinSent, now());
+        // A send-pin whose answer was lost earlier, or is lost now: reported, or (when the
+        // operator chose so) asked once more.
+        let mut unknown = (!resend && matches!(rec.in_flight, Some((Effect::OktaSendPin, _))))
+            .then(|| "fpr stopped".to_owned());
+        loop {
+            if let Some(why) = unknown.take() {
+                if !self.resend_when_unknown || rec.step_times.contains_key(RESENT) {
+                    return Err(Self::unknown_pin(rec, &why));
                 }
-                Ok(())
+                warn!(%why, "A send-pin's answer was lost; asking Okta once more, as configured");
+                rec.step_times.insert(RESENT.into(), now());
             }
-            Err(e) if e.maybe_applied() => {
-                Err(Self::unknown_pin(rec, &format!("Okta answered {e}")))
-            }
-            Err(e) => {
-                rec.in_flight = None;
-                Err(up("okta_send_pin_rejected", e))
+            Self::mark(wf, rec, Effect::OktaSendPin)?;
+            let sent = self
+                .client
+                .send_pin(
+                    rec.idp_user_id.as_deref().unwrap_or_default(),
+                    rec.okta_enrollment_id.as_deref().unwrap_or_default(),
+                )
+                .await;
+            match sent {
+                Ok(()) => {
+                    fpr_config::danger::crash_point("orchestrator.after_okta_send_pin");
+                    rec.pin_deliveries += 1;
+                    rec.in_flight = None;
+                    if !resend {
+                        rec.reach(Step::PinSent, now());
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.maybe_applied() => unknown = Some(format!("Okta answered {e}")),
+                Err(e) => {
+                    rec.in_flight = None;
+                    return Err(up("okta_send_pin_rejected", e));
+                }
             }
         }
     }
