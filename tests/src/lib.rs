@@ -565,17 +565,8 @@ impl Stack {
         );
         let mut doc: toml::Table = toml::from_str(&text).unwrap();
         for (key, value) in settings {
-            let (path, last) = key.rsplit_once('.').unwrap_or(("", key));
-            let mut t = &mut doc;
-            for p in path.split('.').filter(|p| !p.is_empty()) {
-                t = t
-                    .entry(p.to_owned())
-                    .or_insert_with(|| toml::Value::Table(Default::default()))
-                    .as_table_mut()
-                    .unwrap();
-            }
             let v: toml::Table = toml::from_str(&format!("v = {value}")).unwrap();
-            t.insert(last.to_owned(), v["v"].clone());
+            fpr_config::set_value(&mut doc, key, v["v"].clone());
         }
         let cfg = fpr_orchestrator::config::Config::from_toml(
             &toml::to_string(&doc).unwrap(),

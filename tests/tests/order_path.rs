@@ -50,6 +50,42 @@ async fn mails_to(stack: &Stack, to: &str) -> usize {
         .len()
 }
 
+/// `n` generated Okta users of the sandbox.
+async fn okta_users(stack: &Stack, n: usize) -> Vec<Value> {
+    let (_, users, _) = stack
+        .sandbox
+        .admin(Method::GET, "/users?idp=okta", None)
+        .await;
+    users
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["login"].as_str().unwrap().contains(char::is_numeric))
+        .take(n)
+        .cloned()
+        .collect()
+}
+
+/// Orders for the Okta user `u`, ships it at YubiEnterprise and processes, with `fault` on
+/// `okta.send_pin`; the shipment as it then is.
+async fn okta_shipped_with_send_pin_fault(
+    stack: &Stack,
+    client: &mut ShipmentClient,
+    key: &str,
+    u: &Value,
+    send_pin_fault: Value,
+) -> pb::Shipment {
+    fault(stack, "okta.send_pin", send_pin_fault).await;
+    let r = client
+        .create_shipment(okta_request(key, u["login"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .into_inner();
+    advance(stack, &r.yubienterprise_shipment_id).await;
+    process(client).await;
+    get(client, &r.shipment_id).await
+}
+
 async fn fault(stack: &Stack, route: &str, f: Value) {
     let (status, _, _) = stack
         .sandbox
@@ -254,18 +290,7 @@ async fn concurrent_creates_with_one_key_make_one_shipment() {
 async fn okta_answers_lost_after_the_work_are_found_out() {
     let stack = Stack::start(manual()).await;
     let mut client = stack.client().await;
-    let (_, users, _) = stack
-        .sandbox
-        .admin(Method::GET, "/users?idp=okta", None)
-        .await;
-    let users: Vec<Value> = users
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|u| u["login"].as_str().unwrap().contains(char::is_numeric))
-        .take(2)
-        .cloned()
-        .collect();
+    let users = okta_users(&stack, 2).await;
     let (a, b) = (&users[0], &users[1]);
 
     // 429 as Okta sends it: the enroll waits for the window's end, then goes through.
@@ -311,20 +336,14 @@ async fn okta_answers_lost_after_the_work_are_found_out() {
 
     // send-pin works, then the connection breaks off: reported, one mail; ResendPin sends
     // the second on request and completes the shipment.
-    fault(
+    let s = okta_shipped_with_send_pin_fault(
         &stack,
-        "okta.send_pin",
+        &mut client,
+        "okta-b",
+        b,
         json!({"error_rate": 1.0, "mix": ["drop"], "after_work": 1.0, "count": 1}),
     )
     .await;
-    let r = client
-        .create_shipment(okta_request("okta-b", b["login"].as_str().unwrap()))
-        .await
-        .unwrap()
-        .into_inner();
-    advance(&stack, &r.yubienterprise_shipment_id).await;
-    process(&mut client).await;
-    let s = get(&mut client, &r.shipment_id).await;
     assert_eq!(
         (state(&s), s.error_kind.as_str()),
         (pb::ShipmentState::Error, "pin_delivery_unknown")
@@ -335,7 +354,7 @@ async fn okta_answers_lost_after_the_work_are_found_out() {
     assert_eq!(mails_to(&stack, mail).await, 1, "never repeated unasked");
     let s = client
         .resend_pin(pb::ResendPinRequest {
-            shipment_id: r.shipment_id.clone(),
+            shipment_id: s.shipment_id.clone(),
         })
         .await
         .unwrap()
@@ -452,31 +471,15 @@ async fn a_hung_vault_never_stalls_the_orchestrator() {
 async fn okta_send_pin_asked_again_when_the_operator_chose_so() {
     let stack = Stack::start_settings(manual(), &[("okta.resend_pin_when_unknown", "true")]).await;
     let mut client = stack.client().await;
-    let (_, users, _) = stack
-        .sandbox
-        .admin(Method::GET, "/users?idp=okta", None)
-        .await;
-    let u = users
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["login"].as_str().unwrap().contains(char::is_numeric))
-        .cloned()
-        .unwrap();
-    fault(
+    let u = &okta_users(&stack, 1).await[0];
+    let s = okta_shipped_with_send_pin_fault(
         &stack,
-        "okta.send_pin",
+        &mut client,
+        "okta-again",
+        u,
         json!({"error_rate": 1.0, "mix": ["500"], "after_work": 1.0, "count": 1}),
     )
     .await;
-    let r = client
-        .create_shipment(okta_request("okta-again", u["login"].as_str().unwrap()))
-        .await
-        .unwrap()
-        .into_inner();
-    advance(&stack, &r.yubienterprise_shipment_id).await;
-    process(&mut client).await;
-    let s = get(&mut client, &r.shipment_id).await;
     assert_eq!(state(&s), pb::ShipmentState::Complete, "{s:?}");
     assert!(s.step_times.contains_key("pin_resent_after_unknown"));
     assert_eq!(

@@ -87,6 +87,23 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
+impl std::fmt::Display for Report {
+    /// The counts as `name=value` pairs (for the phase lines).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "lost={} duplicate_orders={} duplicate_registrations={} duplicate_pins={} stuck={} parked={} pin_unknown={}",
+            self.lost,
+            self.duplicate_orders,
+            self.duplicate_registrations,
+            self.duplicate_pins,
+            self.stuck,
+            self.parked,
+            self.pin_unknown
+        )
+    }
+}
+
 /// Settings of a run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -147,19 +164,7 @@ impl std::fmt::Debug for Stack {
 }
 
 fn put(doc: &mut toml::Table, key: &str, value: toml::Value) {
-    let mut parts: Vec<&str> = key.split('.').collect();
-    let Some(last) = parts.pop() else { return };
-    let mut t = doc;
-    for p in parts {
-        let entry = t
-            .entry(p.to_owned())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let toml::Value::Table(next) = entry else {
-            return;
-        };
-        t = next;
-    }
-    t.insert(last.to_owned(), value);
+    fpr_config::set_value(doc, key, value);
 }
 
 fn s(v: impl Into<String>) -> toml::Value {

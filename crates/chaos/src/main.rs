@@ -130,18 +130,11 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
     } else {
         let r = fpr_chaos::kill_phase(&exe, &o).await?;
         println!(
-            "kill phase: {} kills, {} SIGTERMs ({} unclean), {} users: lost={} duplicate_orders={} duplicate_registrations={} duplicate_pins={} stuck={} parked={} pin_unknown={} ({:.0} s)",
+            "kill phase: {} kills, {} SIGTERMs ({} unclean), {} users: {r} ({:.0} s)",
             r.kills,
             r.terms.0,
             r.terms.1,
             r.shipments,
-            r.lost,
-            r.duplicate_orders,
-            r.duplicate_registrations,
-            r.duplicate_pins,
-            r.stuck,
-            r.parked,
-            r.pin_unknown,
             started.elapsed().as_secs_f64()
         );
         for n in &r.notes {
@@ -155,16 +148,9 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
         let t = std::time::Instant::now();
         let r = fpr_chaos::storm_phase(&exe, &o).await?;
         println!(
-            "storm: {} shipments at {:.0} % faults: lost={} duplicate_orders={} duplicate_registrations={} duplicate_pins={} stuck={} parked={} pin_unknown={} ({:.0} s)",
+            "storm: {} shipments at {:.0} % faults: {r} ({:.0} s)",
             r.shipments,
             cli.storm_rate * 100.0,
-            r.lost,
-            r.duplicate_orders,
-            r.duplicate_registrations,
-            r.duplicate_pins,
-            r.stuck,
-            r.parked,
-            r.pin_unknown,
             t.elapsed().as_secs_f64()
         );
         for n in &r.notes {

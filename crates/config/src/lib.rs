@@ -43,6 +43,16 @@ impl Source for BTreeMap<String, String> {
 /// Sets dotted `key` (e.g. `yubico.sign_jwks_url`) in `doc`, creating tables on the way.
 /// Whole numbers become TOML integers, everything else strings.
 pub fn set_path(doc: &mut toml::Table, key: &str, value: String) {
+    let v = value
+        .parse::<i64>()
+        .map(toml::Value::Integer)
+        .unwrap_or(toml::Value::String(value));
+    set_value(doc, key, v);
+}
+
+/// Sets dotted `key` in `doc` to `value`, creating tables on the way (a key whose parent is
+/// not a table is left alone).
+pub fn set_value(doc: &mut toml::Table, key: &str, value: toml::Value) {
     let mut parts: Vec<&str> = key.split('.').collect();
     let Some(last) = parts.pop() else { return };
     let mut t = doc;
@@ -55,11 +65,7 @@ pub fn set_path(doc: &mut toml::Table, key: &str, value: String) {
         };
         t = next;
     }
-    let v = value
-        .parse::<i64>()
-        .map(toml::Value::Integer)
-        .unwrap_or(toml::Value::String(value));
-    t.insert(last.to_owned(), v);
+    t.insert(last.to_owned(), value);
 }
 
 /// Applies `(variable, key)` overrides from `env` to `doc`.
