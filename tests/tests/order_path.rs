@@ -290,8 +290,8 @@ async fn concurrent_creates_with_one_key_make_one_shipment() {
 async fn okta_answers_lost_after_the_work_are_found_out() {
     let stack = Stack::start(manual()).await;
     let mut client = stack.client().await;
-    let users = okta_users(&stack, 2).await;
-    let (a, b) = (&users[0], &users[1]);
+    let users = okta_users(&stack, 3).await;
+    let (a, b, c) = (&users[0], &users[1], &users[2]);
 
     // 429 as Okta sends it: the enroll waits for the window's end, then goes through.
     fault(
@@ -333,6 +333,39 @@ async fn okta_answers_lost_after_the_work_are_found_out() {
     let s = get(&mut client, &r.shipment_id).await;
     assert_eq!(state(&s), pb::ShipmentState::Complete, "{s:?}");
     assert_eq!(mails_to(&stack, a["mail"].as_str().unwrap()).await, 1);
+
+    // enroll works, then answers 500: the enrollment it made is useless (its requests were
+    // only in the lost answer), so it is deleted and the user enrolled again; one remains.
+    fault(
+        &stack,
+        "okta.enroll",
+        json!({"error_rate": 1.0, "mix": ["500"], "after_work": 1.0, "count": 1}),
+    )
+    .await;
+    let rc = client
+        .create_shipment(okta_request("okta-c", c["login"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(get(&mut client, &rc.shipment_id).await.step, "accepted");
+    process(&mut client).await;
+    let s = get(&mut client, &rc.shipment_id).await;
+    advance(&stack, &s.yubienterprise_shipment_id).await;
+    process(&mut client).await;
+    let s = get(&mut client, &rc.shipment_id).await;
+    assert_eq!(state(&s), pb::ShipmentState::Complete, "{s:?}");
+    let (_, all, _) = stack
+        .sandbox
+        .admin(Method::GET, "/okta/enrollments", None)
+        .await;
+    let mine: Vec<&Value> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["user_id"] == c["id"])
+        .collect();
+    assert_eq!(mine.len(), 1, "the orphan was deleted: {mine:?}");
+    assert_eq!(mine[0]["status"], "ACTIVE");
 
     // send-pin works, then the connection breaks off: reported, one mail; ResendPin sends
     // the second on request and completes the shipment.
