@@ -48,6 +48,23 @@ async fn process(stack: &Stack) {
         .unwrap();
 }
 
+/// ProcessShipments until shipment `id` reaches `step` or leaves `ongoing` (backoff waits
+/// are a second or two here), for at most ten seconds; the shipment then.
+async fn process_until(stack: &Stack, id: &str, step: &str) -> pb::Shipment {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        process(stack).await;
+        let s = get(stack, id).await;
+        if s.step == step
+            || state(&s) != pb::ShipmentState::Ongoing
+            || std::time::Instant::now() > until
+        {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 /// ProcessShipments on an orchestrator that is to die in it.
 async fn process_into_crash(stack: &Stack) {
     let r = stack
@@ -166,6 +183,36 @@ async fn seal_and_order_survive_a_crash_right_after_them() {
     );
 }
 
+/// The vault died after storing a shipment's sealed key and before answering: the
+/// orchestrator asks again with the stored options and gets the same requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seal_stored_just_before_the_vault_died_is_answered_again() {
+    let stack = stack().await;
+    let users = stack.users(1).await.unwrap();
+    let u = &users[0];
+    stack.kill_vault();
+    stack.start_vault(Some("vault.after_seal")).unwrap();
+    let r = create(&stack, "vault-seal-1", u).await.unwrap();
+    assert!(
+        stack.vault_exited(Duration::from_secs(10)),
+        "{}",
+        stack.logs()
+    );
+    let s = get(&stack, &r.shipment_id).await;
+    assert_eq!(
+        (state(&s), s.step.as_str()),
+        (pb::ShipmentState::Ongoing, "accepted")
+    );
+    stack.start_vault(None).unwrap();
+    let s = process_until(&stack, &r.shipment_id, "ordered").await;
+    assert_eq!(
+        (state(&s), s.step.as_str()),
+        (pb::ShipmentState::Ongoing, "ordered"),
+        "{s:?}"
+    );
+    assert_eq!(orders_for(&stack, &u.mail).await, 1);
+}
+
 /// Defect 5, vault: the vault died after the PIN went out and before its receipt. The PIN is
 /// not sent again unasked; the shipment says so; ResendPin sends it on request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,9 +232,7 @@ async fn a_pin_sent_just_before_the_vault_died_is_not_sent_again() {
     );
     assert_eq!(mails_to(&stack, &u.mail).await, 1, "sent once");
     stack.start_vault(None).unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    process(&stack).await;
-    let s = get(&stack, &r.shipment_id).await;
+    let s = process_until(&stack, &r.shipment_id, "pin_sent").await;
     assert_eq!(
         (state(&s), s.error_kind.as_str()),
         (pb::ShipmentState::Error, "pin_delivery_unknown"),

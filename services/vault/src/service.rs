@@ -275,9 +275,7 @@ impl Vault {
         }
         Ok(())
     }
-}
 
-impl Vault {
     fn lock_for(&self, shipment_ref: &str) -> &Mutex<()> {
         let h = shipment_ref
             .bytes()

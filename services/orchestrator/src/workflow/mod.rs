@@ -462,12 +462,12 @@ impl Workflow {
         match sent {
             Ok(()) => {
                 if unknown {
-                    rec.state = State::Ongoing;
+                    // The admin's send settles it: the shipment completes.
                     rec.error_kind.clear();
                     rec.error_message.clear();
                     rec.reach(Step::PinSent, now());
-                    rec.state = State::Complete;
                     rec.reach(Step::Complete, now());
+                    rec.state = State::Complete;
                 }
                 rec.updated_at = now();
                 self.save(&rec)?;
