@@ -126,6 +126,11 @@ pub mod danger {
         })
     }
 
+    /// Reads `FPR_DANGER_CRASH_AT` now, so that a service warns at start when it is set.
+    pub fn warn_if_armed() {
+        let _ = armed();
+    }
+
     /// Ends the process here if this crash point is armed (see the module docs).
     pub fn crash_point(name: &str) {
         static PASSES: AtomicU32 = AtomicU32::new(0);

@@ -50,6 +50,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         });
     };
     let cfg = config::Config::load(&path, &config::Env)?;
+    fpr_config::danger::warn_if_armed();
     if let Some(Command::Check) = cli.command {
         println!("config ok: {}", path.display());
         return Ok(());

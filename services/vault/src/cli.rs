@@ -76,6 +76,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
     };
     match cli.command {
         None | Some(Command::Serve) | Some(Command::Dev { .. }) => {
+            fpr_config::danger::warn_if_armed();
             let service = server::build(&config).await?;
             let listener = server::bind(&config).await?;
             let uids = server::allowed_uids(&config, &listener);
