@@ -653,6 +653,10 @@ fn exit_code(code: ExitCode) -> u8 {
 }
 
 async fn up(cfg: fpr::Up) -> anyhow::Result<()> {
+    // A closed terminal (SIGHUP) stops it too: the in-process vault would otherwise take the
+    // signal as "re-read the master key" and leave it running with nobody to stop it. Listened
+    // for before the banner, so that a SIGHUP sent as soon as the banner shows is not missed.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let running = fpr::up(&cfg).await?;
     let o = running.orchestrator;
     println!("fpr is up (NO SECURITY: sandbox upstreams, for trying fpr out)");
@@ -679,9 +683,6 @@ async fn up(cfg: fpr::Up) -> anyhow::Result<()> {
     );
     println!("  curl -s {}/_sandbox/users?idp=entra", running.sandbox_url);
     println!("Stop with Ctrl-C.");
-    // A closed terminal (SIGHUP) stops it too: the in-process vault would otherwise take the
-    // signal as "re-read the master key" and leave it running with nobody to stop it.
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     tokio::select! {
         () = fpr_config::shutdown_signal() => {}
         _ = hup.recv() => {}
