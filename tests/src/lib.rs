@@ -700,6 +700,22 @@ pub fn okta_request(key: &str, login: &str) -> fpr_proto::v1::CreateShipmentRequ
     r
 }
 
+/// `n` generated Okta users of the sandbox (their logins carry a number).
+pub async fn okta_users(stack: &Stack, n: usize) -> Vec<serde_json::Value> {
+    let (_, users, _) = stack
+        .sandbox
+        .admin(reqwest::Method::GET, "/users?idp=okta", None)
+        .await;
+    users
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["login"].as_str().unwrap().contains(char::is_numeric))
+        .take(n)
+        .cloned()
+        .collect()
+}
+
 /// The sandbox settings the orchestrator tests use: a manual clock (shipments wait at
 /// YubiEnterprise until advanced) and 40 generated users (20 per IdP).
 pub fn manual_sandbox() -> fpr_sandbox::Config {

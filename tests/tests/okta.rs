@@ -10,27 +10,12 @@
 use fpr_proto::v1 as pb;
 use fpr_tests::{
     Stack, captured_logs, create_request, get_shipment as get, manual_sandbox as manual,
-    okta_request, read_tree, ship_at_yubico as advance, state_of as state,
+    okta_request, okta_users, read_tree, ship_at_yubico as advance, state_of as state,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt as _;
-
-async fn okta_users(stack: &Stack, n: usize) -> Vec<Value> {
-    let (_, users, _) = stack
-        .sandbox
-        .admin(Method::GET, "/users?idp=okta", None)
-        .await;
-    users
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|u| u["login"].as_str().unwrap().contains(char::is_numeric))
-        .take(n)
-        .cloned()
-        .collect()
-}
 
 async fn enrollments(stack: &Stack, user_id: &str) -> Vec<Value> {
     let (_, all, _) = stack

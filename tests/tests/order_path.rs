@@ -14,7 +14,7 @@ use std::time::Duration;
 use fpr_proto::v1 as pb;
 use fpr_tests::{
     ShipmentClient, Stack, create_request, get_shipment as get, manual_sandbox as manual,
-    okta_request, ship_at_yubico as advance, state_of as state,
+    okta_request, okta_users, ship_at_yubico as advance, state_of as state,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -48,22 +48,6 @@ async fn mails_to(stack: &Stack, to: &str) -> usize {
         .as_array()
         .unwrap()
         .len()
-}
-
-/// `n` generated Okta users of the sandbox.
-async fn okta_users(stack: &Stack, n: usize) -> Vec<Value> {
-    let (_, users, _) = stack
-        .sandbox
-        .admin(Method::GET, "/users?idp=okta", None)
-        .await;
-    users
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|u| u["login"].as_str().unwrap().contains(char::is_numeric))
-        .take(n)
-        .cloned()
-        .collect()
 }
 
 /// Orders for the Okta user `u`, ships it at YubiEnterprise and processes, with `fault` on

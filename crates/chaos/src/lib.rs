@@ -87,6 +87,21 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
+impl Report {
+    /// The counts that must be 0, in the order of the last line: lost, duplicate_orders,
+    /// duplicate_registrations, duplicate_pins, stuck, parked.
+    pub fn gated(&self) -> [usize; 6] {
+        [
+            self.lost,
+            self.duplicate_orders,
+            self.duplicate_registrations,
+            self.duplicate_pins,
+            self.stuck,
+            self.parked,
+        ]
+    }
+}
+
 impl std::fmt::Display for Report {
     /// The counts as `name=value` pairs (for the phase lines).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

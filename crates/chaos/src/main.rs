@@ -183,15 +183,8 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
             println!("  {n}");
         }
     }
-    let sum = |f: fn(&fpr_chaos::Report) -> usize| f(&kill) + f(&storm);
-    let counts = [
-        sum(|r| r.lost),
-        sum(|r| r.duplicate_orders),
-        sum(|r| r.duplicate_registrations),
-        sum(|r| r.duplicate_pins),
-        sum(|r| r.stuck),
-        sum(|r| r.parked),
-    ];
+    let (k, s) = (kill.gated(), storm.gated());
+    let counts: Vec<usize> = k.iter().zip(s).map(|(a, b)| a + b).collect();
     println!(
         "kills={} storm_shipments={} lost={} duplicate_orders={} duplicate_registrations={} duplicate_pins={} stuck={} parked={} pin_unknown={}",
         kill.kills,
@@ -202,7 +195,7 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
         counts[3],
         counts[4],
         counts[5],
-        sum(|r| r.pin_unknown)
+        kill.pin_unknown + storm.pin_unknown
     );
     Ok(disk_ok && kill.terms.1 == 0 && counts.iter().all(|n| *n == 0))
 }
