@@ -496,6 +496,8 @@ pub struct Stack {
     pub store: PathBuf,
     /// The service (for starting the scheduler in tests).
     pub service: fpr_orchestrator::service::ShipmentService,
+    /// The caller-token verifier (its fetch count).
+    pub verifier: std::sync::Arc<fpr_orchestrator::auth::Verifier>,
     _dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
 }
@@ -578,6 +580,7 @@ impl Stack {
             .await
             .unwrap();
         let service = built.service.clone();
+        let verifier = built.verifier.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -594,6 +597,7 @@ impl Stack {
             addr,
             store: dir.path().join("store"),
             service,
+            verifier,
             _dir: dir,
             shutdown: Some(tx),
         }
@@ -617,6 +621,23 @@ impl Stack {
                     .url(&format!("/{}/oauth2/v2.0/token", c.tenant)),
             )
             .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A caller token signed by the sandbox tenant with chosen app, roles and claims (a null
+    /// claim removes it); see the sandbox's `POST /_sandbox/tokens`.
+    pub async fn mint_token(&self, spec: serde_json::Value) -> String {
+        let v: serde_json::Value = self
+            .sandbox
+            .http
+            .post(self.sandbox.url("/_sandbox/tokens"))
+            .json(&spec)
             .send()
             .await
             .unwrap()

@@ -40,6 +40,48 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         )
         .route("/_sandbox/yubico/rotate/{set}", post(rotate))
         .route("/_sandbox/snapshot", post(snapshot))
+        .route("/_sandbox/tokens", post(mint_token))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintToken {
+    /// The app the token is for (default: the caller app).
+    #[serde(default)]
+    client_id: Option<String>,
+    /// The app roles granted (default: every role of fpr's API).
+    #[serde(default)]
+    roles: Option<Vec<String>>,
+    /// Claims to set; a null removes the claim.
+    #[serde(default)]
+    claims: serde_json::Map<String, Value>,
+}
+
+/// Signs a caller token for fpr's API with the tenant key, with chosen app, roles and claims,
+/// as Entra would for an app with those app-role assignments (tests of authorization).
+async fn mint_token(AxState(app): AxState<Arc<App>>, Json(m): Json<MintToken>) -> Response {
+    let c = &app.config;
+    let client = m.client_id.unwrap_or_else(|| c.caller_client_id.clone());
+    let roles = m
+        .roles
+        .map_or_else(|| json!(crate::entra::CALLER_ROLES), |r| json!(r));
+    let mut claims = crate::entra::app_claims(&app, &client, &c.api_audience, roles);
+    if let Some(obj) = claims.as_object_mut() {
+        for (k, v) in m.claims {
+            if v.is_null() {
+                obj.remove(&k);
+            } else {
+                obj.insert(k, v);
+            }
+        }
+    }
+    match app.keys.tenant.sign(&claims) {
+        Ok(t) => json(StatusCode::OK, json!({"access_token": t, "claims": claims})),
+        Err(e) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": e.to_string()}),
+        ),
+    }
 }
 
 fn bad(message: impl Into<String>) -> Response {

@@ -64,6 +64,20 @@ fn issuer(app: &App) -> String {
     format!("{}/{}/v2.0", app.base(), app.config.tenant)
 }
 
+/// The app roles the caller app is granted: every role of fpr's API.
+pub const CALLER_ROLES: [&str; 3] = ["Shipments.Read", "Shipments.Create", "Shipments.Admin"];
+
+/// The claims of an app-only v2.0 access token for `client` and audience `aud`.
+pub(crate) fn app_claims(app: &App, client: &str, aud: &str, roles: Value) -> Value {
+    let t = now();
+    let exp = t + TOKEN_LIFETIME.as_secs() as i64;
+    json!({
+        "aud": aud, "iss": issuer(app), "iat": t, "nbf": t, "exp": exp,
+        "tid": app.config.tenant, "azp": client, "appid": client, "azpacr": "1", "appidacr": "1",
+        "idtyp": "app", "oid": guid(), "sub": client, "roles": roles, "ver": "2.0",
+    })
+}
+
 async fn token(
     AxState(app): AxState<Arc<App>>,
     Path(tenant): Path<String>,
@@ -100,7 +114,7 @@ async fn token(
         (
             &c.caller_client_secret,
             c.api_audience.clone(),
-            json!(["Shipments.ReadWrite"]),
+            json!(CALLER_ROLES),
         )
     } else {
         return aad_error(
@@ -131,13 +145,7 @@ async fn token(
             &format!("The provided value for scope is not valid. Use {aud}/.default."),
         );
     }
-    let t = now();
-    let exp = t + TOKEN_LIFETIME.as_secs() as i64;
-    let claims = json!({
-        "aud": aud, "iss": issuer(&app), "iat": t, "nbf": t, "exp": exp,
-        "tid": c.tenant, "azp": client, "appid": client, "azpacr": "1", "appidacr": "1",
-        "idtyp": "app", "oid": guid(), "sub": client, "roles": roles, "ver": "2.0",
-    });
+    let claims = app_claims(&app, &client, &aud, roles);
     match app.keys.tenant.sign(&claims) {
         Ok(tok) => json(
             StatusCode::OK,

@@ -1,27 +1,72 @@
 //! Inbound bearer-JWT checks as a tower layer: RS256 signature with the issuer's published keys
-//! (cached, refreshed in the background and on an unknown kid), `iss`, `exp`/`nbf`, an allowed
-//! `aud`, and an allowed client app (`azp`/`appid`). Health and reflection stay open.
+//! (cached, refreshed hourly and, at most once per `unknown_kid_refresh_interval`, on an unknown
+//! kid), `iss`, `exp`, `nbf` and `iat` within `clock_skew`, an allowed `aud`, an allowed client
+//! app (`azp`/`appid`), then the app role the called RPC needs (see [`required_role`]). Health
+//! and reflection stay open. Every accepted call is logged with the caller's app and object id.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
+use serde_json::{Map, Value};
 use tonic::server::NamedService;
 use tower::{Layer, Service};
 
 use crate::config::AuthConfig;
 
-#[derive(Deserialize)]
-struct Claims {
-    #[serde(default)]
-    azp: Option<String>,
-    #[serde(default)]
-    appid: Option<String>,
+/// May read shipments and the service status.
+pub const ROLE_READ: &str = "Shipments.Read";
+/// May order keys.
+pub const ROLE_CREATE: &str = "Shipments.Create";
+/// May change, cancel, retry, complete shipments, resend PINs and run the processing job; also
+/// holds every other role.
+pub const ROLE_ADMIN: &str = "Shipments.Admin";
+
+const SERVICE_PREFIX: &str = "/fpr.v1.ShipmentService/";
+
+/// The app role a gRPC path needs; None for paths outside ShipmentService (health,
+/// reflection), which stay open. A ShipmentService method not listed here needs the admin role.
+pub fn required_role(path: &str) -> Option<&'static str> {
+    let method = path.strip_prefix(SERVICE_PREFIX)?;
+    Some(match method {
+        "GetStatus" | "GetShipment" | "ListShipments" | "WatchShipment" => ROLE_READ,
+        "CreateShipment" => ROLE_CREATE,
+        _ => ROLE_ADMIN,
+    })
+}
+
+/// Who called: put in the request's extensions for the handlers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The client app id (`azp` or `appid`).
+    pub app: String,
+    /// The caller's object id (`oid`, else `sub`).
+    pub oid: String,
+    /// The app roles granted.
+    pub roles: Vec<String>,
+}
+
+/// Why a call was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No valid token: UNAUTHENTICATED.
+    Unauthenticated(String),
+    /// A valid token without the needed role: PERMISSION_DENIED.
+    Forbidden(String),
+}
+
+impl Refusal {
+    fn status(&self) -> tonic::Status {
+        match self {
+            Self::Unauthenticated(m) => tonic::Status::unauthenticated(m.clone()),
+            Self::Forbidden(m) => tonic::Status::permission_denied(m.clone()),
+        }
+    }
 }
 
 /// The key cache and rules.
@@ -29,6 +74,9 @@ pub struct Verifier {
     cfg: AuthConfig,
     keys: RwLock<HashMap<String, DecodingKey>>,
     http: reqwest::Client,
+    /// When the last fetch for an unknown kid started; serialises those fetches.
+    last_unknown_fetch: tokio::sync::Mutex<Option<Instant>>,
+    fetches: AtomicU64,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -39,18 +87,31 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn claim_str(claims: &Map<String, Value>, name: &str) -> Option<String> {
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
 impl Verifier {
     /// Builds the verifier and loads the keys once (a failure leaves the cache empty: calls are
     /// refused until a refresh succeeds).
     pub async fn start(cfg: AuthConfig) -> Arc<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+        let http = fpr_upstream::key_fetch_client(Duration::from_secs(10));
         let v = Arc::new(Self {
             cfg,
             keys: RwLock::new(HashMap::new()),
             http,
+            last_unknown_fetch: tokio::sync::Mutex::new(None),
+            fetches: AtomicU64::new(0),
         });
         if let Err(e) = v.refresh().await {
             tracing::warn!(error = %e, "Issuer keys not loaded yet");
@@ -67,16 +128,18 @@ impl Verifier {
         v
     }
 
+    /// How many times the issuer's keys were fetched.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
     async fn refresh(&self) -> Result<(), String> {
-        let set: jsonwebtoken::jwk::JwkSet = self
-            .http
-            .get(self.cfg.jwks_url.clone())
-            .send()
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let body = fpr_upstream::fetch_capped(&self.http, self.cfg.jwks_url.clone())
             .await
-            .map_err(|e| e.without_url().to_string())?
-            .json()
-            .await
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(|e| e.to_string())?;
+        let set: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_slice(&body).map_err(|e| format!("issuer keys: {e}"))?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             if let (Some(kid), Ok(k)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) {
@@ -89,41 +152,84 @@ impl Verifier {
         Ok(())
     }
 
-    /// Checks a token; the error says why (never echoing the token).
-    pub async fn verify(&self, token: &str) -> Result<(), String> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| "malformed token".to_owned())?;
+    fn key(&self, kid: &str) -> Option<DecodingKey> {
+        self.keys.read().ok().and_then(|k| k.get(kid).cloned())
+    }
+
+    /// The key for `kid`, fetching the issuer's keys first when `kid` is unknown and no such
+    /// fetch happened within the interval. Concurrent callers with unknown kids share one fetch.
+    async fn key_for_unknown(&self, kid: &str) -> Option<DecodingKey> {
+        let mut last = self.last_unknown_fetch.lock().await;
+        if let Some(k) = self.key(kid) {
+            return Some(k);
+        }
+        if last.is_some_and(|t| t.elapsed() < self.cfg.unknown_kid_refresh_interval) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "Issuer key refresh failed");
+        }
+        self.key(kid)
+    }
+
+    /// Checks a token and the role `needed`; the error says why (never echoing the token).
+    pub async fn verify(&self, token: &str, needed: &str) -> Result<Caller, Refusal> {
+        let unauth = |m: &str| Refusal::Unauthenticated(m.to_owned());
+        let header = jsonwebtoken::decode_header(token).map_err(|_| unauth("malformed token"))?;
         if header.alg != Algorithm::RS256 {
-            return Err("only RS256 tokens are accepted".into());
+            return Err(unauth("only RS256 tokens are accepted"));
         }
-        let kid = header.kid.ok_or("token has no kid")?;
-        let known = self
-            .keys
-            .read()
-            .map(|k| k.contains_key(&kid))
-            .unwrap_or(false);
-        if !known {
-            let _ = self.refresh().await;
-        }
-        let key = self
-            .keys
-            .read()
-            .ok()
-            .and_then(|k| k.get(&kid).cloned())
-            .ok_or("token signed by an unknown key")?;
+        let kid = header.kid.ok_or_else(|| unauth("token has no kid"))?;
+        let key = match self.key(&kid) {
+            Some(k) => k,
+            None => self
+                .key_for_unknown(&kid)
+                .await
+                .ok_or_else(|| unauth("token signed by an unknown key"))?,
+        };
         let mut v = Validation::new(Algorithm::RS256);
         v.set_issuer(&[&self.cfg.issuer]);
         v.set_audience(&self.cfg.allowed_audiences);
-        v.set_required_spec_claims(&["exp", "iss", "aud"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &v)
-            .map_err(|e| format!("token refused: {:?}", e.kind()))?;
-        if !self.cfg.allowed_client_apps.is_empty() {
-            let app = data.claims.azp.or(data.claims.appid).unwrap_or_default();
-            if !self.cfg.allowed_client_apps.contains(&app) {
-                return Err(format!("client app {app:?} is not allowed"));
-            }
+        v.set_required_spec_claims(&["exp", "iat", "iss", "aud"]);
+        v.validate_nbf = true;
+        v.leeway = self.cfg.clock_skew.as_secs();
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)
+            .map_err(|e| Refusal::Unauthenticated(format!("token refused: {:?}", e.kind())))?;
+        let claims = data.claims;
+        let iat = claims.get("iat").and_then(Value::as_u64);
+        if iat.is_none_or(|iat| iat > now() + self.cfg.clock_skew.as_secs()) {
+            return Err(unauth("token refused: iat is missing or in the future"));
         }
-        Ok(())
+        let app = claim_str(&claims, "azp")
+            .or_else(|| claim_str(&claims, "appid"))
+            .or_else(|| claim_str(&claims, "cid"))
+            .unwrap_or_default();
+        if !self.cfg.allowed_client_apps.is_empty() && !self.cfg.allowed_client_apps.contains(&app)
+        {
+            return Err(Refusal::Unauthenticated(format!(
+                "client app {app:?} is not allowed"
+            )));
+        }
+        let roles: Vec<String> = match claims.get(&self.cfg.roles_claim) {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+            _ => Vec::new(),
+        };
+        let oid = claim_str(&claims, "oid")
+            .or_else(|| claim_str(&claims, "sub"))
+            .unwrap_or_default();
+        if !roles.iter().any(|r| r == needed || r == ROLE_ADMIN) {
+            return Err(Refusal::Forbidden(format!(
+                "client app {app:?} lacks the app role {needed} (claim {:?})",
+                self.cfg.roles_claim
+            )));
+        }
+        Ok(Caller { app, oid, roles })
     }
 }
 
@@ -190,17 +296,25 @@ where
         // Take the ready service and leave a fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let Some(needed) = required_role(req.uri().path()) else {
+            return Box::pin(inner.call(req));
+        };
         Box::pin(async move {
-            let refused = match token {
-                None => Some("missing bearer token".to_owned()),
-                Some(t) => verifier.verify(&t).await.err(),
+            let mut req = req;
+            let checked = match token {
+                None => Err(Refusal::Unauthenticated("missing bearer token".into())),
+                Some(t) => verifier.verify(&t, needed).await,
             };
-            match refused {
-                Some(reason) => {
-                    tracing::info!(%reason, path = %req.uri().path(), "Caller refused");
-                    Ok(tonic::Status::unauthenticated(reason).into_http())
+            match checked {
+                Err(refusal) => {
+                    tracing::info!(reason = ?refusal, rpc = %req.uri().path(), "Caller refused");
+                    Ok(refusal.status().into_http())
                 }
-                None => inner.call(req).await,
+                Ok(caller) => {
+                    tracing::info!(caller.app = %caller.app, caller.oid = %caller.oid, rpc = %req.uri().path(), "Caller call");
+                    req.extensions_mut().insert(caller);
+                    inner.call(req).await
+                }
             }
         })
     }

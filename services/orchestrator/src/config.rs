@@ -89,6 +89,14 @@ pub struct Config {
     /// Allow plain http upstream URLs (the sandbox on loopback).
     #[serde(default)]
     pub danger_allow_plaintext_http: bool,
+    /// The largest upstream answer body read (YubiEnterprise, Graph, Okta, the issuer's keys);
+    /// a larger one is refused as malformed. 4 KiB to 64 MiB.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+}
+
+fn default_max_response_bytes() -> usize {
+    fpr_upstream::DEFAULT_MAX_BODY
 }
 
 /// YubiEnterprise settings.
@@ -200,9 +208,36 @@ pub struct AuthConfig {
     pub jwks_url: Url,
     /// `FIDO_Connector_Allowed_Audiences`.
     pub allowed_audiences: Vec<String>,
-    /// `FIDO_Connector_Allowed_Client_Apps` (azp/appid); empty: any app of the issuer.
+    /// `FIDO_Connector_Allowed_Client_Apps` (azp/appid). Required: an empty list is refused at
+    /// start unless `danger_allow_any_client_app` is set.
     #[serde(default)]
     pub allowed_client_apps: Vec<String>,
+    /// Accept a token of any app of the issuer when `allowed_client_apps` is empty (warns).
+    #[serde(default)]
+    pub danger_allow_any_client_app: bool,
+    /// The claim that carries the caller's app roles: `roles` for Entra ID app roles; an Okta
+    /// authorization server needs a custom claim (e.g. `fpr_roles`), named here.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Tolerance for `exp`, `nbf` and `iat` against this host's clock (0 to 5 minutes).
+    #[serde(default = "default_clock_skew", with = "humantime_serde")]
+    pub clock_skew: Duration,
+    /// A token signed by a key id the cache does not know makes fpr fetch the issuer's keys at
+    /// most once per this interval; other unknown kids are refused without a fetch.
+    #[serde(default = "default_key_refresh", with = "humantime_serde")]
+    pub unknown_kid_refresh_interval: Duration,
+}
+
+fn default_roles_claim() -> String {
+    "roles".into()
+}
+
+fn default_clock_skew() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_key_refresh() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// Job schedules (cron with seconds, as the seed).
@@ -398,6 +433,24 @@ impl Config {
         if self.auth.allowed_audiences.is_empty() {
             return bad("auth.allowed_audiences", "at least one audience");
         }
+        if self.auth.allowed_client_apps.is_empty() && !self.auth.danger_allow_any_client_app {
+            return bad(
+                "auth.allowed_client_apps",
+                "at least one client app id (any app of the issuer only with auth.danger_allow_any_client_app)",
+            );
+        }
+        if self.auth.roles_claim.is_empty() {
+            return bad("auth.roles_claim", "a claim name");
+        }
+        if self.auth.clock_skew > Duration::from_secs(300) {
+            return bad("auth.clock_skew", "0s to 5m");
+        }
+        if self.auth.unknown_kid_refresh_interval < Duration::from_secs(1) {
+            return bad("auth.unknown_kid_refresh_interval", "at least 1s");
+        }
+        if !(4096..=64 << 20).contains(&self.max_response_bytes) {
+            return bad("max_response_bytes", "4096 to 67108864");
+        }
         if !(1..=1024).contains(&self.jobs.process_concurrency) {
             return bad("jobs.process_concurrency", "1 to 1024");
         }
@@ -563,6 +616,7 @@ mod tests {
         issuer = "https://login.microsoftonline.com/t/v2.0"
         jwks_url = "https://login.microsoftonline.com/t/discovery/v2.0/keys"
         allowed_audiences = ["api://fido-connector-api"]
+        allowed_client_apps = ["app-0"]
     "#;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -608,6 +662,10 @@ mod tests {
                 "entra.challenge_timeout_minutes",
             ),
             (vec![("ENTRA_FIDO_API_VERSION", "v2")], "entra.api_version"),
+            (
+                vec![("FIDO_Connector_Allowed_Client_Apps", " ")],
+                "auth.allowed_client_apps",
+            ),
             (
                 vec![("YE_API_BASE_URL", "http://plain.example/v1")],
                 "yubienterprise.base_url",

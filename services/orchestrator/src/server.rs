@@ -107,6 +107,12 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
         },
     ));
     let service = ShipmentService::new(wf, config.settings());
+    fpr_upstream::set_max_body(config.max_response_bytes);
+    if config.auth.allowed_client_apps.is_empty() {
+        tracing::warn!(
+            "auth.danger_allow_any_client_app is on: any app of the issuer with a role may call"
+        );
+    }
     let verifier = Verifier::start(config.auth.clone()).await;
     Ok(Built { service, verifier })
 }

@@ -173,9 +173,7 @@ fn user_of(v: &Value) -> Result<User, Error> {
 
 /// Escapes a user id or UPN for a Graph path (UPNs starting with `$` use the key form).
 fn user_path(id: &str) -> String {
-    let enc: String = url::form_urlencoded::byte_serialize(id.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20");
+    let enc = fpr_upstream::seg(id);
     if id.starts_with('$') {
         format!("('{enc}')")
     } else {

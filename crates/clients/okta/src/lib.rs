@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fpr_upstream::{Error, SecretSource, json, send};
+use fpr_upstream::{Error, SecretSource, json, seg, send};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use url::Url;
@@ -187,7 +187,7 @@ impl Client {
 
     /// `GET /api/v1/users/{id|login}`.
     pub async fn user(&self, id: &str) -> Result<User, Error> {
-        let enc: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        let enc = fpr_upstream::seg(id);
         let (_, b) = send(
             UP,
             self.auth(self.http.get(self.url(&format!("/api/v1/users/{enc}"))))
@@ -285,7 +285,7 @@ impl Client {
             UP,
             self.auth(
                 self.http
-                    .get(self.url(&format!("{PRE}/users/{user_id}/enrollments"))),
+                    .get(self.url(&format!("{PRE}/users/{}/enrollments", seg(user_id)))),
             )
             .await?,
         )
@@ -318,7 +318,9 @@ impl Client {
         match send(
             UP,
             self.auth(self.http.delete(self.url(&format!(
-                "{PRE}/users/{user_id}/enrollments/{enrollment_id}"
+                "{PRE}/users/{}/enrollments/{}",
+                seg(user_id),
+                seg(enrollment_id)
             ))))
             .await?,
         )
@@ -334,7 +336,9 @@ impl Client {
         send(
             UP,
             self.auth(self.http.post(self.url(&format!(
-                "{PRE}/users/{user_id}/enrollments/{enrollment_id}/mark-error"
+                "{PRE}/users/{}/enrollments/{}/mark-error",
+                seg(user_id),
+                seg(enrollment_id)
             ))))
             .await?,
         )

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -226,12 +227,7 @@ pub async fn send(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let retry_after = retry_after_of(resp.headers(), now);
-    let body = resp.bytes().await.map_err(|e| Error::Transient {
-        upstream,
-        reason: format!("reading the answer: {}", e.without_url()),
-        retry_after: None,
-        maybe_applied: true,
-    })?;
+    let body = read_capped(upstream, resp).await?;
     if (200..300).contains(&status) {
         return Ok((status, body.to_vec()));
     }
@@ -299,16 +295,106 @@ impl SecretSource {
     }
 }
 
-/// An HTTP client with fpr's user agent and `timeout` per request.
+/// Percent-encodes `s` as one URL path segment: an id from an upstream or a caller can never
+/// add a segment, a query or a fragment to the path it is placed in.
+pub fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// The default cap on an upstream answer's body: 1 MiB.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+
+static MAX_BODY: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_BODY);
+
+/// Sets the cap on every upstream answer's body read from now on (at least 4 KiB).
+pub fn set_max_body(bytes: usize) {
+    MAX_BODY.store(bytes.max(4096), Ordering::Relaxed);
+}
+
+/// The cap on an upstream answer's body.
+pub fn max_body() -> usize {
+    MAX_BODY.load(Ordering::Relaxed)
+}
+
+/// Reads an answer's body, refusing one over [`max_body`] bytes (by Content-Length before
+/// reading, or as the bytes arrive) so a hostile or broken upstream cannot exhaust memory.
+pub async fn read_capped(
+    upstream: &'static str,
+    mut resp: reqwest::Response,
+) -> Result<Vec<u8>, Error> {
+    let cap = max_body();
+    let too_big = |n: u64| Error::Malformed {
+        upstream,
+        reason: format!("the answer is over {cap} bytes ({n} or more)"),
+    };
+    if let Some(n) = resp.content_length()
+        && n > cap as u64
+    {
+        return Err(too_big(n));
+    }
+    let mut body = Vec::new();
+    loop {
+        let chunk = resp.chunk().await.map_err(|e| Error::Transient {
+            upstream,
+            reason: format!("reading the answer: {}", e.without_url()),
+            retry_after: None,
+            maybe_applied: true,
+        })?;
+        let Some(chunk) = chunk else { break };
+        if body.len() + chunk.len() > cap {
+            return Err(too_big((body.len() + chunk.len()) as u64));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Follows at most 5 redirects and never one from https to another scheme: a redirect must not
+/// carry a bearer token or a request body onto a plaintext connection.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade = attempt.previous().iter().any(|u| u.scheme() == "https")
+            && attempt.url().scheme() != "https";
+        if downgrade {
+            attempt.error("refused a redirect from https to a plaintext URL")
+        } else if attempt.previous().len() > 5 {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// An HTTP client with fpr's user agent and `timeout` per request, that never follows a
+/// redirect from https to http.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .timeout(timeout)
+        .redirect(redirect_policy())
         .user_agent(concat!("fpr/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Error::Malformed {
             upstream: "http",
             reason: e.to_string(),
         })
+}
+
+/// A client for fetching signing keys (JWKS): follows no redirect at all.
+pub fn key_fetch_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("fpr/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+/// GETs `url` with `client` and returns a 2xx body, capped at [`max_body`]; a redirect is an
+/// error.
+pub async fn fetch_capped(client: &reqwest::Client, url: url::Url) -> Result<Vec<u8>, Error> {
+    send("keys", client.get(url)).await.map(|(_, body)| body)
 }
 
 #[cfg(test)]

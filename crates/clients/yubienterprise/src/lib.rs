@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use fpr_upstream::{Error, SecretSource, json, send};
+use fpr_upstream::{Error, SecretSource, json, seg, send};
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
 use url::Url;
@@ -155,7 +155,10 @@ impl Client {
     pub async fn get_fpr_shipment(&self, id: &str) -> Result<FprShipment, Error> {
         let (_, bytes) = send(
             UP,
-            self.auth(self.http.get(self.url(&format!("/fpr/shipments/{id}"))))?,
+            self.auth(
+                self.http
+                    .get(self.url(&format!("/fpr/shipments/{}", seg(id)))),
+            )?,
         )
         .await?;
         let v: Value = json(UP, &bytes)?;
@@ -259,7 +262,7 @@ impl Client {
             UP,
             self.auth(
                 self.http
-                    .put(self.url(&format!("/shipments_exact/{id}")))
+                    .put(self.url(&format!("/shipments_exact/{}", seg(id))))
                     .json(flat),
             )?,
         )
@@ -273,7 +276,7 @@ impl Client {
             UP,
             self.auth(
                 self.http
-                    .delete(self.url(&format!("/shipments_exact/{id}"))),
+                    .delete(self.url(&format!("/shipments_exact/{}", seg(id)))),
             )?,
         )
         .await
