@@ -80,7 +80,12 @@ pub struct VaultBuilder {
     pinned: Option<(PathBuf, PathBuf)>,
     extra: String,
     store_extra: String,
+    recipient_policy: String,
 }
+
+/// The vault fixture's PIN recipient policy: the sandbox tenant's domain, resends at once.
+pub const TEST_RECIPIENT_POLICY: &str =
+    "allowed_recipient_domains = [\"contoso.test\"]\nresend_min_interval = \"0s\"\n";
 
 impl VaultFixture {
     /// A builder whose JWKS come from `jwks` (routes `/transport` and `/sign`).
@@ -103,7 +108,13 @@ impl VaultFixture {
             pinned: None,
             extra: String::new(),
             store_extra: String::new(),
+            recipient_policy: TEST_RECIPIENT_POLICY.into(),
         }
+    }
+
+    /// The audit log (the default place: beside the store).
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.path().join("audit.jsonl")
     }
 
     /// A gRPC client over the Unix socket.
@@ -155,6 +166,12 @@ impl VaultBuilder {
         self
     }
 
+    /// Replaces the `[delivery]` recipient and resend settings (raw TOML lines).
+    pub fn recipient_policy(mut self, toml: &str) -> Self {
+        self.recipient_policy = toml.to_owned();
+        self
+    }
+
     /// Appends raw TOML to the end of the config (after the `[danger]` table).
     pub fn extra(mut self, toml: &str) -> Self {
         self.extra.push_str(toml);
@@ -177,16 +194,18 @@ impl VaultBuilder {
         .unwrap();
         let delivery = match &self.pins {
             Pins::Smtp(addr) => format!(
-                "[delivery]\nchannel = \"smtp\"\n[delivery.smtp]\nhost = \"{}\"\nport = {}\ntls = \"none\"\nfrom = \"keys@fpr.test\"\n",
+                "[delivery]\nchannel = \"smtp\"\n{POLICY}[delivery.smtp]\nhost = \"{}\"\nport = {}\ntls = \"none\"\nfrom = \"keys@fpr.test\"\n",
                 addr.ip(),
-                addr.port()
+                addr.port(),
+                POLICY = self.recipient_policy,
             ),
             Pins::Webhook(url, secret) => {
                 let secret_file = dir.path().join("hook.secret");
                 std::fs::write(&secret_file, secret).unwrap();
                 format!(
-                    "[delivery]\nchannel = \"webhook\"\n[delivery.webhook]\nurl = \"{url}\"\nhmac_secret_file = \"{}\"\n",
-                    secret_file.display()
+                    "[delivery]\nchannel = \"webhook\"\n{POLICY}[delivery.webhook]\nurl = \"{url}\"\nhmac_secret_file = \"{}\"\n",
+                    secret_file.display(),
+                    POLICY = self.recipient_policy,
                 )
             }
         };

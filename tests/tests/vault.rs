@@ -24,6 +24,7 @@ fn seal_req(shipment: &str, user: &str, length: u32) -> pb::SealRequestsRequest 
             length,
             force_change: true,
         }),
+        recipients: vec!["manager@contoso.test".into()],
     }
 }
 
@@ -443,6 +444,15 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
     r.creation_options_json =
         r#"{"rp":{"id":"x"},"user":{"id":"y"},"pubKeyCredParams":[{}]}"#.into();
     cases.push((r.clone(), "creation_options_json"));
+    r = seal_req("ok", "u", 8);
+    r.recipients.clear();
+    cases.push((r.clone(), "recipients"));
+    r.recipients = vec!["not an address".into()];
+    cases.push((r.clone(), "recipients[0]"));
+    r.recipients = vec!["manager@contoso.test".into(), "eve@evil.example".into()];
+    cases.push((r.clone(), "recipients[1]"));
+    r.recipients = vec!["manager@contoso.test".into(); 11];
+    cases.push((r.clone(), "recipients"));
     for (req, field) in cases {
         let err = client.seal_requests(req).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument);
@@ -468,25 +478,17 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
         .unwrap()
         .into_inner();
     let done = yubico.fulfil(&s.credential_request_jwe, &s.pin_request_jwe, "5");
-    let mut d = deliver_req("shp-1", &done.pin_response_jwe, "5");
-    d.recipients = vec!["not an address".into()];
-    assert_eq!(
-        client
-            .deliver_pin(d)
-            .await
-            .unwrap_err()
-            .get_details_bad_request()
-            .unwrap()
-            .field_violations[0]
-            .field,
-        "recipients"
-    );
-    let mut d = deliver_req("shp-1", &done.pin_response_jwe, "5");
-    d.recipients.clear();
-    assert_eq!(
-        client.deliver_pin(d).await.unwrap_err().code(),
-        Code::InvalidArgument
-    );
+    // Only the recipients bound at SealRequests.
+    for other in ["not an address", "eve@contoso.test", "eve@evil.example"] {
+        let mut d = deliver_req("shp-1", &done.pin_response_jwe, "5");
+        d.recipients = vec![other.into()];
+        let err = client.deliver_pin(d).await.unwrap_err();
+        assert_eq!(
+            (err.code(), reason(&err).as_str()),
+            (Code::PermissionDenied, "recipient_not_bound"),
+            "{other}"
+        );
+    }
     let d = deliver_req("shp-1", &done.pin_response_jwe, "12a");
     assert_eq!(
         client

@@ -21,6 +21,7 @@ fn seal_req(shipment: &str) -> pb::SealRequestsRequest {
             length: 8,
             force_change: false,
         }),
+        recipients: vec!["manager@contoso.test".into()],
     }
 }
 
@@ -100,6 +101,16 @@ async fn tcp_listener_requires_a_client_certificate() {
         .unwrap()
         .signed_by(&client_key, &issuer)
         .unwrap();
+    // Chains to the same CA but is not pinned.
+    let other_key = KeyPair::generate().unwrap();
+    let other_cert = CertificateParams::new(vec!["intruder.test".into()])
+        .unwrap()
+        .signed_by(&other_key, &issuer)
+        .unwrap();
+    let pin: String = fpr_jose::util::sha256(client_cert.der())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let (s_pem, s_key) = pem_pair(&server_cert, &server_key);
     for (name, text) in [
         ("ca.pem", ca_cert.pem()),
@@ -115,7 +126,7 @@ async fn tcp_listener_requires_a_client_certificate() {
         .unwrap()
         .port();
     let extra = format!(
-        "\n[server.tls]\ncert_file = \"{0}/server.pem\"\nkey_file = \"{0}/server.key\"\nclient_ca_file = \"{0}/ca.pem\"\n",
+        "\n[server.tls]\ncert_file = \"{0}/server.pem\"\nkey_file = \"{0}/server.key\"\nclient_ca_file = \"{0}/ca.pem\"\nallowed_client_sha256 = [\"{pin}\"]\n",
         dir.path().display()
     );
     let vault = VaultFixture::builder(&jwks, Pins::Smtp(mail.addr))
@@ -147,13 +158,32 @@ async fn tcp_listener_requires_a_client_certificate() {
     // With one it works.
     let identity =
         tonic::transport::Identity::from_pem(client_cert.pem(), client_key.serialize_pem());
-    let ch = endpoint(base.identity(identity)).connect().await.unwrap();
+    let ch = endpoint(base.clone().identity(identity))
+        .connect()
+        .await
+        .unwrap();
     let status = VaultServiceClient::new(ch)
         .get_status(pb::GetStatusRequest {})
         .await
         .unwrap()
         .into_inner();
     assert!(status.key_store.unwrap().healthy);
+
+    // A certificate of the same CA that is not pinned is refused.
+    let intruder =
+        tonic::transport::Identity::from_pem(other_cert.pem(), other_key.serialize_pem());
+    let ch = endpoint(base.identity(intruder)).connect().await.unwrap();
+    let err = VaultServiceClient::new(ch)
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        tonic::Code::PermissionDenied,
+        "{}",
+        err.message()
+    );
+    assert!(err.message().contains("is not pinned"));
     drop(vault);
 }
 

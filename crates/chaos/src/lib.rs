@@ -334,6 +334,12 @@ impl Stack {
             s(format!("{url}/.well-known/yubico-sign.jwks")),
         );
         put(&mut v, "delivery.channel", s("smtp"));
+        put(
+            &mut v,
+            "delivery.allowed_recipient_domains",
+            toml::Value::Array(vec![s("contoso.test")]),
+        );
+        put(&mut v, "delivery.resend_min_interval", s("0s"));
         put(&mut v, "delivery.smtp.host", s("127.0.0.1"));
         put(
             &mut v,

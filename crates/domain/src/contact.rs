@@ -50,14 +50,11 @@ pub fn check(
     field(aprefix, "postal_code", 20, true);
 
     if !email.is_empty()
-        && (email.matches('@').count() != 1
-            || email.starts_with('@')
-            || email.ends_with('@')
-            || email.contains(char::is_whitespace))
+        && let Err(rule) = crate::email::check(&email)
     {
         out.push(Violation::new(
             join(rprefix, "recipient_email"),
-            "must be an e-mail address",
+            format!("must be an e-mail address: {rule}"),
         ));
     }
     if !country.is_empty()

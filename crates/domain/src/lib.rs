@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod contact;
+pub mod email;
 pub mod model;
 pub mod shipping;
 pub mod validate;

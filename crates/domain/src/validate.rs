@@ -20,14 +20,6 @@ pub struct Create {
     pub emails_to: Vec<String>,
 }
 
-fn is_email(e: &str) -> bool {
-    e.len() <= 254
-        && e.matches('@').count() == 1
-        && !e.starts_with('@')
-        && !e.ends_with('@')
-        && !e.contains(char::is_whitespace)
-}
-
 /// Checks the recipient and address messages (nested), prefixing field paths with `prefix`.
 pub fn contact_fields(
     recipient: Option<&pb::Recipient>,
@@ -127,10 +119,10 @@ pub fn create(req: &pb::CreateShipmentRequest) -> Result<Create, Vec<Violation>>
         ));
     }
     for (i, e) in emails_to.iter().enumerate() {
-        if !is_email(e) {
+        if let Err(rule) = crate::email::check(e) {
             v.push(Violation::new(
                 format!("enrollment_contacts.emails_to[{i}]"),
-                "must be an e-mail address",
+                format!("must be an e-mail address: {rule}"),
             ));
         }
     }

@@ -76,9 +76,11 @@ pub enum Error {
     /// A JWKS document is malformed (not `{"keys":[...]}`, duplicate kids, no usable key).
     #[error("invalid JWKS: {0}")]
     InvalidJwks(&'static str),
-    /// A decrypted or signed payload is not the JSON this profile expects.
+    /// A decrypted or signed payload is not the JSON this profile expects. Only the kind of
+    /// error and its position are kept: serde's own message quotes the offending value, which
+    /// in a PIN response can be the PIN.
     #[error("payload is not valid JSON of the expected shape: {0}")]
-    Payload(#[source] serde_json::Error),
+    Payload(PayloadError),
     /// A sealed value did not open with the master key (wrong key, other key id, or tampering).
     #[error("sealed value did not open")]
     SealOpenFailed,
@@ -95,3 +97,46 @@ pub enum Error {
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where and how a payload failed to parse, without any of its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadError {
+    /// `syntax`, `data` (wrong type, unknown or duplicate field, missing field) or `eof`.
+    pub category: &'static str,
+    /// 1-based line of the failure.
+    pub line: usize,
+    /// 1-based column of the failure.
+    pub column: usize,
+}
+
+impl std::fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} error at line {} column {}",
+            self.category, self.line, self.column
+        )
+    }
+}
+
+impl From<serde_json::Error> for PayloadError {
+    fn from(e: serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        Self {
+            category: match e.classify() {
+                Category::Io => "io",
+                Category::Syntax => "syntax",
+                Category::Data => "data",
+                Category::Eof => "eof",
+            },
+            line: e.line(),
+            column: e.column(),
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Payload(e.into())
+    }
+}

@@ -131,5 +131,5 @@ pub fn verify_rs256(token: &str, keys: &[Value]) -> Result<Value> {
     })?;
     let claims =
         crate::util::b64d(parts[1]).map_err(|_| Error::Malformed("claims are not base64url"))?;
-    serde_json::from_slice(&claims).map_err(Error::Payload)
+    serde_json::from_slice(&claims).map_err(Error::from)
 }

@@ -45,7 +45,7 @@ pub mod protocol;
 pub mod seal;
 pub mod util;
 
-pub use error::{Error, Result};
+pub use error::{Error, PayloadError, Result};
 pub use jwk::{Curve, Jwks, KeyUse, PrivateKey, PublicJwk, SigningKey};
 
 /// The largest compact token (or JWKS document) accepted, in bytes: 64 KiB.

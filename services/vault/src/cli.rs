@@ -46,6 +46,19 @@ pub enum Command {
         #[arg(long)]
         new_key_file: PathBuf,
     },
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Audit log commands.
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the hash chain of an audit log; exits 1 and names the first broken line.
+    Verify {
+        /// The JSON-lines file (`audit.path`).
+        file: PathBuf,
+    },
 }
 
 const EX_USAGE: u8 = 64;
@@ -69,6 +82,18 @@ pub async fn main(cli: Cli) -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Error> {
     if let Some(Command::GenerateMasterKey { path }) = &cli.command {
         return generate_master_key(path);
+    }
+    if let Some(Command::Audit(AuditCommand::Verify { file })) = &cli.command {
+        return match crate::audit::verify(file)? {
+            crate::audit::Verdict::Intact { lines } => {
+                println!("{}: intact, {lines} entries", file.display());
+                Ok(())
+            }
+            crate::audit::Verdict::Broken { line, reason } => Err(Error::Audit(format!(
+                "{}: chain broken at line {line}: {reason}",
+                file.display()
+            ))),
+        };
     }
     let config = match &cli.command {
         Some(Command::Dev { dir, smtp_port }) => crate::dev::prepare(dir, *smtp_port)?,
@@ -130,7 +155,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             );
             Ok(())
         }
-        Some(Command::GenerateMasterKey { .. }) => Ok(()),
+        Some(Command::GenerateMasterKey { .. } | Command::Audit(_)) => Ok(()),
     }
 }
 

@@ -32,9 +32,21 @@ pub struct Config {
     /// PIN delivery.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// The append-only audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Switches that weaken security; each logs a warning at start.
     #[serde(default)]
     pub danger: DangerConfig,
+}
+
+/// Audit log settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The JSON-lines file (default: `audit.jsonl` beside the store directory).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
 }
 
 /// Listener settings.
@@ -76,6 +88,10 @@ pub struct TlsConfig {
     pub key_file: PathBuf,
     /// PEM CA bundle that client certificates must chain to.
     pub client_ca_file: PathBuf,
+    /// SHA-256 fingerprints (hex, of the DER certificate) of the client certificates allowed
+    /// to call: chaining to the CA is not enough. At least one.
+    #[serde(default)]
+    pub allowed_client_sha256: Vec<String>,
 }
 
 /// The parsed listen address.
@@ -214,6 +230,18 @@ pub struct DeliveryConfig {
     /// Webhook settings (channel `webhook`).
     #[serde(default)]
     pub webhook: Option<WebhookConfig>,
+    /// Domains whose addresses may receive a PIN (exact match, case-insensitive).
+    #[serde(default)]
+    pub allowed_recipient_domains: Vec<String>,
+    /// Single addresses that may receive a PIN besides those domains.
+    #[serde(default)]
+    pub allowed_recipients: Vec<String>,
+    /// Sends of one shipment's PIN after the first (ResendPin), at most.
+    #[serde(default = "default_max_resends")]
+    pub max_resends: u32,
+    /// Least time between two sends of one shipment's PIN.
+    #[serde(default = "default_resend_interval", with = "humantime_serde")]
+    pub resend_min_interval: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -224,7 +252,81 @@ impl Default for DeliveryConfig {
             template: default_template(),
             smtp: None,
             webhook: None,
+            allowed_recipient_domains: Vec::new(),
+            allowed_recipients: Vec::new(),
+            max_resends: default_max_resends(),
+            resend_min_interval: default_resend_interval(),
         }
+    }
+}
+
+fn default_max_resends() -> u32 {
+    3
+}
+
+fn default_resend_interval() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// Who may receive a PIN: the vault's own rule, checked at SealRequests, CheckRecipients,
+/// RebindRecipients and DeliverPin, whatever the orchestrator asks.
+#[derive(Debug, Clone, Default)]
+pub struct RecipientPolicy {
+    domains: Vec<String>,
+    addresses: Vec<String>,
+    any: bool,
+}
+
+impl RecipientPolicy {
+    /// The policy of `config`.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            domains: config
+                .delivery
+                .allowed_recipient_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            addresses: config
+                .delivery
+                .allowed_recipients
+                .iter()
+                .map(|a| a.to_ascii_lowercase())
+                .collect(),
+            any: config.danger.allow_any_recipient,
+        }
+    }
+
+    /// Checks one address: the e-mail rule, then the allowed domains and addresses.
+    pub fn check(&self, address: &str) -> Result<(), String> {
+        fpr_domain::email::check(address)
+            .map_err(|r| format!("{}: {r}", fpr_domain::email::RULE))?;
+        if self.any {
+            return Ok(());
+        }
+        let lower = address.to_ascii_lowercase();
+        let domain = fpr_domain::email::domain(address).unwrap_or_default();
+        if self.addresses.contains(&lower) || self.domains.contains(&domain) {
+            Ok(())
+        } else {
+            Err(format!(
+                "is outside the vault's recipient policy (domain {domain:?} is not allowed)"
+            ))
+        }
+    }
+
+    /// A description for the settings (`GetStatus`).
+    pub fn describe(&self) -> String {
+        if self.any {
+            return "any (danger.allow_any_recipient)".into();
+        }
+        let mut all = self
+            .domains
+            .iter()
+            .map(|d| format!("@{d}"))
+            .collect::<Vec<_>>();
+        all.extend(self.addresses.iter().cloned());
+        all.join(",")
     }
 }
 
@@ -295,6 +397,9 @@ pub struct DangerConfig {
     /// Allow SMTP without TLS (a local relay or the sandbox mailbox).
     #[serde(default)]
     pub allow_plaintext_smtp: bool,
+    /// Allow PINs to any well-formed address when no recipient policy is set.
+    #[serde(default)]
+    pub allow_any_recipient: bool,
 }
 
 fn default_listen() -> String {
@@ -452,6 +557,42 @@ impl Config {
         if self.yubico.refresh_interval < Duration::from_secs(1) {
             return bad("yubico.refresh_interval", "must be at least 1s");
         }
+        let d = &self.delivery;
+        if d.allowed_recipient_domains.is_empty()
+            && d.allowed_recipients.is_empty()
+            && !self.danger.allow_any_recipient
+        {
+            return bad(
+                "delivery.allowed_recipient_domains",
+                "set the domains (or delivery.allowed_recipients) that may receive PINs; any address only with danger.allow_any_recipient",
+            );
+        }
+        for dom in &d.allowed_recipient_domains {
+            if fpr_domain::email::domain(&format!("x@{dom}")).is_none() {
+                return bad(
+                    "delivery.allowed_recipient_domains",
+                    "each entry must be a domain name such as contoso.com",
+                );
+            }
+        }
+        if d.allowed_recipients
+            .iter()
+            .any(|a| !fpr_domain::email::is_valid(a))
+        {
+            return bad("delivery.allowed_recipients", fpr_domain::email::RULE);
+        }
+        if d.max_resends > 100 {
+            return bad("delivery.max_resends", "0 to 100");
+        }
+        if let Some(tls) = &self.server.tls {
+            let ok = |h: &String| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+            if tls.allowed_client_sha256.is_empty() || !tls.allowed_client_sha256.iter().all(ok) {
+                return bad(
+                    "server.tls.allowed_client_sha256",
+                    "one or more SHA-256 fingerprints (64 hex digits) of the client certificates allowed",
+                );
+            }
+        }
         if !self.delivery.template.contains("{pin}") {
             return bad("delivery.template", "must contain {pin}");
         }
@@ -510,6 +651,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Where the audit log is written.
+    pub fn audit_path(&self) -> PathBuf {
+        self.audit.path.clone().unwrap_or_else(|| {
+            let store = &self.store.path;
+            store
+                .parent()
+                .map_or_else(|| PathBuf::from("audit.jsonl"), |p| p.join("audit.jsonl"))
+        })
     }
 
     /// The parsed listen address.
@@ -595,6 +746,23 @@ impl Config {
             humantime_serde::re::humantime::format_duration(self.yubico.refresh_interval)
                 .to_string(),
         );
+        put(
+            "FPR_VAULT_PIN_RECIPIENTS",
+            RecipientPolicy::of(self).describe(),
+        );
+        put(
+            "FPR_VAULT_MAX_RESENDS",
+            self.delivery.max_resends.to_string(),
+        );
+        put(
+            "FPR_VAULT_RESEND_MIN_INTERVAL",
+            humantime_serde::re::humantime::format_duration(self.delivery.resend_min_interval)
+                .to_string(),
+        );
+        put(
+            "FPR_VAULT_AUDIT_PATH",
+            self.audit_path().display().to_string(),
+        );
         put("FPR_VAULT_JWE_ALG", self.jose.alg.clone());
         put("FPR_VAULT_JWE_ENC", self.jose.enc.clone());
         put(
@@ -653,6 +821,7 @@ mod tests {
         master_key_file = "/k"
         [delivery]
         channel = "smtp"
+        allowed_recipient_domains = ["example.com"]
         [delivery.smtp]
         host = "smtp.example.com"
         from = "keys@example.com"
@@ -702,6 +871,20 @@ mod tests {
                 format!("{MINIMAL}\n[yubico]\nsign_jwks_url = \"http://x/\""),
                 "yubico.sign_jwks_url",
             ),
+            (
+                MINIMAL.replace("allowed_recipient_domains = [\"example.com\"]", ""),
+                "delivery.allowed_recipient_domains",
+            ),
+            (
+                MINIMAL.replace("[\"example.com\"]", "[\"@example.com\"]"),
+                "delivery.allowed_recipient_domains",
+            ),
+            (
+                format!(
+                    "[server]\nlisten = \"tcp:127.0.0.1:1\"\n[server.tls]\ncert_file = \"c\"\nkey_file = \"k\"\nclient_ca_file = \"ca\"\n{MINIMAL}"
+                ),
+                "server.tls.allowed_client_sha256",
+            ),
         ];
         for (text, key) in cases {
             match Config::from_toml(&text, &env(&[])) {
@@ -713,6 +896,32 @@ mod tests {
             Config::from_toml("[nope]\nx=1", &env(&[])),
             Err(Error::Config { .. })
         ));
+    }
+
+    #[test]
+    fn recipient_policy_allows_listed_domains_and_addresses_only() {
+        let c = Config::from_toml(
+            &MINIMAL.replace(
+                "allowed_recipient_domains = [\"example.com\"]",
+                "allowed_recipient_domains = [\"Example.com\"]\nallowed_recipients = [\"pins@partner.example\"]",
+            ),
+            &env(&[]),
+        )
+        .unwrap();
+        let p = RecipientPolicy::of(&c);
+        assert!(p.check("ada@example.com").is_ok());
+        assert!(p.check("ADA@EXAMPLE.COM").is_ok());
+        assert!(p.check("pins@partner.example").is_ok());
+        for bad in [
+            "eve@evil.example",
+            "ada@sub.example.com",
+            "ada@example.com.evil.example",
+            "other@partner.example",
+            "Ada <ada@example.com>",
+            "ada@example.com\r\nBcc: eve@evil.example",
+        ] {
+            assert!(p.check(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

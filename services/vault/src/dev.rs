@@ -64,7 +64,7 @@ pub fn prepare(dir: &Path, smtp_port: u16) -> Result<Config, Error> {
         "[server]\nlisten = \"unix:{run}\"\n\
          [store]\npath = \"{store}\"\nmaster_key_file = \"{master}\"\n\
          [yubico]\ntransport_jwks_file = \"{transport}\"\nsign_jwks_file = \"{signing}\"\n\
-         [delivery]\nchannel = \"smtp\"\n[delivery.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\nfrom = \"fpr-dev@localhost\"\n\
+         [delivery]\nchannel = \"smtp\"\nallowed_recipient_domains = [\"contoso.test\"]\n[delivery.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\nfrom = \"fpr-dev@localhost\"\n\
          [danger]\nallow_plaintext_smtp = true\n",
         run = dir.join("run/vault.sock").display(),
         store = dir.join("store").display(),

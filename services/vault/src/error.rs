@@ -74,6 +74,23 @@ pub enum Error {
         "the PIN delivery of shipment {0:?} started at {1} was interrupted; its outcome is unknown"
     )]
     DeliveryOutcomeUnknown(String, i64),
+    /// A PIN recipient breaks the e-mail rule or the vault's recipient policy.
+    #[error("recipients[{index}] {rule}")]
+    RecipientRefused {
+        /// Position in the request's list.
+        index: usize,
+        /// Why.
+        rule: String,
+    },
+    /// DeliverPin named an address not bound to the shipment at SealRequests.
+    #[error("recipients[{0}] is not bound to this shipment")]
+    RecipientNotBound(usize),
+    /// A resend beyond the configured count or sooner than the configured interval.
+    #[error("{0}")]
+    ResendLimited(String),
+    /// The audit log could not be written: the operation is not confirmed.
+    #[error("audit log: {0}")]
+    Audit(String),
     /// The sealed key store failed.
     #[error("store: {0}")]
     Store(#[from] fpr_store::Error),
@@ -95,6 +112,39 @@ pub enum Error {
     /// The gRPC transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+}
+
+impl Error {
+    /// A short machine name of the failure for the audit log and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Config { .. } => "config",
+            Error::InvalidField { .. } => "invalid_argument",
+            Error::ResponseRejected { reason, .. } => reason,
+            Error::ShipmentNotFound(_) => "not_found",
+            Error::AlreadySealed(_) => "already_sealed",
+            Error::NoYubicoKeys(_) => "no_yubico_keys",
+            Error::WrongMasterKey { .. } => "wrong_master_key",
+            Error::Secret { .. } => "secret_unreadable",
+            Error::Delivery { .. } => "delivery_failed",
+            Error::DeliveryOutcomeUnknown(..) => "delivery_outcome_unknown",
+            Error::RecipientRefused { .. } => "recipient_not_allowed",
+            Error::RecipientNotBound(_) => "recipient_not_bound",
+            Error::ResendLimited(_) => "resend_limited",
+            Error::Audit(_) => "audit_failed",
+            Error::Store(_) => "store",
+            Error::Crypto(_) => "crypto",
+            Error::CorruptRecord(_) => "corrupt_record",
+            Error::Io { .. } => "io",
+            Error::Transport(_) => "transport",
+        }
+    }
+}
+
+fn with_reason(code: Code, reason: &str, message: String) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, "vault.fpr", std::collections::HashMap::new());
+    Status::with_error_details(code, message, details)
 }
 
 impl From<Error> for Status {
@@ -141,6 +191,28 @@ impl From<Error> for Status {
                     std::collections::HashMap::new(),
                 );
                 Status::with_error_details(Code::FailedPrecondition, e.to_string(), details)
+            }
+            Error::RecipientRefused { index, rule } => {
+                let field = format!("recipients[{index}]");
+                let mut details = ErrorDetails::with_bad_request_violation(&field, rule.clone());
+                details.set_error_info(
+                    "recipient_not_allowed",
+                    "vault.fpr",
+                    std::collections::HashMap::new(),
+                );
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    format!("{field} {rule}"),
+                    details,
+                )
+            }
+            e @ Error::RecipientNotBound(_) => {
+                with_reason(Code::PermissionDenied, "recipient_not_bound", e.to_string())
+            }
+            Error::ResendLimited(m) => with_reason(Code::ResourceExhausted, "resend_limited", m),
+            Error::Audit(m) => {
+                tracing::error!(error = %m, "Audit log write failed");
+                Status::unavailable("the vault's audit log cannot be written")
             }
             Error::Secret { name, .. } => {
                 tracing::warn!(secret = name, "Secret could not be read");

@@ -62,6 +62,10 @@ pub struct Record {
     /// stopped while sending and the PIN may or may not have gone out.
     #[serde(default)]
     pub delivery_started: Option<i64>,
+    /// The addresses bound at SealRequests (or by RebindRecipients): the only ones DeliverPin
+    /// sends this shipment's PIN to.
+    #[serde(default)]
+    pub recipients: Vec<String>,
 }
 
 fn aad(shipment_ref: &str, request_id: &str) -> Vec<u8> {
@@ -196,6 +200,7 @@ impl KeyStore {
         transport_kid: String,
         credential_request_jwe: String,
         pin_request_jwe: String,
+        recipients: Vec<String>,
         created_at: i64,
     ) -> Result<Record, Error> {
         let scalar = key.scalar().map_err(Error::Crypto)?;
@@ -215,6 +220,7 @@ impl KeyStore {
             credential_serial: None,
             receipt: None,
             delivery_started: None,
+            recipients,
         };
         let bytes =
             serde_json::to_vec(&rec).map_err(|_| Error::CorruptRecord(shipment_ref.to_owned()))?;

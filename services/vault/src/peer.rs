@@ -15,6 +15,10 @@ use tower::{Layer, Service};
 #[derive(Debug, Clone, Copy)]
 pub struct InProcess;
 
+/// Who called, as the audit log records it: `uid:<n>`, `cert:<sha256 hex>` or `in-process`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerId(pub String);
+
 /// Why a caller was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
@@ -27,19 +31,24 @@ pub enum Refused {
     /// A TCP call without a verified client certificate.
     #[error("client certificate required")]
     NoClientCertificate,
+    /// A client certificate that chains to the CA but is not one of the pinned ones.
+    #[error("client certificate sha256:{0} is not pinned")]
+    NotPinned(String),
 }
 
 /// Layer for [`PeerCheck`].
 #[derive(Debug, Clone)]
 pub struct PeerCheckLayer {
     allowed: Arc<[u32]>,
+    pins: Arc<[String]>,
 }
 
 impl PeerCheckLayer {
-    /// Allows the given uids.
-    pub fn new(allowed: Vec<u32>) -> Self {
+    /// Allows the given uids, and TLS clients whose certificate's SHA-256 (hex) is in `pins`.
+    pub fn new(allowed: Vec<u32>, pins: Vec<String>) -> Self {
         Self {
             allowed: allowed.into(),
+            pins: pins.iter().map(|p| p.to_ascii_lowercase()).collect(),
         }
     }
 }
@@ -50,6 +59,7 @@ impl<S> Layer<S> for PeerCheckLayer {
         PeerCheck {
             inner,
             allowed: self.allowed.clone(),
+            pins: self.pins.clone(),
         }
     }
 }
@@ -59,36 +69,44 @@ impl<S> Layer<S> for PeerCheckLayer {
 pub struct PeerCheck<S> {
     inner: S,
     allowed: Arc<[u32]>,
+    pins: Arc<[String]>,
 }
 
 // === impl PeerCheck ===
 
 impl<S> PeerCheck<S> {
-    /// Allows the given uids in front of `inner`.
-    pub fn layer(allowed: Vec<u32>) -> PeerCheckLayer {
-        PeerCheckLayer::new(allowed)
+    /// Allows the given uids and pinned client certificates in front of `inner`.
+    pub fn layer(allowed: Vec<u32>, pins: Vec<String>) -> PeerCheckLayer {
+        PeerCheckLayer::new(allowed, pins)
     }
 
-    fn check<B>(&self, req: &http::Request<B>) -> Result<(), Refused> {
+    fn check<B>(&self, req: &http::Request<B>) -> Result<CallerId, Refused> {
         let ext = req.extensions();
         if ext.get::<InProcess>().is_some() {
-            return Ok(());
+            return Ok(CallerId("in-process".into()));
         }
         if let Some(uds) = ext.get::<UdsConnectInfo>() {
             let cred = uds.peer_cred.ok_or(Refused::NoCredentials)?;
             let uid = cred.uid();
             return if self.allowed.contains(&uid) {
-                Ok(())
+                Ok(CallerId(format!("uid:{uid}")))
             } else {
                 Err(Refused::Uid(uid))
             };
         }
         if let Some(tls) = ext.get::<TlsConnectInfo<TcpConnectInfo>>() {
-            // rustls already refused handshakes without a certificate chaining to the client CA.
-            return if tls.peer_certs().is_some_and(|c| !c.is_empty()) {
-                Ok(())
+            // rustls already refused handshakes without a certificate chaining to the client
+            // CA; the leaf must also be one of the pinned certificates.
+            let certs = tls.peer_certs().ok_or(Refused::NoClientCertificate)?;
+            let leaf = certs.first().ok_or(Refused::NoClientCertificate)?;
+            let fp: String = fpr_jose::util::sha256(leaf.as_ref())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            return if self.pins.contains(&fp) {
+                Ok(CallerId(format!("cert:{fp}")))
             } else {
-                Err(Refused::NoClientCertificate)
+                Err(Refused::NotPinned(fp))
             };
         }
         Err(Refused::NoClientCertificate)
@@ -113,9 +131,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         match self.check(&req) {
-            Ok(()) => Box::pin(self.inner.call(req)),
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+                Box::pin(self.inner.call(req))
+            }
             Err(refused) => {
                 tracing::warn!(reason = %refused, path = %req.uri().path(), "Caller refused");
                 let status = tonic::Status::permission_denied(refused.to_string());

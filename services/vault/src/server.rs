@@ -66,7 +66,31 @@ pub async fn build(config: &Config) -> Result<VaultService, Error> {
     keys.spawn_refresh(config.yubico.refresh_interval);
     let channel = Channel::new(config.delivery.clone())?;
     let settings = config.settings().into_iter().collect();
-    let service = VaultService::new(keystore, keys, channel, config.algorithms()?, settings);
+    if config.danger.allow_any_recipient {
+        warn!("danger.allow_any_recipient is on: PINs may go to any well-formed address");
+    }
+    let audit = crate::audit::AuditLog::open(&config.audit_path())?;
+    info!(path = %audit.path().display(), "Audit log open");
+    let guard = crate::service::Guard {
+        recipients: crate::config::RecipientPolicy::of(config),
+        max_resends: config.delivery.max_resends,
+        resend_min_interval: config.delivery.resend_min_interval,
+        audit,
+        client_pins: config
+            .server
+            .tls
+            .as_ref()
+            .map(|t| t.allowed_client_sha256.clone())
+            .unwrap_or_default(),
+    };
+    let service = VaultService::new(
+        keystore,
+        keys,
+        channel,
+        config.algorithms()?,
+        settings,
+        guard,
+    );
     spawn_master_key_watch(service.downgrade(), config.clone());
     Ok(service)
 }
@@ -244,7 +268,7 @@ pub async fn serve(
             reason: e.to_string(),
         })?;
     let vault = tower::ServiceBuilder::new()
-        .layer(PeerCheckLayer::new(allowed_uids))
+        .layer(PeerCheckLayer::new(allowed_uids, service.client_pins()))
         .service(VaultServiceServer::new(service));
 
     let shutdown = async move {

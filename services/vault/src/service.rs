@@ -16,9 +16,27 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument as _, info, info_span, warn};
 
 use crate::Error;
+use crate::audit::{AuditLog, Event};
+use crate::config::RecipientPolicy;
 use crate::delivery::{self, Channel};
 use crate::jwks::{KeySet, Kind, YubicoKeys};
 use crate::keystore::{KeyStore, Receipt, Record};
+use crate::peer::CallerId;
+
+/// The vault's own rules on PINs, whatever the caller asks, and its audit log.
+#[derive(Debug)]
+pub struct Guard {
+    /// Who may receive a PIN.
+    pub recipients: RecipientPolicy,
+    /// Sends of one PIN after the first, at most.
+    pub max_resends: u32,
+    /// Least time between two sends of one PIN.
+    pub resend_min_interval: std::time::Duration,
+    /// Where every operation is recorded.
+    pub audit: AuditLog,
+    /// SHA-256 fingerprints of the TLS client certificates allowed.
+    pub client_pins: Vec<String>,
+}
 
 /// Shared state of the service.
 pub struct Vault {
@@ -27,6 +45,7 @@ pub struct Vault {
     channel: Channel,
     algorithms: Algorithms,
     settings: HashMap<String, String>,
+    guard: Guard,
     /// Serialises work on one shipment (two DeliverPin calls must not both send).
     locks: Vec<Mutex<()>>,
 }
@@ -62,6 +81,7 @@ impl VaultService {
         channel: Channel,
         algorithms: Algorithms,
         settings: HashMap<String, String>,
+        guard: Guard,
     ) -> Self {
         let locks = (0..64).map(|_| Mutex::new(())).collect();
         Self(Arc::new(Vault {
@@ -70,8 +90,14 @@ impl VaultService {
             channel,
             algorithms,
             settings,
+            guard,
             locks,
         }))
+    }
+
+    /// The TLS client certificate fingerprints allowed to call.
+    pub fn client_pins(&self) -> Vec<String> {
+        self.0.guard.client_pins.clone()
     }
 
     /// A handle that does not keep the vault (and its store) open.
@@ -166,10 +192,18 @@ fn check_options(json: &str) -> Result<Value, Error> {
     Ok(opts)
 }
 
-fn check_email(e: &str) -> bool {
-    e.len() <= 254
-        && e.parse::<lettre::Address>().is_ok()
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+fn caller<T>(req: &Request<T>) -> String {
+    req.extensions()
+        .get::<CallerId>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.clone())
+}
+
+/// Lower-cased and sorted: two lists naming the same addresses compare equal.
+fn normalized(list: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().map(|e| e.to_ascii_lowercase()).collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 fn ts(t: i64) -> prost_types::Timestamp {
@@ -212,6 +246,48 @@ fn binding(field: &'static str, reason: &'static str, check: String) -> Error {
 }
 
 impl Vault {
+    /// 1 to 10 addresses, each within the e-mail rule and the recipient policy.
+    fn check_recipients(&self, list: &[String]) -> Result<(), Error> {
+        if list.is_empty() || list.len() > 10 {
+            return Err(Error::InvalidField {
+                field: "recipients",
+                rule: format!("needs 1 to 10 addresses, got {}", list.len()),
+            });
+        }
+        for (index, e) in list.iter().enumerate() {
+            self.guard
+                .recipients
+                .check(e)
+                .map_err(|rule| Error::RecipientRefused { index, rule })?;
+        }
+        Ok(())
+    }
+
+    /// Records `op`'s outcome in the audit log (flushed), and a refused Yubico response at
+    /// WARN. An audit log that cannot be written fails the operation's answer.
+    fn audit<T>(&self, event: Event, result: Result<T, Error>) -> Result<T, Error> {
+        let mut event = event;
+        match &result {
+            Ok(_) => event.outcome = "ok".into(),
+            Err(e) => {
+                event.outcome = format!("refused:{}", e.reason());
+                if let Error::ResponseRejected {
+                    field,
+                    reason,
+                    check,
+                } = e
+                {
+                    warn!(shipment.id = %event.shipment_ref, field, reason, %check, kid = %event.kids.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","), "Yubico response refused");
+                    event.detail = check.clone();
+                } else if event.detail.is_empty() {
+                    event.detail = e.to_string();
+                }
+            }
+        }
+        self.guard.audit.record(event)?;
+        result
+    }
+
     fn record(&self, shipment_ref: &str) -> Result<Record, Error> {
         self.keystore
             .get(shipment_ref)?
@@ -256,14 +332,15 @@ impl Vault {
             return Err(binding(
                 field,
                 "wrong_type",
-                format!("typ {typ:?} is not {want_typ:?}"),
+                // The value is not echoed: a hostile response could carry a secret in it.
+                format!("typ is not {want_typ:?}"),
             ));
         }
         if v != protocol::VERSION {
             return Err(binding(
                 field,
                 "wrong_version",
-                format!("v {v} is not {}", protocol::VERSION),
+                format!("v is not {}", protocol::VERSION),
             ));
         }
         if request_id != rec.request_id {
@@ -274,6 +351,97 @@ impl Vault {
             ));
         }
         Ok(())
+    }
+
+    /// SealRequests: checks, recipients bound, then the JOSE work and the durable record.
+    async fn seal(&self, r: pb::SealRequestsRequest) -> Result<pb::SealRequestsResponse, Error> {
+        check_ref(&r.shipment_ref)?;
+        let options = check_options(&r.creation_options_json)?;
+        let policy = r.pin_policy.ok_or(Error::InvalidField {
+            field: "pin_policy",
+            rule: "is required".into(),
+        })?;
+        if !protocol::PIN_LENGTH.contains(&policy.length) {
+            return Err(Error::InvalidField {
+                field: "pin_policy.length",
+                rule: format!("{} is outside 4 to 63", policy.length),
+            });
+        }
+        self.check_recipients(&r.recipients)?;
+        let pin = PinSpec {
+            kind: "generate".into(),
+            length: policy.length,
+            force_change: policy.force_change,
+        };
+        let base = [
+            r.creation_options_json.as_bytes(),
+            &policy.length.to_be_bytes(),
+            &[u8::from(policy.force_change)],
+        ];
+        let bound = normalized(&r.recipients).join("\n");
+        let inputs = digest(&[base[0], base[1], base[2], bound.as_bytes()]);
+
+        let _guard = self.lock_for(&r.shipment_ref).lock().await;
+        if let Some(mut rec) = self.keystore.get(&r.shipment_ref)? {
+            if rec.inputs_digest == inputs {
+                return Ok(sealed_response(&rec));
+            }
+            // Sealed before recipients were bound: the same inputs bind them now.
+            if rec.recipients.is_empty() && rec.inputs_digest == digest(&base) {
+                rec.recipients = r.recipients.clone();
+                rec.inputs_digest = inputs;
+                self.keystore.update(&r.shipment_ref, &rec)?;
+                return Ok(sealed_response(&rec));
+            }
+            return Err(Error::AlreadySealed(r.shipment_ref.clone()));
+        }
+        let transport_set = self.keys.current(Kind::Transport);
+        let transport = transport_set
+            .jwks
+            .choose_encryption_key()
+            .map_err(Error::Crypto)?
+            .ok_or(Error::NoYubicoKeys("transport"))?
+            .clone();
+        let (key, cred_jwe, pin_jwe) =
+            seal_requests(&options, &pin, &transport, self.algorithms).map_err(Error::Crypto)?;
+        let rec = self.keystore.insert_new(
+            &r.shipment_ref,
+            &key,
+            inputs,
+            transport.kid().to_owned(),
+            cred_jwe,
+            pin_jwe,
+            r.recipients.clone(),
+            OffsetDateTime::now_utc().unix_timestamp(),
+        )?;
+        fpr_config::danger::crash_point("vault.after_seal");
+        info!(request.id = %rec.request_id, transport.kid = %rec.transport_kid, recipients = rec.recipients.len(), "Requests sealed");
+        Ok(sealed_response(&rec))
+    }
+
+    /// Replaces a sealed shipment's bound recipients (policy-checked).
+    async fn rebind(
+        &self,
+        r: &pb::RebindRecipientsRequest,
+    ) -> Result<pb::RebindRecipientsResponse, Error> {
+        check_ref(&r.shipment_ref)?;
+        self.check_recipients(&r.recipients)?;
+        let reason = r.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(Error::InvalidField {
+                field: "reason",
+                rule: "must be 1 to 500 characters".into(),
+            });
+        }
+        let _guard = self.lock_for(&r.shipment_ref).lock().await;
+        let mut rec = self.record(&r.shipment_ref)?;
+        let previous = std::mem::replace(&mut rec.recipients, r.recipients.clone());
+        self.keystore.update(&r.shipment_ref, &rec)?;
+        warn!(shipment.id = %r.shipment_ref, before = previous.len(), after = rec.recipients.len(), "PIN recipients rebound");
+        Ok(pb::RebindRecipientsResponse {
+            previous,
+            recipients: rec.recipients,
+        })
     }
 
     fn lock_for(&self, shipment_ref: &str) -> &Mutex<()> {
@@ -299,20 +467,53 @@ impl Vault {
                 rule: "must be 1 to 20 decimal digits".into(),
             });
         }
-        if r.recipients.is_empty() || r.recipients.len() > 10 {
+        if r.recipients.len() > 10 {
             return Err(Error::InvalidField {
                 field: "recipients",
                 rule: format!("needs 1 to 10 addresses, got {}", r.recipients.len()),
             });
         }
-        if let Some(bad) = r.recipients.iter().position(|e| !check_email(e)) {
-            return Err(Error::InvalidField {
-                field: "recipients",
-                rule: format!("entry {bad} is not an e-mail address"),
-            });
-        }
         let _guard = self.lock_for(&r.shipment_ref).lock().await;
         let mut rec = self.record(&r.shipment_ref)?;
+        // Only the addresses bound at SealRequests; a record sealed before binding existed
+        // binds the first list it is asked to send to (still within the policy).
+        let recipients = if rec.recipients.is_empty() {
+            r.recipients.clone()
+        } else {
+            if !r.recipients.is_empty() {
+                let bound = normalized(&rec.recipients);
+                if let Some(i) = r
+                    .recipients
+                    .iter()
+                    .position(|e| !bound.contains(&e.to_ascii_lowercase()))
+                {
+                    return Err(Error::RecipientNotBound(i));
+                }
+            }
+            rec.recipients.clone()
+        };
+        self.check_recipients(&recipients)?;
+        if r.resend
+            && !r.validate_only
+            && let Some(last) = &rec.receipt
+        {
+            let resends = last.deliveries.saturating_sub(1);
+            if resends >= self.guard.max_resends {
+                return Err(Error::ResendLimited(format!(
+                    "shipment {:?}'s PIN was sent {} times; at most {} resends are allowed (delivery.max_resends)",
+                    r.shipment_ref, last.deliveries, self.guard.max_resends
+                )));
+            }
+            let since = OffsetDateTime::now_utc().unix_timestamp() - last.delivered_at;
+            let min = self.guard.resend_min_interval.as_secs() as i64;
+            if since < min {
+                return Err(Error::ResendLimited(format!(
+                    "shipment {:?}'s PIN was sent {since} s ago; resend in {} s (delivery.resend_min_interval)",
+                    r.shipment_ref,
+                    min - since
+                )));
+            }
+        }
         if !r.resend && !r.validate_only {
             if let Some(receipt) = &rec.receipt {
                 info!(request.id = %rec.request_id, "PIN already delivered; not sending again");
@@ -332,8 +533,8 @@ impl Vault {
         let (payload, _kid) = self
             .open(F, &r.shipment_ref, &rec, &r.pin_response_jwe)
             .await?;
-        let resp: PinResponse = serde_json::from_slice(&payload)
-            .map_err(|e| rejected(F, fpr_jose::Error::Payload(e)))?;
+        let resp: PinResponse =
+            serde_json::from_slice(&payload).map_err(|e| rejected(F, fpr_jose::Error::from(e)))?;
         drop(payload);
         Vault::check_header(
             F,
@@ -386,7 +587,7 @@ impl Vault {
         // Durable intent before the send: a stop between here and the receipt is found later.
         rec.delivery_started = Some(OffsetDateTime::now_utc().unix_timestamp());
         self.keystore.update(&r.shipment_ref, &rec)?;
-        let sent = match self.channel.send(resp.pin(), &r.recipients, &ctx).await {
+        let sent = match self.channel.send(resp.pin(), &recipients, &ctx).await {
             Ok(sent) => sent,
             Err(e) => {
                 // The channel refused: nothing went out, so the intent is withdrawn.
@@ -399,13 +600,14 @@ impl Vault {
         fpr_config::danger::crash_point("vault.after_send");
         let receipt = Receipt {
             channel: sent.channel.into(),
-            recipients: r.recipients.clone(),
+            recipients: recipients.clone(),
             message_id: sent.message_id,
             delivered_at: sent.at.unix_timestamp(),
             deliveries: rec.receipt.as_ref().map_or(0, |x| x.deliveries) + 1,
         };
         rec.receipt = Some(receipt.clone());
         rec.delivery_started = None;
+        rec.recipients = recipients;
         self.keystore.update(&r.shipment_ref, &rec)?;
         info!(request.id = %rec.request_id, channel = sent.channel, deliveries = receipt.deliveries, "PIN delivered");
         Ok(pb::DeliverPinResponse {
@@ -482,12 +684,12 @@ pub fn seal_requests(
         pin: pin.clone(),
     };
     let cred_jwe = jwe::encrypt(
-        &serde_json::to_vec(&cred).map_err(fpr_jose::Error::Payload)?,
+        &serde_json::to_vec(&cred).map_err(fpr_jose::Error::from)?,
         transport,
         algorithms,
     )?;
     let pin_jwe = jwe::encrypt(
-        &serde_json::to_vec(&pin_req).map_err(fpr_jose::Error::Payload)?,
+        &serde_json::to_vec(&pin_req).map_err(fpr_jose::Error::from)?,
         transport,
         algorithms,
     )?;
@@ -550,48 +752,28 @@ impl pb::vault_service_server::VaultService for VaultService {
         &self,
         req: Request<pb::SealRequestsRequest>,
     ) -> Result<Response<pb::SealRequestsResponse>, Status> {
+        let who = caller(&req);
         let r = req.into_inner();
         let span = info_span!("seal_requests", shipment.id = %r.shipment_ref);
-        async move {
-            check_ref(&r.shipment_ref)?;
-            let options = check_options(&r.creation_options_json)?;
-            let policy = r.pin_policy.ok_or(Error::InvalidField { field: "pin_policy", rule: "is required".into() })?;
-            if !protocol::PIN_LENGTH.contains(&policy.length) {
-                return Err(Error::InvalidField { field: "pin_policy.length", rule: format!("{} is outside 4 to 63", policy.length) });
-            }
-            let pin = PinSpec { kind: "generate".into(), length: policy.length, force_change: policy.force_change };
-            let inputs = digest(&[r.creation_options_json.as_bytes(), &policy.length.to_be_bytes(), &[u8::from(policy.force_change)]]);
-
-            let v = &self.0;
-            let _guard = self.0.lock_for(&r.shipment_ref).lock().await;
-            if let Some(rec) = v.keystore.get(&r.shipment_ref)? {
-                return if rec.inputs_digest == inputs { Ok(sealed_response(&rec)) } else { Err(Error::AlreadySealed(r.shipment_ref.clone())) };
-            }
-            let transport_set = v.keys.current(Kind::Transport);
-            let transport = transport_set
-                .jwks
-                .choose_encryption_key()
-                .map_err(Error::Crypto)?
-                .ok_or(Error::NoYubicoKeys("transport"))?
-                .clone();
-            let (key, cred_jwe, pin_jwe) = seal_requests(&options, &pin, &transport, v.algorithms).map_err(Error::Crypto)?;
-            let rec = v.keystore.insert_new(
-                &r.shipment_ref,
-                &key,
-                inputs,
-                transport.kid().to_owned(),
-                cred_jwe,
-                pin_jwe,
-                OffsetDateTime::now_utc().unix_timestamp(),
-            )?;
-            fpr_config::danger::crash_point("vault.after_seal");
-            info!(request.id = %rec.request_id, transport.kid = %rec.transport_kid, "Requests sealed");
-            Ok(sealed_response(&rec))
+        let event = Event {
+            caller: who,
+            op: "SealRequests",
+            shipment_ref: r.shipment_ref.clone(),
+            detail: format!("recipients={}", r.recipients.len()),
+            ..Default::default()
+        };
+        let result = self.0.seal(r).instrument(span).await;
+        let mut event = event;
+        if let Ok(s) = &result {
+            event.kids = vec![
+                ("request", s.request_id.clone()),
+                ("transport", s.transport_kid.clone()),
+            ];
         }
-        .instrument(span)
-        .await
-        .map(Response::new)
-        .map_err(Status::from)
+        self.0
+            .audit(event, result)
+            .map(Response::new)
+            .map_err(Status::from)
     }
 
     async fn open_credential_response(
@@ -599,16 +781,23 @@ impl pb::vault_service_server::VaultService for VaultService {
         req: Request<pb::OpenCredentialResponseRequest>,
     ) -> Result<Response<pb::OpenCredentialResponseResponse>, Status> {
         const F: &str = "credential_response_jwe";
+        let who = caller(&req);
         let r = req.into_inner();
         let span = info_span!("open_credential_response", shipment.id = %r.shipment_ref);
-        async move {
+        let event = Event {
+            caller: who,
+            op: "OpenCredentialResponse",
+            shipment_ref: r.shipment_ref.clone(),
+            ..Default::default()
+        };
+        let result = async {
             check_ref(&r.shipment_ref)?;
             check_token(F, &r.credential_response_jwe)?;
             let v = &self.0;
             let _guard = self.0.lock_for(&r.shipment_ref).lock().await;
             let mut rec = v.record(&r.shipment_ref)?;
             let (payload, kid) = v.open(F, &r.shipment_ref, &rec, &r.credential_response_jwe).await?;
-            let resp: CredentialResponse = serde_json::from_slice(&payload).map_err(|e| rejected(F, fpr_jose::Error::Payload(e)))?;
+            let resp: CredentialResponse = serde_json::from_slice(&payload).map_err(|e| rejected(F, fpr_jose::Error::from(e)))?;
             Vault::check_header(F, &resp.typ, protocol::CREDENTIAL_RESPONSE, resp.v, &resp.request_id, &rec)?;
             if resp.serial_number.is_empty() || !resp.serial_number.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(binding(F, "bad_payload", "serial_number must be decimal digits".into()));
@@ -637,36 +826,144 @@ impl pb::vault_service_server::VaultService for VaultService {
             })
         }
         .instrument(span)
-        .await
-        .map(Response::new)
-        .map_err(Status::from)
+        .await;
+        let mut event = event;
+        if let Ok(o) = &result {
+            event.kids = vec![
+                ("request", o.request_id.clone()),
+                ("signing", o.signing_kid.clone()),
+            ];
+            event.detail = format!("serial={}", o.serial_number);
+        }
+        self.0
+            .audit(event, result)
+            .map(Response::new)
+            .map_err(Status::from)
     }
 
     async fn deliver_pin(
         &self,
         req: Request<pb::DeliverPinRequest>,
     ) -> Result<Response<pb::DeliverPinResponse>, Status> {
+        let who = caller(&req);
         let r = req.into_inner();
         let span = info_span!("deliver_pin", shipment.id = %r.shipment_ref);
-        // The delivery runs on its own task: a caller that goes away (a deadline, a killed
-        // orchestrator) must not cut it between the send and the receipt.
+        let op = if r.validate_only {
+            "DeliverPin(validate_only)"
+        } else if r.resend {
+            "DeliverPin(resend)"
+        } else {
+            "DeliverPin"
+        };
+        // The delivery and its audit line run on their own task: a caller that goes away (a
+        // deadline, a killed orchestrator) must not cut them between the send and the receipt.
         let vault = self.0.clone();
-        tokio::spawn(async move { vault.deliver(r).await }.instrument(span))
-            .await
-            .map_err(|_| Status::internal("internal error"))?
-            .map(Response::new)
-            .map_err(Status::from)
+        tokio::spawn(
+            async move {
+                let mut event = Event {
+                    caller: who,
+                    op,
+                    shipment_ref: r.shipment_ref.clone(),
+                    ..Default::default()
+                };
+                if let Ok(Some(rec)) = vault.keystore.get(&r.shipment_ref) {
+                    event.kids = vec![("request", rec.request_id)];
+                }
+                let result = vault.deliver(r).await;
+                if let Ok(d) = &result
+                    && let Some(receipt) = &d.receipt
+                {
+                    event.receipt_id = receipt.message_id.clone();
+                    event.detail = format!(
+                        "channel={} recipients={} deliveries={} already_delivered={}",
+                        receipt.channel,
+                        receipt.recipients.len(),
+                        receipt.deliveries,
+                        d.already_delivered
+                    );
+                }
+                vault.audit(event, result)
+            }
+            .instrument(span),
+        )
+        .await
+        .map_err(|_| Status::internal("internal error"))?
+        .map(Response::new)
+        .map_err(Status::from)
     }
 
     async fn purge_shipment(
         &self,
         req: Request<pb::PurgeShipmentRequest>,
     ) -> Result<Response<pb::PurgeShipmentResponse>, Status> {
+        let who = caller(&req);
         let r = req.into_inner();
-        check_ref(&r.shipment_ref)?;
-        let _guard = self.0.lock_for(&r.shipment_ref).lock().await;
-        let purged = self.0.keystore.purge(&r.shipment_ref)?;
-        info!(shipment.id = %r.shipment_ref, purged, "Shipment purged");
-        Ok(Response::new(pb::PurgeShipmentResponse { purged }))
+        let event = Event {
+            caller: who,
+            op: "PurgeShipment",
+            shipment_ref: r.shipment_ref.clone(),
+            ..Default::default()
+        };
+        let result = async {
+            check_ref(&r.shipment_ref)?;
+            let _guard = self.0.lock_for(&r.shipment_ref).lock().await;
+            let purged = self.0.keystore.purge(&r.shipment_ref)?;
+            info!(shipment.id = %r.shipment_ref, purged, "Shipment purged");
+            Ok(pb::PurgeShipmentResponse { purged })
+        }
+        .await;
+        self.0
+            .audit(event, result)
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn check_recipients(
+        &self,
+        req: Request<pb::CheckRecipientsRequest>,
+    ) -> Result<Response<pb::CheckRecipientsResponse>, Status> {
+        let who = caller(&req);
+        let r = req.into_inner();
+        let event = Event {
+            caller: who,
+            op: "CheckRecipients",
+            detail: format!("recipients={}", r.recipients.len()),
+            ..Default::default()
+        };
+        let result = self
+            .0
+            .check_recipients(&r.recipients)
+            .map(|()| pb::CheckRecipientsResponse {});
+        self.0
+            .audit(event, result)
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn rebind_recipients(
+        &self,
+        req: Request<pb::RebindRecipientsRequest>,
+    ) -> Result<Response<pb::RebindRecipientsResponse>, Status> {
+        let who = caller(&req);
+        let r = req.into_inner();
+        let mut event = Event {
+            caller: who,
+            op: "RebindRecipients",
+            shipment_ref: r.shipment_ref.clone(),
+            ..Default::default()
+        };
+        let result = self.0.rebind(&r).await;
+        if let Ok(b) = &result {
+            event.detail = format!(
+                "recipients {} -> {}; reason: {}",
+                b.previous.len(),
+                b.recipients.len(),
+                r.reason.trim()
+            );
+        }
+        self.0
+            .audit(event, result)
+            .map(Response::new)
+            .map_err(Status::from)
     }
 }

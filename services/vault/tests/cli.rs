@@ -79,7 +79,7 @@ fn generate_then_check_then_rotate() {
     std::fs::write(
         &cfg,
         format!(
-            "[store]\npath = \"{}\"\nmaster_key_file = \"{}\"\n[delivery.smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\n",
+            "[store]\npath = \"{}\"\nmaster_key_file = \"{}\"\n[delivery]\nallowed_recipient_domains = [\"b.c\"]\n[delivery.smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\n",
             dir.path().join("store").display(),
             key.display()
         ),
@@ -135,4 +135,38 @@ fn generate_then_check_then_rotate() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("wrong master key"));
+}
+
+#[test]
+fn audit_verify_reports_the_first_broken_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = fpr_vault::audit::AuditLog::open(&path).unwrap();
+    for op in ["SealRequests", "DeliverPin", "PurgeShipment"] {
+        log.record(fpr_vault::audit::Event {
+            caller: "uid:0".into(),
+            op,
+            shipment_ref: "shp-1".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    drop(log);
+    let out = vault()
+        .args(["audit", "verify"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact, 3 entries"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("DeliverPin", "GetStatus", 1)).unwrap();
+    let out = vault()
+        .args(["audit", "verify"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chain broken at line 3"), "{err}");
 }

@@ -89,11 +89,13 @@ impl IdpFlow for Entra {
                 options
             }
         };
-        let sealed = wf
-            .vault
-            .seal(rec, options.to_string())
-            .await
-            .map_err(|e| refused("seal_failed", e))?;
+        let sealed = wf.vault.seal(rec, options.to_string()).await.map_err(|e| {
+            if e.reason == "recipient_not_allowed" {
+                Stop::Fail("recipient_not_allowed", e.to_string())
+            } else {
+                refused("seal_failed", e)
+            }
+        })?;
         fpr_config::danger::crash_point("orchestrator.after_seal");
         rec.request_id = Some(sealed.request_id);
         rec.credential_request_jwe = Some(sealed.credential_request_jwe);
@@ -187,6 +189,8 @@ impl IdpFlow for Entra {
                         rec.pin_recipients.join(", ")
                     ),
                 )
+            } else if e.reason == "resend_limited" {
+                Stop::Fail("resend_limited", format!("the vault refused the resend: {}", e.message))
             } else {
                 refused("pin_delivery_rejected", e)
             }

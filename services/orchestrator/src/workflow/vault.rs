@@ -18,6 +18,8 @@ pub struct VaultError {
     pub reason: String,
     /// The vault's message (ids and check names; never a secret).
     pub message: String,
+    /// The first field violation the vault named (field, rule), if any.
+    pub violation: Option<(String, String)>,
 }
 
 // === impl VaultError ===
@@ -44,6 +46,12 @@ impl From<tonic::Status> for VaultError {
                 .map(|i| i.reason)
                 .unwrap_or_default(),
             message: s.message().chars().take(300).collect(),
+            violation: s.get_details_bad_request().and_then(|b| {
+                b.field_violations
+                    .into_iter()
+                    .next()
+                    .map(|v| (v.field, v.description))
+            }),
         }
     }
 }
@@ -90,6 +98,7 @@ impl Vault {
                 code: tonic::Code::DeadlineExceeded,
                 reason: String::new(),
                 message: format!("no answer within {:?}", self.deadline),
+                violation: None,
             }),
         }
     }
@@ -107,9 +116,20 @@ impl Vault {
                 length: rec.pin_length,
                 force_change: rec.force_change,
             }),
+            recipients: rec.pin_recipients.clone(),
         };
         self.call(|mut c| async move { c.seal_requests(req).await })
             .await
+    }
+
+    /// CheckRecipients: are these addresses within the vault's PIN recipient policy?
+    pub async fn check_recipients(&self, recipients: &[String]) -> Result<(), VaultError> {
+        let req = vpb::CheckRecipientsRequest {
+            recipients: recipients.to_vec(),
+        };
+        self.call(|mut c| async move { c.check_recipients(req).await })
+            .await
+            .map(drop)
     }
 
     /// OpenCredentialResponse of a shipped shipment.
