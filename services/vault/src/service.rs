@@ -237,6 +237,21 @@ fn rejected(field: &'static str, e: fpr_jose::Error) -> Error {
     }
 }
 
+/// Refuses a payload whose `typ` names another message before its shape is parsed, so a
+/// credential response sent as a PIN response (or the reverse) is named for what it is.
+fn expect_typ(field: &'static str, payload: &[u8], want: &str) -> Result<(), Error> {
+    #[derive(serde::Deserialize)]
+    struct Typ {
+        typ: Option<Value>,
+    }
+    if let Ok(Typ { typ: Some(t) }) = serde_json::from_slice::<Typ>(payload)
+        && t.as_str() != Some(want)
+    {
+        return Err(binding(field, "wrong_type", format!("typ is not {want:?}")));
+    }
+    Ok(())
+}
+
 fn binding(field: &'static str, reason: &'static str, check: String) -> Error {
     Error::ResponseRejected {
         field,
@@ -533,6 +548,7 @@ impl Vault {
         let (payload, _kid) = self
             .open(F, &r.shipment_ref, &rec, &r.pin_response_jwe)
             .await?;
+        expect_typ(F, &payload, protocol::PIN_RESPONSE)?;
         let resp: PinResponse =
             serde_json::from_slice(&payload).map_err(|e| rejected(F, fpr_jose::Error::from(e)))?;
         drop(payload);
@@ -797,6 +813,7 @@ impl pb::vault_service_server::VaultService for VaultService {
             let _guard = self.0.lock_for(&r.shipment_ref).lock().await;
             let mut rec = v.record(&r.shipment_ref)?;
             let (payload, kid) = v.open(F, &r.shipment_ref, &rec, &r.credential_response_jwe).await?;
+            expect_typ(F, &payload, protocol::CREDENTIAL_RESPONSE)?;
             let resp: CredentialResponse = serde_json::from_slice(&payload).map_err(|e| rejected(F, fpr_jose::Error::from(e)))?;
             Vault::check_header(F, &resp.typ, protocol::CREDENTIAL_RESPONSE, resp.v, &resp.request_id, &rec)?;
             if resp.serial_number.is_empty() || !resp.serial_number.bytes().all(|b| b.is_ascii_digit()) {
