@@ -96,6 +96,7 @@ impl YubicoKeys {
     pub async fn start(cfg: &YubicoConfig) -> Result<Self, crate::Error> {
         let http = reqwest::Client::builder()
             .timeout(cfg.fetch_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("fpr-vault/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| crate::Error::Config {
@@ -222,7 +223,7 @@ impl YubicoKeys {
         let bytes = match origin {
             Origin::File(p) => tokio::fs::read(p).await.map_err(|e| e.to_string())?,
             Origin::Url(u) => {
-                let resp = self
+                let mut resp = self
                     .http
                     .get(u.clone())
                     .send()
@@ -238,10 +239,19 @@ impl YubicoKeys {
                 {
                     return Err("document over 64 KiB".into());
                 }
-                resp.bytes()
+                // Capped as it arrives too: a chunked answer has no length to check first.
+                let mut body = Vec::new();
+                while let Some(chunk) = resp
+                    .chunk()
                     .await
                     .map_err(|e| format!("read failed: {}", e.without_url()))?
-                    .to_vec()
+                {
+                    if body.len() + chunk.len() > fpr_jose::MAX_TOKEN_LEN {
+                        return Err("document over 64 KiB".into());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                body
             }
         };
         let jwks = Jwks::from_json(&bytes).map_err(|e| e.to_string())?;
