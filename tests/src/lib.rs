@@ -577,7 +577,8 @@ impl Stack {
         let text = format!(
             "listen = \"127.0.0.1:0\"\nstore_path = \"{store}\"\nvault_socket = \"{sock}\"\n\
              upstream_timeout = \"2s\"\nreconcile_after = \"2s\"\nvault_timeout = \"5s\"\n{upstreams}\
-             [retry]\nbase = \"0s\"\nmax = \"0s\"\n",
+             [retry]\nbase = \"0s\"\nmax = \"0s\"\n{attestation}",
+            attestation = fpr_sandbox::attestation_toml(&sb.running.attestation_root_pem()),
             store = dir.path().join("store").display(),
             sock = vault.socket.display(),
             upstreams = sb

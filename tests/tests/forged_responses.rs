@@ -303,12 +303,7 @@ async fn forged_replayed_swapped_and_tampered_responses_are_refused() {
         ),
         (
             "four parts instead of five",
-            a_done
-                .pin_response_jwe
-                .rsplitn(2, '.')
-                .nth(1)
-                .unwrap()
-                .to_owned(),
+            a_done.pin_response_jwe.rsplit_once('.').unwrap().0.to_owned(),
             "malformed",
         ),
         (

@@ -427,8 +427,12 @@ async fn a_hung_vault_never_stalls_the_orchestrator() {
             held.push(s);
         }
     });
-    let mut doc: toml::Table =
-        toml::from_str(&sb.config.orchestrator_toml(&sb.running.url(), None)).unwrap();
+    let mut doc: toml::Table = toml::from_str(&format!(
+        "{}{}",
+        sb.config.orchestrator_toml(&sb.running.url(), None),
+        fpr_sandbox::attestation_toml(&sb.running.attestation_root_pem())
+    ))
+    .unwrap();
     for (k, v) in [
         ("listen", "127.0.0.1:0"),
         ("store_path", dir.path().join("store").to_str().unwrap()),

@@ -361,8 +361,14 @@ impl Stack {
         let vault_toml = d.join("vault.toml");
         std::fs::write(&vault_toml, toml::to_string(&v)?)?;
 
-        let mut o: toml::Table =
-            toml::from_str(&fpr_sandbox::Config::default().orchestrator_toml(&url, None))?;
+        // The sandbox wrote its attestation root at start: the orchestrator trusts it, pinned.
+        let root = std::fs::read_to_string(sandbox_data.join("attestation-root.pem"))
+            .context("the sandbox's attestation root")?;
+        let mut o: toml::Table = toml::from_str(&format!(
+            "{}{}",
+            fpr_sandbox::Config::default().orchestrator_toml(&url, None),
+            fpr_sandbox::attestation_toml(&root)
+        ))?;
         put(&mut o, "listen", s("127.0.0.1:0"));
         let store = store.map_or_else(|| d.join("orchestrator"), Path::to_owned);
         put(&mut o, "store_path", s(path_str(&store)?));

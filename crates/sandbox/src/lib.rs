@@ -241,7 +241,34 @@ pub struct Running {
     app: Arc<App>,
 }
 
+/// The orchestrator's `[attestation]` table for a sandbox whose software authenticator's root
+/// is `root_pem`: that root, pinned by its fingerprint, and Yubico's real roots not needed.
+pub fn attestation_toml(root_pem: &str) -> String {
+    use base64::Engine as _;
+    let b64: String = root_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap_or_default();
+    let fp: String = fpr_webauthn::sha256(&der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "[attestation]\nbuiltin_yubico_roots = false\ntrust_anchors_pem = [\"\"\"\n{}\"\"\"]\npinned_root_sha256 = [\"{fp}\"]\n",
+        root_pem.trim_end()
+    )
+}
+
 impl Running {
+    /// The PEM root certificate of the sandbox's attestation CA (what the orchestrator trusts
+    /// for sandbox runs).
+    pub fn attestation_root_pem(&self) -> String {
+        self.app.keys.ca.root_pem()
+    }
+
     /// `http://addr`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

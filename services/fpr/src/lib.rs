@@ -135,7 +135,8 @@ pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
     let c = &sandbox_cfg;
     let orch_toml = format!(
         "listen = \"{listen}\"\nstore_path = \"{store}\"\nvault_socket = \"{sock}\"\n{upstreams}\
-         [jobs]\nprocess_schedule = \"*/10 * * * * *\"\n",
+         [jobs]\nprocess_schedule = \"*/10 * * * * *\"\n{attestation}",
+        attestation = fpr_sandbox::attestation_toml(&sandbox.attestation_root_pem()),
         listen = cfg.orchestrator,
         store = dir.join("orchestrator/store").display(),
         sock = socket.display(),

@@ -69,6 +69,9 @@ pub struct Config {
     /// Scheduled jobs.
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// Attestation checks before a credential is registered.
+    #[serde(default)]
+    pub attestation: crate::attestation::AttestationConfig,
     /// Retry of transient upstream failures.
     #[serde(default)]
     pub retry: RetryConfig,
@@ -487,6 +490,7 @@ impl Config {
             }
         }
         self.entra.client_secret.source("entra.client_secret")?;
+        crate::attestation::Policy::load(&self.attestation)?;
         Ok(())
     }
 

@@ -104,10 +104,16 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
                 .as_ref()
                 .is_some_and(|o| o.resend_pin_when_unknown),
             concurrency: config.jobs.process_concurrency,
+            attestation: crate::attestation::Policy::load(&config.attestation)?,
         },
     ));
     let service = ShipmentService::new(wf, config.settings());
     fpr_upstream::set_max_body(config.max_response_bytes);
+    if config.attestation.danger_unpinned_trust_anchors {
+        tracing::warn!(
+            "attestation.danger_unpinned_trust_anchors is on: configured trust anchors are not pinned"
+        );
+    }
     if config.auth.allowed_client_apps.is_empty() {
         tracing::warn!(
             "auth.danger_allow_any_client_app is on: any app of the issuer with a role may call"

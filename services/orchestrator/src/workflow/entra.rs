@@ -123,6 +123,27 @@ impl IdpFlow for Entra {
         let options = rec.creation_options.clone().unwrap_or_default();
         check_against_options(&options, &cred, &rec.upn)
             .map_err(|m| Stop::Fail("response_mismatch", m))?;
+        let rp_id = options
+            .pointer("/rp/id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let product = rec
+            .shipping
+            .pointer("/shipment_items/0/product_id")
+            .and_then(Value::as_u64);
+        wf.settings
+            .attestation
+            .check(
+                rp_id,
+                product,
+                &cred.id,
+                &cred.client_data_json,
+                &cred.attestation_object,
+            )
+            .map_err(|r| {
+                tracing::warn!(shipment.id = %rec.id, check = r.check, "Attestation refused; not registering");
+                Stop::Fail("attestation_failed", r.to_string())
+            })?;
         let cred_id = fpr_webauthn::b64d_any(&cred.id).ok_or(Stop::Fail(
             "response_rejected",
             "credential id is not base64url".into(),

@@ -48,6 +48,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// Okta: ask send-pin once more when its answer was lost, instead of asking a person.
     pub okta_resend_pin_when_unknown: bool,
+    /// The attestation checks run before Entra ID registers a credential.
+    pub attestation: crate::attestation::Policy,
 }
 
 /// Everything the workflow talks to, and the locks that keep one shipment in one hand.
