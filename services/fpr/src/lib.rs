@@ -109,7 +109,7 @@ pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
     let vault_toml = format!(
         "[server]\nlisten = \"unix:{sock}\"\n[store]\npath = \"{store}\"\nmaster_key_file = \"{key}\"\n\
          [yubico]\ntransport_jwks_url = \"{base}/.well-known/yubico-transport-keys.jwks\"\nsign_jwks_url = \"{base}/.well-known/yubico-sign.jwks\"\n\
-         [delivery]\nchannel = \"smtp\"\nallowed_recipient_domains = [\"contoso.test\"]\n[delivery.smtp]\nhost = \"{host}\"\nport = {port}\ntls = \"none\"\nfrom = \"security-keys@fpr.local\"\n\
+         [delivery]\nchannel = \"smtp\"\nallowed_recipient_domains = [\"contoso.test\"]\nresend_min_interval = \"0s\"\n[delivery.smtp]\nhost = \"{host}\"\nport = {port}\ntls = \"none\"\nfrom = \"security-keys@fpr.local\"\n\
          [danger]\nallow_plaintext_http = true\nallow_plaintext_smtp = true\n",
         sock = socket.display(),
         store = dir.join("vault/store").display(),

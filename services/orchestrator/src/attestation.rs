@@ -136,6 +136,16 @@ fn refused(check: &'static str, message: impl Into<String>) -> Refused {
 impl Policy {
     /// Loads and pins the trust anchors; every error names the setting.
     pub fn load(c: &AttestationConfig) -> Result<Self, Error> {
+        Self::load_from(c, true)
+    }
+
+    /// Checks the settings without reading `trust_anchor_files` (config validation: the files
+    /// are read when the service starts, like secrets).
+    pub fn check_config(c: &AttestationConfig) -> Result<(), Error> {
+        Self::load_from(c, false).map(drop)
+    }
+
+    fn load_from(c: &AttestationConfig, read_files: bool) -> Result<Self, Error> {
         let bad = |key: &str, reason: String| Error::Config {
             key: format!("attestation.{key}"),
             reason,
@@ -159,7 +169,7 @@ impl Policy {
             .map(|p| p.to_ascii_lowercase().replace(':', ""))
             .collect();
         let mut configured = Vec::new();
-        for path in &c.trust_anchor_files {
+        for path in c.trust_anchor_files.iter().filter(|_| read_files) {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 bad(
                     "trust_anchor_files",
@@ -181,7 +191,7 @@ impl Policy {
             }
             roots.push(der);
         }
-        if roots.is_empty() {
+        if roots.is_empty() && (read_files || c.trust_anchor_files.is_empty()) {
             return Err(bad(
                 "trust_anchor_files",
                 "no trust anchor: keep builtin_yubico_roots or configure one".into(),

@@ -490,7 +490,7 @@ impl Config {
             }
         }
         self.entra.client_secret.source("entra.client_secret")?;
-        crate::attestation::Policy::load(&self.attestation)?;
+        crate::attestation::Policy::check_config(&self.attestation)?;
         Ok(())
     }
 

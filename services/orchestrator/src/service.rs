@@ -275,12 +275,44 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         req: Request<pb::ListShipmentsRequest>,
     ) -> Result<Response<pb::ListShipmentsResponse>, Status> {
         let r = req.into_inner();
+        let mut bad = Vec::new();
         if r.page_size > 500 {
-            return Err(Error::Invalid(vec![fpr_domain::Violation::new(
-                "page_size",
-                "at most 500",
-            )])
-            .into());
+            bad.push(fpr_domain::Violation::new("page_size", "at most 500"));
+        }
+        if pb::ShipmentState::try_from(r.state).is_err() {
+            bad.push(fpr_domain::Violation::new(
+                "state",
+                format!("{} is not a ShipmentState", r.state),
+            ));
+        }
+        if pb::Idp::try_from(r.idp).is_err() {
+            bad.push(fpr_domain::Violation::new(
+                "idp",
+                format!("{} is not an Idp", r.idp),
+            ));
+        }
+        if r.user_id.len() > 256 || r.user_id.contains(char::is_control) {
+            bad.push(fpr_domain::Violation::new(
+                "user_id",
+                "at most 256 characters, no control characters",
+            ));
+        }
+        if !r.page_token.is_empty() && ShipmentId::try_new(&r.page_token).is_err() {
+            bad.push(fpr_domain::Violation::new(
+                "page_token",
+                "a next_page_token from an earlier ListShipments",
+            ));
+        }
+        if let (Some(a), Some(b)) = (&r.created_after, &r.created_before)
+            && a.seconds >= b.seconds
+        {
+            bad.push(fpr_domain::Violation::new(
+                "created_before",
+                "must be after created_after",
+            ));
+        }
+        if !bad.is_empty() {
+            return Err(Error::Invalid(bad).into());
         }
         let size = if r.page_size == 0 {
             100
@@ -366,6 +398,11 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         let r = req.into_inner();
         let id = check_id(&r.shipment_id)?;
         let mut violations = fpr_domain::validate::update(&r);
+        // What can be judged without the record is judged first: bad input is
+        // INVALID_ARGUMENT whether or not the shipment exists.
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations).into());
+        }
         let rec = self.get(&r.shipment_id).await?;
         let current: pb::YubicoShipmentRequest = shipping::from_fpr_body(&rec.shipping);
         let next = pb::YubicoShipmentRequest {
