@@ -197,6 +197,10 @@ fn kubernetes_statefulset_has_the_vault_sidecar_probes_volumes_and_secrets() {
     let v = vault_config(s(&cm["data"]["vault.toml"]));
     let o = orchestrator_config(s(&cm["data"]["orchestrator.toml"]));
     assert!(!o.danger_allow_plaintext_http);
+    // The API port speaks TLS; only health is plaintext, on its own port.
+    assert!(o.tls.is_some());
+    assert_eq!(o.health_listen.as_deref(), Some("0.0.0.0:7401"));
+    assert!(o.attestation.builtin_yubico_roots && !o.attestation.danger_unpinned_trust_anchors);
     assert!(!v.danger.allow_plaintext_http && !v.danger.allow_plaintext_smtp);
     let socket = socket_of(&v);
     assert_eq!(socket, o.vault_socket);
@@ -222,8 +226,9 @@ fn kubernetes_statefulset_has_the_vault_sidecar_probes_volumes_and_secrets() {
         assert_eq!(seq(&sc["capabilities"]["drop"])[0], Value::from("ALL"));
     }
     // gRPC probes on the orchestrator's port; the vault's exec probes ask the same socket.
-    assert_eq!(orch["livenessProbe"]["grpc"]["port"], Value::from(7400));
-    assert_eq!(orch["readinessProbe"]["grpc"]["port"], Value::from(7400));
+    // The API port speaks TLS; the kubelet's gRPC probes use the plaintext health-only port.
+    assert_eq!(orch["livenessProbe"]["grpc"]["port"], Value::from(7401));
+    assert_eq!(orch["readinessProbe"]["grpc"]["port"], Value::from(7401));
     assert_eq!(
         s(&orch["readinessProbe"]["grpc"]["service"]),
         "fpr.v1.ShipmentService"
@@ -327,6 +332,9 @@ fn systemd_units_are_hardened_share_one_dynamic_user_and_their_configs_load() {
     let v = vault_config(&read("systemd/vault.toml"));
     let o = orchestrator_config(&read("systemd/orchestrator.toml"));
     assert_eq!(socket_of(&v), o.vault_socket);
+    // Production: the API listens with TLS, so bearer tokens never cross a network in clear.
+    assert!(o.tls.is_some() && o.listen.starts_with("0.0.0.0"));
+    assert_eq!(o.health_listen.as_deref(), Some("127.0.0.1:7401"));
     let vu = unit("systemd/fpr-vault.service");
     let ou = unit("systemd/fpr-orchestrator.service");
     for u in [&vu, &ou] {

@@ -51,6 +51,11 @@ pub struct Config {
     /// gRPC listen address.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// A second, plaintext listener serving only `grpc.health.v1.Health` (no API, so no token
+    /// crosses it): for probes and load balancers that check health without TLS while `listen`
+    /// speaks TLS. None: health is served on `listen` only.
+    #[serde(default)]
+    pub health_listen: Option<String>,
     /// sled directory.
     #[serde(default = "default_store")]
     pub store_path: PathBuf,
@@ -72,6 +77,10 @@ pub struct Config {
     /// Attestation checks before a credential is registered.
     #[serde(default)]
     pub attestation: crate::attestation::AttestationConfig,
+    /// TLS on the gRPC listener (none: plaintext, for loopback or behind a TLS-terminating
+    /// proxy or load balancer).
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsConfig>,
     /// Retry of transient upstream failures.
     #[serde(default)]
     pub retry: RetryConfig,
@@ -414,6 +423,13 @@ impl Config {
         if std::net::SocketAddr::from_str(&self.listen).is_err() {
             return bad("listen", "must be ip:port");
         }
+        if self
+            .health_listen
+            .as_deref()
+            .is_some_and(|h| std::net::SocketAddr::from_str(h).is_err())
+        {
+            return bad("health_listen", "must be ip:port");
+        }
         for (key, url) in [
             ("yubienterprise.base_url", &self.yubienterprise.base_url),
             ("entra.login_base", &self.entra.login_base),
@@ -580,6 +596,13 @@ impl Config {
             put("OKTA_API_TOKEN", "[redacted]".into());
             put("OKTA_ENROLLMENT_RP_IDS", o.rp_ids().join(","));
         }
+        put(
+            "FPR_TLS",
+            self.tls.as_ref().map_or_else(
+                || "off".to_owned(),
+                |t| format!("on ({})", t.cert_file.display()),
+            ),
+        );
         put("FPR_STORE_PATH", self.store_path.display().to_string());
         put("FPR_VAULT_SOCKET", self.vault_socket.display().to_string());
         put(

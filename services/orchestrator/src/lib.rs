@@ -19,6 +19,7 @@ pub mod scheduler;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;
 pub mod workflow;
 
 pub use error::Error;

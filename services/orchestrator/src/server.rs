@@ -39,6 +39,10 @@ pub struct Built {
     pub service: ShipmentService,
     /// The inbound token verifier.
     pub verifier: Arc<Verifier>,
+    /// TLS for the listener, when configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The health-only plaintext listener's address, when configured.
+    pub health_listen: Option<std::net::SocketAddr>,
 }
 
 /// Opens the store and builds clients and the service; `vault` is the channel to the vault.
@@ -120,7 +124,13 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
         );
     }
     let verifier = Verifier::start(config.auth.clone()).await;
-    Ok(Built { service, verifier })
+    let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+    Ok(Built {
+        service,
+        verifier,
+        tls,
+        health_listen: config.health_listen.as_deref().and_then(|h| h.parse().ok()),
+    })
 }
 
 /// Serves on `listener` (with health and reflection outside auth) until `shutdown`.
@@ -133,6 +143,27 @@ pub async fn serve(
     health
         .set_serving::<ShipmentServiceServer<ShipmentService>>()
         .await;
+    // One shutdown for both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    if let Some(addr) = built.health_listen {
+        let l = TcpListener::bind(addr).await.map_err(|e| Error::Config {
+            key: "health_listen".into(),
+            reason: format!("bind {addr}: {e}"),
+        })?;
+        tracing::info!(listen = %addr, "Health (plaintext, no API) serving");
+        let server = tonic::transport::Server::builder()
+            .add_service(health_service.clone())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(l), stopped(stop_rx.clone()));
+        tokio::spawn(server);
+    }
+    let shutdown = stopped(stop_rx);
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
         b.register_encoded_file_descriptor_set(fpr_proto::SHIPMENTS_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -152,13 +183,23 @@ pub async fn serve(
     let api = tower::ServiceBuilder::new()
         .layer(AuthLayer::new(built.verifier))
         .service(ShipmentServiceServer::new(built.service));
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .trace_fn(|req| tracing::info_span!("rpc", rpc.method = %req.uri().path()))
         .add_service(health_service)
         .add_service(v1)
         .add_service(v1alpha)
-        .add_service(api)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+        .add_service(api);
+    match built.tls {
+        Some(acceptor) => {
+            router
+                .serve_with_incoming_shutdown(crate::tls::incoming(listener, acceptor), shutdown)
+                .await?
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                .await?
+        }
+    }
     Ok(())
 }
