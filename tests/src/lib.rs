@@ -318,6 +318,118 @@ pub fn read_tree(dir: &Path) -> Vec<u8> {
     out
 }
 
+/// Sends a token request and returns its `access_token`.
+async fn access_token(req: reqwest::RequestBuilder) -> String {
+    let v: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A SealRequests for `shipment` (creation options for `user`, a PIN of `length` digits) whose
+/// PIN goes to `manager@contoso.test`.
+pub fn seal_request(
+    shipment: &str,
+    user: &str,
+    length: u32,
+) -> fpr_proto::vault::v1::SealRequestsRequest {
+    fpr_proto::vault::v1::SealRequestsRequest {
+        shipment_ref: shipment.into(),
+        creation_options_json: fpr_testkit::creation_options(user).to_string(),
+        pin_policy: Some(fpr_proto::vault::v1::PinPolicy {
+            length,
+            force_change: false,
+        }),
+        recipients: vec!["manager@contoso.test".into()],
+    }
+}
+
+/// A DeliverPin of `jwe` for `shipment` with YubiEnterprise's `serial`, to the bound recipients.
+pub fn deliver_request(
+    shipment: &str,
+    jwe: &str,
+    serial: &str,
+) -> fpr_proto::vault::v1::DeliverPinRequest {
+    fpr_proto::vault::v1::DeliverPinRequest {
+        shipment_ref: shipment.into(),
+        pin_response_jwe: jwe.into(),
+        expected_serial: serial.into(),
+        recipients: Vec::new(),
+        context: None,
+        resend: false,
+        validate_only: false,
+    }
+}
+
+/// One ShipmentService call, for catalogues that run many.
+pub enum Call {
+    /// GetStatus.
+    Status,
+    /// CreateShipment.
+    Create(Box<fpr_proto::v1::CreateShipmentRequest>),
+    /// GetShipment of this id.
+    Get(String),
+    /// WatchShipment of this id.
+    Watch(String),
+    /// ListShipments.
+    List(fpr_proto::v1::ListShipmentsRequest),
+    /// UpdateShipment.
+    Update(fpr_proto::v1::UpdateShipmentRequest),
+    /// CancelShipment (id, reason).
+    Cancel(String, String),
+    /// RetryShipment of this id.
+    Retry(String),
+    /// CompleteShipment (id, reason).
+    Complete(String, String),
+    /// ResendPin of this id.
+    Resend(String),
+    /// ProcessShipments.
+    Process,
+}
+
+/// Makes `call` with `client`; the answer is dropped.
+pub async fn call(client: &mut ShipmentClient, call: Call) -> Result<(), tonic::Status> {
+    use fpr_proto::v1 as pb;
+    match call {
+        Call::Status => client.get_status(pb::GetStatusRequest {}).await.map(drop),
+        Call::Create(r) => client.create_shipment(*r).await.map(drop),
+        Call::Get(shipment_id) => client
+            .get_shipment(pb::GetShipmentRequest { shipment_id })
+            .await
+            .map(drop),
+        Call::Watch(shipment_id) => client
+            .watch_shipment(pb::WatchShipmentRequest { shipment_id })
+            .await
+            .map(drop),
+        Call::List(r) => client.list_shipments(r).await.map(drop),
+        Call::Update(r) => client.update_shipment(r).await.map(drop),
+        Call::Cancel(shipment_id, reason) => client
+            .cancel_shipment(pb::CancelShipmentRequest {
+                shipment_id,
+                reason,
+            })
+            .await
+            .map(drop),
+        Call::Retry(shipment_id) => client
+            .retry_shipment(pb::RetryShipmentRequest { shipment_id })
+            .await
+            .map(drop),
+        Call::Complete(shipment_id, reason) => client
+            .complete_shipment(pb::CompleteShipmentRequest {
+                shipment_id,
+                reason,
+            })
+            .await
+            .map(drop),
+        Call::Resend(shipment_id) => client
+            .resend_pin(pb::ResendPinRequest { shipment_id })
+            .await
+            .map(drop),
+        Call::Process => client
+            .process_shipments(pb::ProcessShipmentsRequest {})
+            .await
+            .map(drop),
+    }
+}
+
 /// A sandbox serving on 127.0.0.1 port 0, with a client for its APIs.
 pub struct SandboxFixture {
     /// The running sandbox.
@@ -397,17 +509,7 @@ impl SandboxFixture {
             ("grant_type", "client_credentials"),
         ];
         let url = self.url(&format!("/{}/oauth2/v2.0/token", self.config.tenant));
-        let v: serde_json::Value = self
-            .http
-            .post(url)
-            .form(&form)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["access_token"].as_str().unwrap().to_owned()
+        access_token(self.http.post(url).form(&form)).await
     }
 
     /// A Graph call with a fresh app token.
@@ -633,38 +735,17 @@ impl Stack {
             ("scope", &scope),
             ("grant_type", "client_credentials"),
         ];
-        let v: serde_json::Value = self
+        let url = self
             .sandbox
-            .http
-            .post(
-                self.sandbox
-                    .url(&format!("/{}/oauth2/v2.0/token", c.tenant)),
-            )
-            .form(&form)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["access_token"].as_str().unwrap().to_owned()
+            .url(&format!("/{}/oauth2/v2.0/token", c.tenant));
+        access_token(self.sandbox.http.post(url).form(&form)).await
     }
 
     /// A caller token signed by the sandbox tenant with chosen app, roles and claims (a null
     /// claim removes it); see the sandbox's `POST /_sandbox/tokens`.
     pub async fn mint_token(&self, spec: serde_json::Value) -> String {
-        let v: serde_json::Value = self
-            .sandbox
-            .http
-            .post(self.sandbox.url("/_sandbox/tokens"))
-            .json(&spec)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["access_token"].as_str().unwrap().to_owned()
+        let url = self.sandbox.url("/_sandbox/tokens");
+        access_token(self.sandbox.http.post(url).json(&spec)).await
     }
 
     /// A client sending `token` (None: no token).

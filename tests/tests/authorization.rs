@@ -10,70 +10,34 @@
 use fpr_jose::jwt::RsaJwtSigner;
 use fpr_jose::util::{b64e, hmac_sha256};
 use fpr_proto::v1 as pb;
-use fpr_tests::{ShipmentClient, Stack, captured_logs, create_request, manual_sandbox};
+use fpr_tests::{Call, ShipmentClient, Stack, captured_logs, create_request, manual_sandbox};
 use serde_json::{Value, json};
 use tonic::Code;
 
 /// Calls `rpc` of ShipmentService with `client` and returns the status code (Ok for success).
 async fn call(client: &mut ShipmentClient, rpc: &str) -> Code {
     let id = || "00000000-0000-0000-0000-000000000000".to_owned();
-    let r = match rpc {
-        "GetStatus" => client.get_status(pb::GetStatusRequest {}).await.map(drop),
-        "ListShipments" => client
-            .list_shipments(pb::ListShipmentsRequest::default())
-            .await
-            .map(drop),
-        "GetShipment" => client
-            .get_shipment(pb::GetShipmentRequest { shipment_id: id() })
-            .await
-            .map(drop),
-        "WatchShipment" => client
-            .watch_shipment(pb::WatchShipmentRequest { shipment_id: id() })
-            .await
-            .map(drop),
-        "CreateShipment" => client
-            .create_shipment(create_request(
-                &format!("auth-{}", fpr_jose::util::random_id().unwrap()),
-                "adele.vance@contoso.test",
-            ))
-            .await
-            .map(drop),
-        "UpdateShipment" => client
-            .update_shipment(pb::UpdateShipmentRequest {
-                shipment_id: id(),
-                ..Default::default()
-            })
-            .await
-            .map(drop),
-        "CancelShipment" => client
-            .cancel_shipment(pb::CancelShipmentRequest {
-                shipment_id: id(),
-                reason: "test".into(),
-            })
-            .await
-            .map(drop),
-        "RetryShipment" => client
-            .retry_shipment(pb::RetryShipmentRequest { shipment_id: id() })
-            .await
-            .map(drop),
-        "CompleteShipment" => client
-            .complete_shipment(pb::CompleteShipmentRequest {
-                shipment_id: id(),
-                reason: "test".into(),
-            })
-            .await
-            .map(drop),
-        "ResendPin" => client
-            .resend_pin(pb::ResendPinRequest { shipment_id: id() })
-            .await
-            .map(drop),
-        "ProcessShipments" => client
-            .process_shipments(pb::ProcessShipmentsRequest {})
-            .await
-            .map(drop),
+    let c = match rpc {
+        "GetStatus" => Call::Status,
+        "ListShipments" => Call::List(pb::ListShipmentsRequest::default()),
+        "GetShipment" => Call::Get(id()),
+        "WatchShipment" => Call::Watch(id()),
+        "CreateShipment" => Call::Create(Box::new(create_request(
+            &format!("auth-{}", fpr_jose::util::random_id().unwrap()),
+            "adele.vance@contoso.test",
+        ))),
+        "UpdateShipment" => Call::Update(pb::UpdateShipmentRequest {
+            shipment_id: id(),
+            ..Default::default()
+        }),
+        "CancelShipment" => Call::Cancel(id(), "test".into()),
+        "RetryShipment" => Call::Retry(id()),
+        "CompleteShipment" => Call::Complete(id(), "test".into()),
+        "ResendPin" => Call::Resend(id()),
+        "ProcessShipments" => Call::Process,
         other => panic!("unknown rpc {other}"),
     };
-    match r {
+    match fpr_tests::call(client, c).await {
         Ok(()) => Code::Ok,
         Err(s) => {
             if s.code() == Code::PermissionDenied {

@@ -10,59 +10,14 @@
 )]
 
 use fpr_proto::v1 as pb;
-use fpr_tests::{ShipmentClient, Stack, create_request, manual_sandbox};
+use fpr_tests::{Call, ShipmentClient, Stack, call, create_request, manual_sandbox};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-enum Call {
-    Create(Box<pb::CreateShipmentRequest>),
-    Get(String),
-    Watch(String),
-    List(pb::ListShipmentsRequest),
-    Update(pb::UpdateShipmentRequest),
-    Cancel(String, String),
-    Complete(String, String),
-    Retry(String),
-    Resend(String),
-}
-
-async fn run(client: &mut ShipmentClient, call: Call) -> tonic::Status {
-    let r = match call {
-        Call::Create(r) => client.create_shipment(*r).await.map(drop),
-        Call::Get(id) => client
-            .get_shipment(pb::GetShipmentRequest { shipment_id: id })
-            .await
-            .map(drop),
-        Call::Watch(id) => client
-            .watch_shipment(pb::WatchShipmentRequest { shipment_id: id })
-            .await
-            .map(drop),
-        Call::List(r) => client.list_shipments(r).await.map(drop),
-        Call::Update(r) => client.update_shipment(r).await.map(drop),
-        Call::Cancel(id, reason) => client
-            .cancel_shipment(pb::CancelShipmentRequest {
-                shipment_id: id,
-                reason,
-            })
-            .await
-            .map(drop),
-        Call::Complete(id, reason) => client
-            .complete_shipment(pb::CompleteShipmentRequest {
-                shipment_id: id,
-                reason,
-            })
-            .await
-            .map(drop),
-        Call::Retry(id) => client
-            .retry_shipment(pb::RetryShipmentRequest { shipment_id: id })
-            .await
-            .map(drop),
-        Call::Resend(id) => client
-            .resend_pin(pb::ResendPinRequest { shipment_id: id })
-            .await
-            .map(drop),
-    };
-    r.expect_err("a bad request must be refused")
+async fn run(client: &mut ShipmentClient, c: Call) -> tonic::Status {
+    call(client, c)
+        .await
+        .expect_err("a bad request must be refused")
 }
 
 fn create(edit: impl FnOnce(&mut pb::CreateShipmentRequest)) -> Call {

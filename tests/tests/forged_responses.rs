@@ -13,34 +13,14 @@ use fpr_jose::protocol::PinResponse;
 use fpr_jose::util::{b64d, b64e, hmac_sha256};
 use fpr_jose::{Curve, PublicJwk, SigningKey, jws};
 use fpr_proto::vault::v1 as pb;
-use fpr_testkit::{Yubico, creation_options, smtp};
-use fpr_tests::{Pins, VaultFixture, captured_logs, jwks_server};
+use fpr_testkit::{Yubico, smtp};
+use fpr_tests::{Pins, VaultFixture, captured_logs, deliver_request, jwks_server, seal_request};
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
 fn seal(shipment: &str) -> pb::SealRequestsRequest {
-    pb::SealRequestsRequest {
-        shipment_ref: shipment.into(),
-        creation_options_json: creation_options(shipment).to_string(),
-        pin_policy: Some(pb::PinPolicy {
-            length: 8,
-            force_change: false,
-        }),
-        recipients: vec!["manager@contoso.test".into()],
-    }
-}
-
-fn deliver(shipment: &str, jwe: &str, serial: &str) -> pb::DeliverPinRequest {
-    pb::DeliverPinRequest {
-        shipment_ref: shipment.into(),
-        pin_response_jwe: jwe.into(),
-        expected_serial: serial.into(),
-        recipients: Vec::new(),
-        context: None,
-        resend: false,
-        validate_only: false,
-    }
+    seal_request(shipment, shipment, 8)
 }
 
 /// The refusal's reason: ErrorInfo's, else the code's name.
@@ -330,7 +310,7 @@ async fn forged_replayed_swapped_and_tampered_responses_are_refused() {
     let mut seen = Vec::new();
     for (name, token, want) in &cases {
         let err = client
-            .deliver_pin(deliver("shp-a", token, "1001"))
+            .deliver_pin(deliver_request("shp-a", token, "1001"))
             .await
             .expect_err(name);
         assert_eq!(
@@ -346,7 +326,7 @@ async fn forged_replayed_swapped_and_tampered_responses_are_refused() {
     // Oversized: refused before any work, naming the field.
     let huge = "a".repeat(64 * 1024 + 1);
     let err = client
-        .deliver_pin(deliver("shp-a", &huge, "1001"))
+        .deliver_pin(deliver_request("shp-a", &huge, "1001"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -373,7 +353,7 @@ async fn forged_replayed_swapped_and_tampered_responses_are_refused() {
         .await
         .unwrap();
     let err = client
-        .deliver_pin(deliver("shp-a", &a_done.pin_response_jwe, "1001"))
+        .deliver_pin(deliver_request("shp-a", &a_done.pin_response_jwe, "1001"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);

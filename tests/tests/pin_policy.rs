@@ -11,9 +11,10 @@
 
 use fpr_proto::v1 as pbo;
 use fpr_proto::vault::v1 as pb;
-use fpr_testkit::{Yubico, creation_options, smtp};
+use fpr_testkit::{Yubico, smtp};
 use fpr_tests::{
-    Pins, Stack, VaultFixture, captured_logs, create_request, jwks_server, manual_sandbox,
+    Pins, Stack, VaultFixture, captured_logs, create_request, deliver_request, jwks_server,
+    manual_sandbox, seal_request,
 };
 use serde_json::json;
 use tonic::Code;
@@ -27,27 +28,15 @@ fn reason(status: &tonic::Status) -> String {
 }
 
 fn seal(shipment: &str, recipients: &[&str]) -> pb::SealRequestsRequest {
-    pb::SealRequestsRequest {
-        shipment_ref: shipment.into(),
-        creation_options_json: creation_options(shipment).to_string(),
-        pin_policy: Some(pb::PinPolicy {
-            length: 8,
-            force_change: false,
-        }),
-        recipients: recipients.iter().map(|s| (*s).to_owned()).collect(),
-    }
+    let mut r = seal_request(shipment, shipment, 8);
+    r.recipients = recipients.iter().map(|s| (*s).to_owned()).collect();
+    r
 }
 
 fn deliver(shipment: &str, jwe: &str, serial: &str, resend: bool) -> pb::DeliverPinRequest {
-    pb::DeliverPinRequest {
-        shipment_ref: shipment.into(),
-        pin_response_jwe: jwe.into(),
-        expected_serial: serial.into(),
-        recipients: Vec::new(),
-        context: None,
-        resend,
-        validate_only: false,
-    }
+    let mut r = deliver_request(shipment, jwe, serial);
+    r.resend = resend;
+    r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

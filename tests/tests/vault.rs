@@ -17,31 +17,23 @@ use tonic::Code;
 use tonic_types::StatusExt as _;
 
 fn seal_req(shipment: &str, user: &str, length: u32) -> pb::SealRequestsRequest {
-    pb::SealRequestsRequest {
-        shipment_ref: shipment.into(),
-        creation_options_json: creation_options(user).to_string(),
-        pin_policy: Some(pb::PinPolicy {
-            length,
-            force_change: true,
-        }),
-        recipients: vec!["manager@contoso.test".into()],
-    }
+    let mut r = fpr_tests::seal_request(shipment, user, length);
+    r.pin_policy = Some(pb::PinPolicy {
+        length,
+        force_change: true,
+    });
+    r
 }
 
 fn deliver_req(shipment: &str, jwe: &str, serial: &str) -> pb::DeliverPinRequest {
-    pb::DeliverPinRequest {
-        shipment_ref: shipment.into(),
-        pin_response_jwe: jwe.into(),
-        expected_serial: serial.into(),
-        recipients: vec!["manager@contoso.test".into()],
-        context: Some(pb::MessageContext {
-            user_display_name: "Ada Lovelace".into(),
-            user_principal_name: "ada@contoso.test".into(),
-            shipment_id: shipment.into(),
-        }),
-        resend: false,
-        validate_only: false,
-    }
+    let mut r = fpr_tests::deliver_request(shipment, jwe, serial);
+    r.recipients = vec!["manager@contoso.test".into()];
+    r.context = Some(pb::MessageContext {
+        user_display_name: "Ada Lovelace".into(),
+        user_principal_name: "ada@contoso.test".into(),
+        shipment_id: shipment.into(),
+    });
+    r
 }
 
 fn reason(status: &tonic::Status) -> String {

@@ -9,20 +9,12 @@
 use fpr_jose::seal::MasterKey;
 use fpr_proto::vault::v1 as pb;
 use fpr_proto::vault::v1::vault_service_client::VaultServiceClient;
-use fpr_testkit::{Yubico, creation_options, smtp};
+use fpr_testkit::{Yubico, smtp};
 use fpr_tests::{Pins, VaultFixture, jwks_server};
 use fpr_vault::keystore::KeyStore;
 
 fn seal_req(shipment: &str) -> pb::SealRequestsRequest {
-    pb::SealRequestsRequest {
-        shipment_ref: shipment.into(),
-        creation_options_json: creation_options(shipment).to_string(),
-        pin_policy: Some(pb::PinPolicy {
-            length: 8,
-            force_change: false,
-        }),
-        recipients: vec!["manager@contoso.test".into()],
-    }
+    fpr_tests::seal_request(shipment, shipment, 8)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
