@@ -469,7 +469,12 @@ impl Vault {
     /// DeliverPin: every check, then (unless `validate_only`) the intent, the send and the
     /// receipt. A PIN is sent once: a repeated call answers with the receipt, and a delivery
     /// found interrupted is reported, never repeated unasked (`resend` is the explicit ask).
-    async fn deliver(&self, r: pb::DeliverPinRequest) -> Result<pb::DeliverPinResponse, Error> {
+    /// `event` gets the shipment's request id (the response key's kid) once the record is read.
+    async fn deliver(
+        &self,
+        r: pb::DeliverPinRequest,
+        event: &mut Event,
+    ) -> Result<pb::DeliverPinResponse, Error> {
         const F: &str = "pin_response_jwe";
         check_ref(&r.shipment_ref)?;
         check_token(F, &r.pin_response_jwe)?;
@@ -490,6 +495,7 @@ impl Vault {
         }
         let _guard = self.lock_for(&r.shipment_ref).lock().await;
         let mut rec = self.record(&r.shipment_ref)?;
+        event.kids = vec![("request", rec.request_id.clone())];
         // Only the addresses bound at SealRequests; a record sealed before binding existed
         // binds the first list it is asked to send to (still within the policy).
         let recipients = if rec.recipients.is_empty() {
@@ -883,10 +889,7 @@ impl pb::vault_service_server::VaultService for VaultService {
                     shipment_ref: r.shipment_ref.clone(),
                     ..Default::default()
                 };
-                if let Ok(Some(rec)) = vault.keystore.get(&r.shipment_ref) {
-                    event.kids = vec![("request", rec.request_id)];
-                }
-                let result = vault.deliver(r).await;
+                let result = vault.deliver(r, &mut event).await;
                 if let Ok(d) = &result
                     && let Some(receipt) = &d.receipt
                 {
