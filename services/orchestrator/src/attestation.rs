@@ -102,11 +102,12 @@ pub fn sha256_hex(der: &[u8]) -> String {
         .collect()
 }
 
-/// The loaded rules.
+/// The loaded rules: the attestation policy of each product with an AAGUID list, and of the
+/// rest (`"*"`'s list, or any AAGUID).
 #[derive(Debug, Clone)]
 pub struct Policy {
-    roots: Vec<Vec<u8>>,
-    aaguids: BTreeMap<String, Vec<[u8; 16]>>,
+    default: fpr_webauthn::AttestationPolicy,
+    per_product: BTreeMap<String, fpr_webauthn::AttestationPolicy>,
     require_uv: bool,
 }
 
@@ -197,7 +198,13 @@ impl Policy {
                 "no trust anchor: keep builtin_yubico_roots or configure one".into(),
             ));
         }
-        let mut aaguids = BTreeMap::new();
+        let policy = |allowed| fpr_webauthn::AttestationPolicy {
+            enforce: true,
+            trust_roots: roots.clone(),
+            allowed_aaguids: allowed,
+        };
+        let mut default = policy(None);
+        let mut per_product = BTreeMap::new();
         for (product, list) in &c.allowed_aaguids {
             let parsed = list
                 .iter()
@@ -209,18 +216,22 @@ impl Policy {
                         format!("product {product}: an AAGUID is not 8-4-4-4-12 hex"),
                     )
                 })?;
-            aaguids.insert(product.clone(), parsed);
+            if product == "*" {
+                default = policy(Some(parsed));
+            } else {
+                per_product.insert(product.clone(), policy(Some(parsed)));
+            }
         }
         Ok(Self {
-            roots,
-            aaguids,
+            default,
+            per_product,
             require_uv: c.require_user_verification,
         })
     }
 
     /// How many trust anchors are in force.
     pub fn anchors(&self) -> usize {
-        self.roots.len()
+        self.default.trust_roots.len()
     }
 
     /// Runs every registration check on `cred` for a key of `product_id` created from
@@ -263,16 +274,10 @@ impl Policy {
                 "the credential id in the authenticator data differs from the response's id",
             ));
         }
-        let allowed = product_id
-            .and_then(|p| self.aaguids.get(&p.to_string()))
-            .or_else(|| self.aaguids.get("*"))
-            .cloned();
-        let policy = fpr_webauthn::AttestationPolicy {
-            enforce: true,
-            trust_roots: self.roots.clone(),
-            allowed_aaguids: allowed,
-        };
-        match fpr_webauthn::verify_packed(&obj, &fpr_webauthn::sha256(&client_data), &policy) {
+        let policy = product_id
+            .and_then(|p| self.per_product.get(&p.to_string()))
+            .unwrap_or(&self.default);
+        match fpr_webauthn::verify_packed(&obj, &fpr_webauthn::sha256(&client_data), policy) {
             Ok(v) if v.trusted => Ok(()),
             Ok(_) => Err(refused(
                 "chain",
