@@ -75,6 +75,12 @@ fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
     );
     let watched = ok(&up.fpr(&["watch", id]));
     assert!(watched.contains("complete"), "{watched}");
+    // The admin commands' output carries no PIN (only the demo's sandbox table shows them).
+    for out in [&table, &detail, &watched, &list_text(&list)] {
+        for p in &pins {
+            assert!(!out.contains(p.as_str()), "a PIN in CLI output: {out}");
+        }
+    }
     let status = json(&up.fpr(&["status", "--json"]));
     for d in status["dependencies"].as_array().unwrap() {
         assert_eq!(d["healthy"], true, "{d}");
@@ -517,4 +523,8 @@ fn demo_self_contained_needs_nothing_running() {
         .output()
         .unwrap();
     assert!(ok(&out).contains("2/2 complete"));
+}
+
+fn list_text(list: &[Value]) -> String {
+    list.iter().map(Value::to_string).collect()
 }
