@@ -76,7 +76,7 @@ fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
     let watched = ok(&up.fpr(&["watch", id]));
     assert!(watched.contains("complete"), "{watched}");
     // The admin commands' output carries no PIN (only the demo's sandbox table shows them).
-    for out in [&table, &detail, &watched, &list_text(&list)] {
+    for out in [&table, &detail, &watched, &list_text(list)] {
         for p in &pins {
             assert!(!out.contains(p.as_str()), "a PIN in CLI output: {out}");
         }
