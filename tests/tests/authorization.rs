@@ -341,3 +341,42 @@ async fn inbound_token_catalogue() {
         cases.len() + 1
     );
 }
+
+/// The issuer's keys are fetched without following a redirect: a JWKS URL that redirects
+/// elsewhere loads no key, and every token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_issuer_keys_are_never_fetched_through_a_redirect() {
+    let keys_host = fpr_testkit::http::Server::start().await;
+    keys_host.redirect("/keys-moved", &keys_host.url("/keys"));
+    let stack = Stack::start_settings(
+        manual_sandbox(),
+        &[(
+            "auth.jwks_url",
+            &format!("{:?}", keys_host.url("/keys-moved")),
+        )],
+    )
+    .await;
+    // The tenant's real keys, one redirect away: following it would make tokens valid.
+    let jwks = stack
+        .sandbox
+        .http
+        .get(stack.sandbox.url(&format!(
+            "/{}/discovery/v2.0/keys",
+            stack.sandbox.config.tenant
+        )))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    keys_host.route("/keys", 200, jwks);
+    let mut client = stack.client().await;
+    let err = client
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{}", err.message());
+    let fetched: Vec<String> = keys_host.recorded().into_iter().map(|r| r.path).collect();
+    assert!(fetched.iter().all(|p| p == "/keys-moved"), "{fetched:?}");
+}

@@ -24,6 +24,7 @@ pub struct Recorded {
 #[derive(Default)]
 struct State {
     routes: HashMap<String, (u16, Vec<u8>)>,
+    redirects: HashMap<String, String>,
     recorded: Vec<Recorded>,
     post_status: Option<u16>,
 }
@@ -59,9 +60,12 @@ impl Server {
                     let Some(req) = read_request(&mut sock).await else {
                         return;
                     };
-                    let (status, body) = {
+                    let (status, body, location) = {
                         let mut s = st.lock().unwrap();
-                        let reply = if req.method == "GET" {
+                        let location = s.redirects.get(&req.path).cloned();
+                        let reply = if location.is_some() {
+                            (302, b"{}".to_vec())
+                        } else if req.method == "GET" {
                             s.routes
                                 .get(&req.path)
                                 .cloned()
@@ -70,10 +74,12 @@ impl Server {
                             (s.post_status.unwrap_or(200), b"{\"ok\":true}".to_vec())
                         };
                         s.recorded.push(req);
-                        reply
+                        (reply.0, reply.1, location)
                     };
+                    let location =
+                        location.map_or_else(String::new, |l| format!("location: {l}\r\n"));
                     let head = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{location}connection: close\r\n\r\n",
                         body.len()
                     );
                     let _ = sock.write_all(head.as_bytes()).await;
@@ -97,6 +103,15 @@ impl Server {
             .unwrap()
             .routes
             .insert(path.to_owned(), (status, body.into()));
+    }
+
+    /// Answers any request for `path` with a 302 to `location`.
+    pub fn redirect(&self, path: &str, location: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .redirects
+            .insert(path.to_owned(), location.to_owned());
     }
 
     /// Answers every POST with `status`.
