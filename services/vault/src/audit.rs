@@ -22,7 +22,7 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 /// One audit event before it is chained.
 #[derive(Debug, Clone, Default)]
 pub struct Event {
-    /// Who called: `uid:<n>`, `cert:<sha256 prefix>` or `in-process`.
+    /// Who called: `uid:<n>` or `cert:<sha256>`.
     pub caller: String,
     /// The RPC or operation, e.g. `DeliverPin`.
     pub op: &'static str,

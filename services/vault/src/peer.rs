@@ -1,6 +1,6 @@
 //! The Unix-socket peer check: a tower layer that lets a call through only when the caller's
-//! uid (from `SO_PEERCRED`) is on the allow-list, or when the call arrived over mutual TLS or
-//! the in-process channel. Health and reflection are served outside this layer.
+//! uid (from `SO_PEERCRED`) is on the allow-list, or when the call arrived over mutual TLS with a
+//! pinned client certificate. Health and reflection are served outside this layer.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,11 +11,7 @@ use tonic::server::NamedService;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo, UdsConnectInfo};
 use tower::{Layer, Service};
 
-/// Marks a request that came over the in-process channel of `fpr up` (same process, same trust).
-#[derive(Debug, Clone, Copy)]
-pub struct InProcess;
-
-/// Who called, as the audit log records it: `uid:<n>`, `cert:<sha256 hex>` or `in-process`.
+/// Who called, as the audit log records it: `uid:<n>` or `cert:<sha256 hex>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerId(pub String);
 
@@ -82,9 +78,6 @@ impl<S> PeerCheck<S> {
 
     fn check<B>(&self, req: &http::Request<B>) -> Result<CallerId, Refused> {
         let ext = req.extensions();
-        if ext.get::<InProcess>().is_some() {
-            return Ok(CallerId("in-process".into()));
-        }
         if let Some(uds) = ext.get::<UdsConnectInfo>() {
             let cred = uds.peer_cred.ok_or(Refused::NoCredentials)?;
             let uid = cred.uid();
