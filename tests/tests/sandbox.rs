@@ -205,7 +205,7 @@ async fn attestation_verifies_with_webauthn_rs_core() {
     );
 
     // Against another root, webauthn-rs refuses the same registration.
-    let stranger = fpr_webauthn::authenticator::AttestationCa::generate().unwrap();
+    let stranger = fpr_softkey::AttestationCa::generate().unwrap();
     let mut other = webauthn_attestation_ca::AttestationCaListBuilder::new();
     other
         .insert_device_pem(

@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use fpr_jose::jwt::RsaJwtSigner;
 use fpr_jose::{Curve, Jwks, PrivateKey, SigningKey};
-use fpr_webauthn::authenticator::AttestationCa;
+use fpr_softkey::AttestationCa;
 
 /// Yubico's key sets.
 pub struct YubicoKeys {

@@ -1,14 +1,16 @@
 //! WebAuthn registration checks, as an identity provider makes them: client data, authenticator
-//! data, **packed** attestation and its certificate chain, AAGUID rules. Also the encoders that
-//! the sandbox's software authenticator uses to build the same structures.
+//! data, **packed** attestation and its certificate chain, AAGUID rules.
 //!
-//! It owns no keys and does no I/O. It verifies with aws-lc-rs and parses X.509 with
-//! x509-parser (without its `verify` feature, which would bring a second crypto provider).
+//! It owns no keys, does no I/O and cannot make a credential (the sandbox's software key is
+//! `fpr-softkey`). It verifies with aws-lc-rs and parses X.509 with x509-parser (without its
+//! `verify` feature, which would bring a second crypto provider).
 //!
 //! ```
 //! use fpr_webauthn::{AuthenticatorData, flags};
-//! let rp_hash = fpr_webauthn::sha256(b"login.microsoft.com");
-//! let bytes = fpr_webauthn::build::authenticator_data(&rp_hash, flags::UP | flags::UV, 0, None, None);
+//! // rpIdHash, flags, a zero signature counter.
+//! let mut bytes = fpr_webauthn::sha256(b"login.microsoft.com").to_vec();
+//! bytes.push(flags::UP | flags::UV);
+//! bytes.extend_from_slice(&0u32.to_be_bytes());
 //! let parsed = AuthenticatorData::parse(&bytes)?;
 //! assert!(parsed.user_present() && parsed.user_verified());
 //! # Ok::<(), fpr_webauthn::Error>(())
@@ -17,8 +19,6 @@
 #![warn(missing_docs)]
 
 mod attestation;
-pub mod authenticator;
-pub mod build;
 mod data;
 mod error;
 
@@ -155,6 +155,3 @@ pub fn b64d_any(s: &str) -> Option<Vec<u8>> {
         .or_else(|| URL_SAFE.decode(s).ok())
         .or_else(|| STANDARD.decode(s).ok())
 }
-
-#[cfg(test)]
-mod tests;

@@ -307,7 +307,7 @@ mod tests {
     fn shipped_roots_match_their_pins_and_configured_roots_must_be_pinned() {
         let p = Policy::load(&AttestationConfig::default()).unwrap();
         assert_eq!(p.anchors(), 3);
-        let ca = fpr_webauthn::authenticator::AttestationCa::generate().unwrap();
+        let ca = fpr_softkey::AttestationCa::generate().unwrap();
         let mut c = AttestationConfig {
             trust_anchors_pem: vec![ca.root_pem()],
             ..Default::default()

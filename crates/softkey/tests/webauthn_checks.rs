@@ -1,3 +1,12 @@
+//! fpr-webauthn's checks against credentials this crate builds: every check refuses what it
+//! should, and the software key's attestations verify.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
 use rcgen::{
@@ -5,7 +14,8 @@ use rcgen::{
     KeyPair,
 };
 
-use crate::*;
+use fpr_softkey::{authenticator, build};
+use fpr_webauthn::*;
 
 const AAGUID: [u8; 16] = [
     0xa2, 0x53, 0x42, 0xc0, 0x3c, 0xdc, 0x44, 0x14, 0x8e, 0x46, 0xf4, 0x80, 0x7f, 0xca, 0x51, 0x1c,

@@ -3,7 +3,7 @@
 
 use ciborium::Value;
 
-use crate::flags;
+use fpr_webauthn::flags;
 
 fn cbor(v: &Value) -> Vec<u8> {
     let mut out = Vec::new();

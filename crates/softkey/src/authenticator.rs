@@ -12,7 +12,8 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 
-use crate::{build, flags, sha256};
+use crate::build;
+use fpr_webauthn::{flags, sha256};
 
 /// Errors of the software authenticator.
 #[derive(Debug, thiserror::Error)]
@@ -192,11 +193,11 @@ impl AttestationCa {
         }
         // The challenge goes into clientDataJSON as unpadded base64url of its bytes, whatever
         // encoding the IdP used (Graph mixes three).
-        let challenge_bytes = crate::b64d_any(challenge)
+        let challenge_bytes = fpr_webauthn::b64d_any(challenge)
             .ok_or(AuthenticatorError::Unsupported("challenge is not base64"))?;
         let client_data = format!(
             r#"{{"type":"webauthn.create","challenge":"{}","origin":"https://{}","crossOrigin":false}}"#,
-            crate::b64e(&challenge_bytes),
+            fpr_webauthn::b64e(&challenge_bytes),
             rp_id
         );
         let rng = SystemRandom::new();
