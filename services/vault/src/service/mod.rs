@@ -123,10 +123,17 @@ impl VaultService {
     }
 }
 
-fn caller<T>(req: &Request<T>) -> String {
-    req.extensions()
-        .get::<CallerId>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.clone())
+/// The audit event of `op` on `shipment_ref`, by whoever made `req`.
+fn event<T>(req: &Request<T>, op: &'static str, shipment_ref: &str) -> Event {
+    Event {
+        caller: req
+            .extensions()
+            .get::<CallerId>()
+            .map_or_else(|| "unknown".to_owned(), |c| c.0.clone()),
+        op,
+        shipment_ref: shipment_ref.to_owned(),
+        ..Default::default()
+    }
 }
 
 fn ts(t: i64) -> prost_types::Timestamp {
@@ -179,6 +186,13 @@ impl Vault {
         }
         self.guard.audit.record(event)?;
         result
+    }
+
+    /// Audits `result` (see [`Vault::audit`]) and turns it into the gRPC answer.
+    fn answer<T>(&self, event: Event, result: Result<T, Error>) -> Result<Response<T>, Status> {
+        self.audit(event, result)
+            .map(Response::new)
+            .map_err(Status::from)
     }
 
     fn record(&self, shipment_ref: &str) -> Result<Record, Error> {
@@ -319,45 +333,28 @@ impl pb::vault_service_server::VaultService for VaultService {
         &self,
         req: Request<pb::SealRequestsRequest>,
     ) -> Result<Response<pb::SealRequestsResponse>, Status> {
-        let who = caller(&req);
+        let mut event = event(&req, "SealRequests", &req.get_ref().shipment_ref);
         let r = req.into_inner();
+        event.detail = format!("recipients={}", r.recipients.len());
         let span = info_span!("seal_requests", shipment.id = %r.shipment_ref);
-        let event = Event {
-            caller: who,
-            op: "SealRequests",
-            shipment_ref: r.shipment_ref.clone(),
-            detail: format!("recipients={}", r.recipients.len()),
-            ..Default::default()
-        };
         let result = self.0.seal(r).instrument(span).await;
-        let mut event = event;
         if let Ok(s) = &result {
             event.kids = vec![
                 ("request", s.request_id.clone()),
                 ("transport", s.transport_kid.clone()),
             ];
         }
-        self.0
-            .audit(event, result)
-            .map(Response::new)
-            .map_err(Status::from)
+        self.0.answer(event, result)
     }
 
     async fn open_credential_response(
         &self,
         req: Request<pb::OpenCredentialResponseRequest>,
     ) -> Result<Response<pb::OpenCredentialResponseResponse>, Status> {
-        let who = caller(&req);
+        let mut event = event(&req, "OpenCredentialResponse", &req.get_ref().shipment_ref);
         let r = req.into_inner();
         let span = info_span!("open_credential_response", shipment.id = %r.shipment_ref);
-        let event = Event {
-            caller: who,
-            op: "OpenCredentialResponse",
-            shipment_ref: r.shipment_ref.clone(),
-            ..Default::default()
-        };
         let result = self.0.open_credential(&r).instrument(span).await;
-        let mut event = event;
         if let Ok(o) = &result {
             event.kids = vec![
                 ("request", o.request_id.clone()),
@@ -365,19 +362,14 @@ impl pb::vault_service_server::VaultService for VaultService {
             ];
             event.detail = format!("serial={}", o.serial_number);
         }
-        self.0
-            .audit(event, result)
-            .map(Response::new)
-            .map_err(Status::from)
+        self.0.answer(event, result)
     }
 
     async fn deliver_pin(
         &self,
         req: Request<pb::DeliverPinRequest>,
     ) -> Result<Response<pb::DeliverPinResponse>, Status> {
-        let who = caller(&req);
-        let r = req.into_inner();
-        let span = info_span!("deliver_pin", shipment.id = %r.shipment_ref);
+        let r = req.get_ref();
         let op = if r.validate_only {
             "DeliverPin(validate_only)"
         } else if r.resend {
@@ -385,17 +377,14 @@ impl pb::vault_service_server::VaultService for VaultService {
         } else {
             "DeliverPin"
         };
+        let mut event = event(&req, op, &r.shipment_ref);
+        let r = req.into_inner();
+        let span = info_span!("deliver_pin", shipment.id = %r.shipment_ref);
         // The delivery and its audit line run on their own task: a caller that goes away (a
         // deadline, a killed orchestrator) must not cut them between the send and the receipt.
         let vault = self.0.clone();
         tokio::spawn(
             async move {
-                let mut event = Event {
-                    caller: who,
-                    op,
-                    shipment_ref: r.shipment_ref.clone(),
-                    ..Default::default()
-                };
                 let result = vault.deliver(r, &mut event).await;
                 if let Ok(d) = &result
                     && let Some(receipt) = &d.receipt
@@ -423,14 +412,8 @@ impl pb::vault_service_server::VaultService for VaultService {
         &self,
         req: Request<pb::PurgeShipmentRequest>,
     ) -> Result<Response<pb::PurgeShipmentResponse>, Status> {
-        let who = caller(&req);
+        let event = event(&req, "PurgeShipment", &req.get_ref().shipment_ref);
         let r = req.into_inner();
-        let event = Event {
-            caller: who,
-            op: "PurgeShipment",
-            shipment_ref: r.shipment_ref.clone(),
-            ..Default::default()
-        };
         let result = async {
             check_ref(&r.shipment_ref)?;
             let _guard = self.0.lock_for(&r.shipment_ref).lock().await;
@@ -439,46 +422,29 @@ impl pb::vault_service_server::VaultService for VaultService {
             Ok(pb::PurgeShipmentResponse { purged })
         }
         .await;
-        self.0
-            .audit(event, result)
-            .map(Response::new)
-            .map_err(Status::from)
+        self.0.answer(event, result)
     }
 
     async fn check_recipients(
         &self,
         req: Request<pb::CheckRecipientsRequest>,
     ) -> Result<Response<pb::CheckRecipientsResponse>, Status> {
-        let who = caller(&req);
+        let mut event = event(&req, "CheckRecipients", "");
         let r = req.into_inner();
-        let event = Event {
-            caller: who,
-            op: "CheckRecipients",
-            detail: format!("recipients={}", r.recipients.len()),
-            ..Default::default()
-        };
+        event.detail = format!("recipients={}", r.recipients.len());
         let result = self
             .0
             .check_recipients(&r.recipients)
             .map(|()| pb::CheckRecipientsResponse {});
-        self.0
-            .audit(event, result)
-            .map(Response::new)
-            .map_err(Status::from)
+        self.0.answer(event, result)
     }
 
     async fn rebind_recipients(
         &self,
         req: Request<pb::RebindRecipientsRequest>,
     ) -> Result<Response<pb::RebindRecipientsResponse>, Status> {
-        let who = caller(&req);
+        let mut event = event(&req, "RebindRecipients", &req.get_ref().shipment_ref);
         let r = req.into_inner();
-        let mut event = Event {
-            caller: who,
-            op: "RebindRecipients",
-            shipment_ref: r.shipment_ref.clone(),
-            ..Default::default()
-        };
         let result = self.0.rebind(&r).await;
         if let Ok(b) = &result {
             event.detail = format!(
@@ -488,9 +454,6 @@ impl pb::vault_service_server::VaultService for VaultService {
                 r.reason.trim()
             );
         }
-        self.0
-            .audit(event, result)
-            .map(Response::new)
-            .map_err(Status::from)
+        self.0.answer(event, result)
     }
 }
