@@ -48,6 +48,42 @@ pub fn capture_logs() {
     });
 }
 
+/// A test Yubico publishing its keys, an SMTP mailbox, and a vault that uses both: the set-up
+/// of most vault tests.
+pub struct SmtpVault {
+    /// The Yubico side (fulfils sealed requests).
+    pub yubico: fpr_testkit::Yubico,
+    /// Serves the Yubico's JWKS (keep it alive).
+    pub jwks: fpr_testkit::http::Server,
+    /// Where PINs arrive.
+    pub mail: fpr_testkit::smtp::Receiver,
+    /// The vault.
+    pub vault: VaultFixture,
+}
+
+impl SmtpVault {
+    /// Starts the three with the fixture's defaults.
+    pub async fn start() -> Self {
+        Self::start_with(|b| b).await
+    }
+
+    /// As [`SmtpVault::start`], with the vault's builder changed by `f`.
+    pub async fn start_with(f: impl FnOnce(VaultBuilder) -> VaultBuilder) -> Self {
+        let yubico = fpr_testkit::Yubico::new();
+        let jwks = jwks_server(&yubico).await;
+        let mail = fpr_testkit::smtp::Receiver::start().await;
+        let vault = f(VaultFixture::builder(&jwks, Pins::Smtp(mail.addr)))
+            .start()
+            .await;
+        Self {
+            yubico,
+            jwks,
+            mail,
+            vault,
+        }
+    }
+}
+
 /// Where the vault sends PINs.
 pub enum Pins {
     /// To an SMTP server at this address (plaintext).

@@ -13,8 +13,8 @@ use fpr_jose::protocol::PinResponse;
 use fpr_jose::util::{b64d, b64e, hmac_sha256};
 use fpr_jose::{Curve, PublicJwk, SigningKey, jws};
 use fpr_proto::vault::v1 as pb;
-use fpr_testkit::{Yubico, smtp};
-use fpr_tests::{Pins, VaultFixture, captured_logs, deliver_request, jwks_server, seal_request};
+use fpr_testkit::Yubico;
+use fpr_tests::{SmtpVault, captured_logs, deliver_request, seal_request};
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt as _;
@@ -57,12 +57,12 @@ fn edit_part(token: &str, i: usize, f: impl FnOnce(&mut Vec<u8>)) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_replayed_swapped_and_tampered_responses_are_refused() {
-    let yubico = Yubico::new();
-    let jwks = jwks_server(&yubico).await;
-    let mail = smtp::Receiver::start().await;
-    let vault = VaultFixture::builder(&jwks, Pins::Smtp(mail.addr))
-        .start()
-        .await;
+    let SmtpVault {
+        yubico,
+        jwks: _jwks,
+        mail,
+        vault,
+    } = SmtpVault::start().await;
     let mut client = vault.client().await;
     let a = client
         .seal_requests(seal("shp-a"))

@@ -11,10 +11,9 @@
 
 use fpr_proto::v1 as pbo;
 use fpr_proto::vault::v1 as pb;
-use fpr_testkit::{Yubico, smtp};
+use fpr_testkit::Yubico;
 use fpr_tests::{
-    Pins, Stack, VaultFixture, captured_logs, create_request, deliver_request, jwks_server,
-    manual_sandbox, seal_request,
+    SmtpVault, Stack, captured_logs, create_request, deliver_request, manual_sandbox, seal_request,
 };
 use serde_json::json;
 use tonic::Code;
@@ -97,15 +96,17 @@ async fn recipient_outside_the_policy_is_refused_at_create_and_by_the_vault() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bound_recipients_resend_limits_rebind_and_the_audit_chain() {
-    let yubico = Yubico::new();
-    let jwks = jwks_server(&yubico).await;
-    let mail = smtp::Receiver::start().await;
-    let vault = VaultFixture::builder(&jwks, Pins::Smtp(mail.addr))
-        .recipient_policy(
-            "allowed_recipient_domains = [\"contoso.test\"]\nmax_resends = 1\nresend_min_interval = \"0s\"\n",
-        )
-        .start()
-        .await;
+    let SmtpVault {
+        yubico,
+        jwks: _jwks,
+        mail,
+        vault,
+    } = SmtpVault::start_with(|b| {
+        b.recipient_policy(
+                "allowed_recipient_domains = [\"contoso.test\"]\nmax_resends = 1\nresend_min_interval = \"0s\"\n",
+            )
+    })
+    .await;
     let mut client = vault.client().await;
     let s = client
         .seal_requests(seal("bind-1", &["manager@contoso.test"]))
@@ -242,12 +243,12 @@ async fn bound_recipients_resend_limits_rebind_and_the_audit_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_pin_in_any_error_whatever_the_payload_shape() {
     const PIN: &str = "73194658";
-    let yubico = Yubico::new();
-    let jwks = jwks_server(&yubico).await;
-    let mail = smtp::Receiver::start().await;
-    let vault = VaultFixture::builder(&jwks, Pins::Smtp(mail.addr))
-        .start()
-        .await;
+    let SmtpVault {
+        yubico,
+        jwks: _jwks,
+        mail,
+        vault,
+    } = SmtpVault::start().await;
     let mut client = vault.client().await;
     let s = client
         .seal_requests(seal("shape-1", &["manager@contoso.test"]))

@@ -11,7 +11,7 @@ use fpr_jose::util::{b64d, b64e};
 use fpr_jose::{Curve, SigningKey};
 use fpr_proto::vault::v1 as pb;
 use fpr_testkit::{Yubico, creation_options, http, smtp};
-use fpr_tests::{Pins, VaultFixture, captured_logs, jwks_server, publish, read_tree};
+use fpr_tests::{Pins, SmtpVault, VaultFixture, captured_logs, jwks_server, publish, read_tree};
 use serde_json::Value;
 use tonic::Code;
 use tonic_types::StatusExt as _;
@@ -49,12 +49,12 @@ fn header(token: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seal_open_deliver_purge_over_smtp() {
-    let yubico = Yubico::new();
-    let jwks = jwks_server(&yubico).await;
-    let mail = smtp::Receiver::start().await;
-    let mut vault = VaultFixture::builder(&jwks, Pins::Smtp(mail.addr))
-        .start()
-        .await;
+    let SmtpVault {
+        yubico,
+        jwks: _jwks,
+        mail,
+        mut vault,
+    } = SmtpVault::start().await;
     let mut client = vault.client().await;
 
     // Seal: both JWEs decrypt with a Yubico transport key and hold PROTOCOL.md's plaintexts.
@@ -211,12 +211,12 @@ async fn seal_open_deliver_purge_over_smtp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_responses_send_nothing() {
-    let yubico = Yubico::new();
-    let jwks = jwks_server(&yubico).await;
-    let mail = smtp::Receiver::start().await;
-    let vault = VaultFixture::builder(&jwks, Pins::Smtp(mail.addr))
-        .start()
-        .await;
+    let SmtpVault {
+        yubico,
+        jwks: _jwks,
+        mail,
+        vault,
+    } = SmtpVault::start().await;
     let mut client = vault.client().await;
     let a = client
         .seal_requests(seal_req("shp-a", "ada", 8))
@@ -413,12 +413,12 @@ async fn webhook_delivery_is_signed_and_sent_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_invalid_argument_naming_the_field() {
-    let yubico = Yubico::new();
-    let jwks = jwks_server(&yubico).await;
-    let mail = smtp::Receiver::start().await;
-    let vault = VaultFixture::builder(&jwks, Pins::Smtp(mail.addr))
-        .start()
-        .await;
+    let SmtpVault {
+        yubico,
+        jwks: _jwks,
+        mail,
+        vault,
+    } = SmtpVault::start().await;
     let mut client = vault.client().await;
     let mut cases: Vec<(pb::SealRequestsRequest, &str)> = Vec::new();
     let mut r = seal_req("bad ref!", "u", 8);
@@ -510,12 +510,12 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_keys_and_unknown_kid_refresh() {
-    let mut yubico = Yubico::new();
-    let jwks = jwks_server(&yubico).await;
-    let mail = smtp::Receiver::start().await;
-    let vault = VaultFixture::builder(&jwks, Pins::Smtp(mail.addr))
-        .start()
-        .await;
+    let SmtpVault {
+        mut yubico,
+        jwks,
+        mail: _mail,
+        vault,
+    } = SmtpVault::start().await;
     let mut client = vault.client().await;
 
     let status = client

@@ -10,7 +10,7 @@ use fpr_jose::seal::MasterKey;
 use fpr_proto::vault::v1 as pb;
 use fpr_proto::vault::v1::vault_service_client::VaultServiceClient;
 use fpr_testkit::{Yubico, smtp};
-use fpr_tests::{Pins, VaultFixture, jwks_server};
+use fpr_tests::{Pins, SmtpVault, VaultFixture, jwks_server};
 use fpr_vault::keystore::KeyStore;
 
 fn seal_req(shipment: &str) -> pb::SealRequestsRequest {
@@ -19,12 +19,12 @@ fn seal_req(shipment: &str) -> pb::SealRequestsRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_master_key_fails_at_start_and_rotation_reseals() {
-    let yubico = Yubico::new();
-    let jwks = jwks_server(&yubico).await;
-    let mail = smtp::Receiver::start().await;
-    let mut vault = VaultFixture::builder(&jwks, Pins::Smtp(mail.addr))
-        .start()
-        .await;
+    let SmtpVault {
+        yubico: _yubico,
+        jwks: _jwks,
+        mail: _mail,
+        mut vault,
+    } = SmtpVault::start().await;
     let mut client = vault.client().await;
     let sealed = client
         .seal_requests(seal_req("shp-rot"))
@@ -240,13 +240,12 @@ async fn unreachable_jwks_start_degraded_and_seal_is_unavailable() {
 /// under the previous key (the file changed while the vault was down) is re-sealed at start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn master_key_rotates_while_serving() {
-    let yubico = Yubico::new();
-    let jwks = jwks_server(&yubico).await;
-    let mail = smtp::Receiver::start().await;
-    let mut vault = VaultFixture::builder(&jwks, Pins::Smtp(mail.addr))
-        .store("master_key_check_interval = \"100ms\"")
-        .start()
-        .await;
+    let SmtpVault {
+        yubico,
+        jwks: _jwks,
+        mail,
+        mut vault,
+    } = SmtpVault::start_with(|b| b.store("master_key_check_interval = \"100ms\"")).await;
     let mut client = vault.client().await;
     let kcv = |s: &pb::GetStatusResponse| s.key_store.clone().unwrap().master_key_check;
     let before = kcv(&client
