@@ -536,6 +536,19 @@ impl SandboxFixture {
         .await
     }
 
+    /// The tenant's token-signing keys (JWKS JSON), as the orchestrator fetches them.
+    pub async fn tenant_jwks(&self) -> String {
+        let url = self.url(&format!("/{}/discovery/v2.0/keys", self.config.tenant));
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// A Graph app token.
     pub async fn graph_token(&self) -> String {
         let form = [

@@ -181,19 +181,7 @@ async fn inbound_token_catalogue() {
         .await
         .unwrap();
     let good_claims = minted["claims"].clone();
-    let jwks: Value = stack
-        .sandbox
-        .http
-        .get(stack.sandbox.url(&format!(
-            "/{}/discovery/v2.0/keys",
-            stack.sandbox.config.tenant
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = serde_json::from_str(&stack.sandbox.tenant_jwks().await).unwrap();
     let tenant_kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
     let rogue = RsaJwtSigner::generate("rogue-kid-1").unwrap();
     let impostor = RsaJwtSigner::generate(&tenant_kid).unwrap();
@@ -357,20 +345,7 @@ async fn the_issuer_keys_are_never_fetched_through_a_redirect() {
     )
     .await;
     // The tenant's real keys, one redirect away: following it would make tokens valid.
-    let jwks = stack
-        .sandbox
-        .http
-        .get(stack.sandbox.url(&format!(
-            "/{}/discovery/v2.0/keys",
-            stack.sandbox.config.tenant
-        )))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    keys_host.route("/keys", 200, jwks);
+    keys_host.route("/keys", 200, stack.sandbox.tenant_jwks().await);
     let mut client = stack.client().await;
     let err = client
         .get_status(pb::GetStatusRequest {})
