@@ -354,6 +354,17 @@ pub fn read_tree(dir: &Path) -> Vec<u8> {
     out
 }
 
+/// True when gRPC health on `channel` says `service` is SERVING.
+pub async fn serving(channel: Channel, service: &str) -> bool {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving)
+}
+
 /// Sends a token request and returns its `access_token`.
 async fn access_token(req: reqwest::RequestBuilder) -> String {
     let v: serde_json::Value = req.send().await.unwrap().json().await.unwrap();

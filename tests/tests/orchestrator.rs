@@ -706,17 +706,7 @@ async fn invalid_fields_and_auth() {
         .connect()
         .await
         .unwrap();
-    let health = tonic_health::pb::health_client::HealthClient::new(channel)
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "fpr.v1.ShipmentService".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        health.status(),
-        tonic_health::pb::health_check_response::ServingStatus::Serving
-    );
+    assert!(fpr_tests::serving(channel, "fpr.v1.ShipmentService").await);
     let _: Value = json!(null);
 }
 

@@ -85,17 +85,7 @@ async fn the_listener_speaks_tls_and_reloads_a_renewed_certificate() {
         .connect()
         .await
         .unwrap();
-    let h = tonic_health::pb::health_client::HealthClient::new(ch.clone())
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "fpr.v1.ShipmentService".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        h.status(),
-        tonic_health::pb::health_check_response::ServingStatus::Serving
-    );
+    assert!(fpr_tests::serving(ch.clone(), "fpr.v1.ShipmentService").await);
     let header = format!("Bearer {token}").parse().unwrap();
     let err = ShipmentServiceClient::with_interceptor(ch, Bearer(Some(header)))
         .get_status(pb::GetStatusRequest {})

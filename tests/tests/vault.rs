@@ -584,18 +584,7 @@ async fn peer_uid_check_health_and_reflection() {
     assert_eq!(err.code(), Code::PermissionDenied);
 
     let channel = fpr_tests::uds_channel(&vault.socket).await;
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-    let resp = health
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "fpr.vault.v1.VaultService".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        resp.status(),
-        tonic_health::pb::health_check_response::ServingStatus::Serving
-    );
+    assert!(fpr_tests::serving(channel.clone(), "fpr.vault.v1.VaultService").await);
 
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::{
