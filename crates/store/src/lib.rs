@@ -28,6 +28,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod redb;
+
+pub use self::redb::{RedbOptions, RedbStore};
+
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -44,6 +48,21 @@ pub enum Error {
     /// A read, write or flush failed (I/O error, corruption).
     #[error("store I/O failed: {0}")]
     Io(#[source] sled::Error),
+    /// The store file at `path` could not be opened (missing permissions, held by another
+    /// process, corrupt).
+    #[error("cannot open store at {path}: {reason}")]
+    OpenFile {
+        /// The store's file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The disk failed a read, write or sync.
+    #[error("store I/O failed: {0}")]
+    Disk(#[source] std::io::Error),
+    /// The storage engine failed otherwise (corruption, a bug).
+    #[error("store failed: {0}")]
+    Engine(String),
     /// A compare-and-swap found another value than expected.
     #[error("concurrent update of the same key")]
     Conflict,
@@ -60,7 +79,8 @@ impl Error {
             | Error::Open {
                 source: sled::Error::Io(e),
                 ..
-            } => e,
+            }
+            | Error::Disk(e) => e,
             _ => return None,
         };
         match io.kind() {
@@ -138,8 +158,18 @@ pub trait Tree: Send + Sync {
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>>;
     /// Entries whose key starts with `prefix` and sorts after `after`, at most `limit`.
     fn scan_page(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>>;
-    /// Makes every earlier write durable.
+    /// Makes every earlier write durable. Blocks for a disk flush: async code calls
+    /// [`durable`]. Concurrent callers may share one flush (group commit).
     fn flush(&self) -> Result<()>;
+}
+
+/// [`Tree::flush`] for async code: on a blocking thread, so that the runtime's threads keep
+/// serving while the disk syncs (and concurrent callers share one flush).
+pub async fn durable(tree: Arc<dyn Tree>) -> Result<()> {
+    match tokio::task::spawn_blocking(move || tree.flush()).await {
+        Ok(r) => r,
+        Err(e) => Err(Error::Engine(format!("the flush thread failed: {e}"))),
+    }
 }
 
 /// A store of named trees.
@@ -150,10 +180,105 @@ pub trait Store: Send + Sync {
     fn size_on_disk(&self) -> Result<u64>;
 }
 
+/// Group commit: one flush makes the writes of every caller waiting for it durable.
+///
+/// A caller waits for the first flush that *starts* after it asked (a flush already running
+/// may have begun before its write), so every caller is answered only once its own write is
+/// on disk, and however many callers ask at once, at most one flush runs and one more is
+/// queued behind it.
+struct GroupFlush<D> {
+    state: std::sync::Mutex<FlushState>,
+    done: std::sync::Condvar,
+    sync: fn(&D) -> Result<()>,
+}
+
+impl<D> std::fmt::Debug for GroupFlush<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupFlush").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct FlushState {
+    /// Flushes started so far (the running one included).
+    started: u64,
+    /// Flushes finished so far.
+    finished: u64,
+    /// Whether a flush is running.
+    running: bool,
+    /// The last finished flush's failure: the disk's error kind, if it was one, and the
+    /// message.
+    failed: Option<(Option<std::io::ErrorKind>, String)>,
+}
+
+// === impl GroupFlush ===
+
+impl<D> GroupFlush<D> {
+    fn new(sync: fn(&D) -> Result<()>) -> Self {
+        Self {
+            state: std::sync::Mutex::default(),
+            done: std::sync::Condvar::new(),
+            sync,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FlushState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn flush(&self, db: &D) -> Result<()> {
+        let mut st = self.lock();
+        let target = st.started + 1;
+        loop {
+            if st.finished >= target {
+                // A later flush than the one asked for also covers the write; its failure is
+                // reported (conservatively) even if the one asked for succeeded.
+                return match &st.failed {
+                    None => Ok(()),
+                    Some((Some(kind), m)) => {
+                        Err(Error::Disk(std::io::Error::new(*kind, m.clone())))
+                    }
+                    Some((None, m)) => Err(Error::Engine(m.clone())),
+                };
+            }
+            if st.running {
+                st = self
+                    .done
+                    .wait(st)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                continue;
+            }
+            st.running = true;
+            st.started += 1;
+            let mine = st.started;
+            drop(st);
+            let r = (self.sync)(db);
+            st = self.lock();
+            st.running = false;
+            st.finished = mine;
+            st.failed = r.err().map(|e| {
+                let kind = match &e {
+                    Error::Io(sled::Error::Io(io)) | Error::Disk(io) => Some(io.kind()),
+                    _ => None,
+                };
+                (kind, e.to_string())
+            });
+            self.done.notify_all();
+        }
+    }
+}
+
 /// A [`Store`] on sled.
 #[derive(Clone, Debug)]
 pub struct SledStore {
     db: sled::Db,
+    group: Arc<GroupFlush<sled::Db>>,
+}
+
+fn sled_sync(db: &sled::Db) -> Result<()> {
+    db.flush().map(|_| ()).map_err(Error::Io)
 }
 
 // === impl SledStore ===
@@ -169,14 +294,21 @@ impl SledStore {
                 path: path.to_owned(),
                 source,
             })?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            group: Arc::new(GroupFlush::new(sled_sync)),
+        })
     }
 }
 
 impl Store for SledStore {
     fn tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
         let t = self.db.open_tree(name).map_err(Error::Io)?;
-        Ok(Arc::new(SledTree(t)))
+        Ok(Arc::new(SledTree {
+            tree: t,
+            db: self.db.clone(),
+            group: self.group.clone(),
+        }))
     }
 
     fn size_on_disk(&self) -> Result<u64> {
@@ -184,11 +316,15 @@ impl Store for SledStore {
     }
 }
 
-struct SledTree(sled::Tree);
+struct SledTree {
+    tree: sled::Tree,
+    db: sled::Db,
+    group: Arc<GroupFlush<sled::Db>>,
+}
 
 impl Tree for SledTree {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.0.get(key).map_err(Error::Io)?.map(|v| v.to_vec()))
+        Ok(self.tree.get(key).map_err(Error::Io)?.map(|v| v.to_vec()))
     }
 
     fn apply(&self, batch: Batch) -> Result<()> {
@@ -199,7 +335,7 @@ impl Tree for SledTree {
                 None => b.remove(k),
             }
         }
-        self.0.apply_batch(b).map_err(Error::Io)
+        self.tree.apply_batch(b).map_err(Error::Io)
     }
 
     fn compare_and_swap(
@@ -209,7 +345,7 @@ impl Tree for SledTree {
         new: Option<&[u8]>,
     ) -> Result<()> {
         match self
-            .0
+            .tree
             .compare_and_swap(key, expected, new)
             .map_err(Error::Io)?
         {
@@ -220,7 +356,7 @@ impl Tree for SledTree {
 
     fn apply_if_absent(&self, guard: &[u8], batch: Batch) -> Result<()> {
         use sled::transaction::{ConflictableTransactionError, TransactionError};
-        let r = self.0.transaction(|tx| {
+        let r = self.tree.transaction(|tx| {
             if tx.get(guard)?.is_some() {
                 return Err(ConflictableTransactionError::Abort(()));
             }
@@ -240,7 +376,7 @@ impl Tree for SledTree {
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>> {
-        self.0
+        self.tree
             .scan_prefix(prefix)
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Error::Io))
             .collect()
@@ -251,9 +387,9 @@ impl Tree for SledTree {
             Some(a) => {
                 let mut start = a.to_vec();
                 start.push(0);
-                self.0.range(start..)
+                self.tree.range(start..)
             }
-            None => self.0.range(prefix.to_vec()..),
+            None => self.tree.range(prefix.to_vec()..),
         };
         let mut out = Vec::new();
         for r in iter {
@@ -267,7 +403,7 @@ impl Tree for SledTree {
     }
 
     fn flush(&self) -> Result<()> {
-        self.0.flush().map(|_| ()).map_err(Error::Io)
+        self.group.flush(&self.db)
     }
 }
 
@@ -275,45 +411,68 @@ impl Tree for SledTree {
 mod tests {
     use super::*;
 
+    /// Writes, conditional writes and scans on `store`, flushed at the end.
+    pub(crate) fn exercise(store: &dyn Store) {
+        let t = store.tree("t").unwrap();
+        let mut b = Batch::default();
+        for i in 0..10u8 {
+            b.insert(&[b'k', i], &[i]);
+        }
+        b.insert(b"other", b"x");
+        t.apply(b).unwrap();
+        t.compare_and_swap(&[b'k', 0], Some(&[0]), Some(&[9]))
+            .unwrap();
+        assert!(matches!(
+            t.compare_and_swap(&[b'k', 0], Some(&[0]), None),
+            Err(Error::Conflict)
+        ));
+        assert_eq!(t.scan_prefix(b"k").unwrap().len(), 10);
+        let mut b = Batch::default();
+        b.insert(b"g", b"1");
+        b.insert(b"h", b"1");
+        t.apply_if_absent(b"g", b).unwrap();
+        let mut b = Batch::default();
+        b.insert(b"g", b"2");
+        b.insert(b"i", b"2");
+        assert!(matches!(t.apply_if_absent(b"g", b), Err(Error::Conflict)));
+        assert_eq!(t.get(b"g").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(t.get(b"i").unwrap(), None);
+        let page = t.scan_page(b"k", None, 4).unwrap();
+        assert_eq!(page.len(), 4);
+        let next = t.scan_page(b"k", Some(&page[3].0), 100).unwrap();
+        assert_eq!(next.len(), 6);
+        assert_eq!(next[0].0, vec![b'k', 4]);
+        // Many threads flushing at once are each answered (group commit).
+        std::thread::scope(|s| {
+            for i in 0..8u8 {
+                let t = t.clone();
+                s.spawn(move || {
+                    let mut b = Batch::default();
+                    b.insert(&[b'z', i], &[i]);
+                    t.apply(b).unwrap();
+                    t.flush().unwrap();
+                });
+            }
+        });
+        t.flush().unwrap();
+    }
+
+    /// What [`exercise`] left, after a reopen.
+    pub(crate) fn check_reopened(store: &dyn Store) {
+        let t = store.tree("t").unwrap();
+        assert_eq!(t.get(&[b'k', 0]).unwrap(), Some(vec![9]));
+        assert_eq!(t.scan_prefix(b"z").unwrap().len(), 8);
+        assert!(store.size_on_disk().unwrap() > 0);
+    }
+
     #[test]
     fn batch_cas_scan_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = SledStore::open(dir.path()).unwrap();
-            let t = store.tree("t").unwrap();
-            let mut b = Batch::default();
-            for i in 0..10u8 {
-                b.insert(&[b'k', i], &[i]);
-            }
-            b.insert(b"other", b"x");
-            t.apply(b).unwrap();
-            t.compare_and_swap(&[b'k', 0], Some(&[0]), Some(&[9]))
-                .unwrap();
-            assert!(matches!(
-                t.compare_and_swap(&[b'k', 0], Some(&[0]), None),
-                Err(Error::Conflict)
-            ));
-            assert_eq!(t.scan_prefix(b"k").unwrap().len(), 10);
-            let mut b = Batch::default();
-            b.insert(b"g", b"1");
-            b.insert(b"h", b"1");
-            t.apply_if_absent(b"g", b).unwrap();
-            let mut b = Batch::default();
-            b.insert(b"g", b"2");
-            b.insert(b"i", b"2");
-            assert!(matches!(t.apply_if_absent(b"g", b), Err(Error::Conflict)));
-            assert_eq!(t.get(b"g").unwrap(), Some(b"1".to_vec()));
-            assert_eq!(t.get(b"i").unwrap(), None);
-            let page = t.scan_page(b"k", None, 4).unwrap();
-            assert_eq!(page.len(), 4);
-            let next = t.scan_page(b"k", Some(&page[3].0), 100).unwrap();
-            assert_eq!(next.len(), 6);
-            assert_eq!(next[0].0, vec![b'k', 4]);
-            t.flush().unwrap();
+            exercise(&store);
         }
         let store = SledStore::open(dir.path()).unwrap();
-        let t = store.tree("t").unwrap();
-        assert_eq!(t.get(&[b'k', 0]).unwrap(), Some(vec![9]));
-        assert!(store.size_on_disk().unwrap() > 0);
+        check_reopened(&store);
     }
 }
