@@ -237,8 +237,19 @@ pub struct Record {
 }
 
 impl Record {
-    /// Moves to `step` at time `now`.
+    /// Moves to `step` at time `now`, and lets go of what no later step reads: the sealed
+    /// requests once the order is placed, the creation options and the credential response
+    /// once the credential is registered. (The PIN response stays: ResendPin needs it.) Every
+    /// step is rewritten whole, so a record carries only what is still ahead of it.
     pub fn reach(&mut self, step: Step, now: i64) {
+        if step >= Step::Ordered {
+            self.credential_request_jwe = None;
+            self.pin_request_jwe = None;
+        }
+        if step >= Step::Registered {
+            self.creation_options = None;
+            self.credential_response_jwe = None;
+        }
         self.step = step;
         self.step_times.insert(step.name().to_owned(), now);
         self.updated_at = now;

@@ -56,9 +56,12 @@ pub struct Config {
     /// speaks TLS. None: health is served on `listen` only.
     #[serde(default)]
     pub health_listen: Option<String>,
-    /// sled directory.
+    /// The store's directory (the shipments are in `shipments.redb` in it).
     #[serde(default = "default_store")]
     pub store_path: PathBuf,
+    /// Memory the store may use to cache its pages, in MiB.
+    #[serde(default = "default_store_cache_mb")]
+    pub store_cache_mb: usize,
     /// The vault's Unix socket.
     #[serde(default = "default_vault")]
     pub vault_socket: PathBuf,
@@ -308,6 +311,9 @@ fn default_listen() -> String {
 fn default_store() -> PathBuf {
     PathBuf::from("./fpr-data/orchestrator/store")
 }
+fn default_store_cache_mb() -> usize {
+    16
+}
 fn default_vault() -> PathBuf {
     PathBuf::from("./fpr-data/vault/run/vault.sock")
 }
@@ -473,6 +479,9 @@ impl Config {
         if !(1..=1024).contains(&self.jobs.process_concurrency) {
             return bad("jobs.process_concurrency", "1 to 1024");
         }
+        if !(1..=65536).contains(&self.store_cache_mb) {
+            return bad("store_cache_mb", "1 to 65536");
+        }
         for (key, d) in [
             ("upstream_timeout", self.upstream_timeout),
             ("vault_timeout", self.vault_timeout),
@@ -604,6 +613,7 @@ impl Config {
             ),
         );
         put("FPR_STORE_PATH", self.store_path.display().to_string());
+        put("FPR_STORE_CACHE_MB", self.store_cache_mb.to_string());
         put("FPR_VAULT_SOCKET", self.vault_socket.display().to_string());
         put(
             "FPR_UPSTREAM_TIMEOUT",

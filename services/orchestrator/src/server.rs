@@ -4,7 +4,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fpr_proto::v1::shipment_service_server::ShipmentServiceServer;
-use fpr_store::{SledStore, Store as _};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Channel, Endpoint};
@@ -58,9 +57,7 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
             );
         }
     }
-    std::fs::create_dir_all(&config.store_path)?;
-    let store = SledStore::open(&config.store_path)?;
-    let shipments = Shipments::new(store.tree("shipments")?);
+    let shipments = Shipments::open_dir(&config.store_path, config.store_cache_mb << 20)?;
     let ye = fpr_yubienterprise::Client::new(
         config.yubienterprise.base_url.clone(),
         config.ye_token()?,

@@ -155,7 +155,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             let rec = self.get(&id).await?;
             // The first call may have failed to flush (a full disk): what it left in memory
             // is acknowledged only once it is on disk.
-            self.wf.store().flush().map_err(Status::from)?;
+            self.wf.store().flush().await.map_err(Status::from)?;
             return Ok(Response::new(pb::CreateShipmentResponse {
                 shipment_id: rec.id,
                 shipment_state: state_pb(rec.state) as i32,
@@ -244,7 +244,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             in_flight: None,
         };
         rec.reach(Step::Accepted, t);
-        let id = check_id(&self.wf.store().create(&rec).map_err(Status::from)?)?;
+        let id = check_id(&self.wf.store().create(&rec).await.map_err(Status::from)?)?;
         fpr_config::danger::crash_point("orchestrator.after_accept");
         let span = info_span!("create_shipment", shipment.id = %id, user.id = %r.user_id);
         async {
@@ -323,21 +323,21 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         let idp = pb::Idp::try_from(r.idp).unwrap_or(pb::Idp::Unspecified);
         let after = r.created_after.map(|t| t.seconds);
         let before = r.created_before.map(|t| t.seconds);
-        let mut all: Vec<Record> = self
-            .wf
-            .store()
-            .all()
-            .map_err(Status::from)?
-            .into_iter()
-            .filter(|x| state == pb::ShipmentState::Unspecified || state_pb(x.state) == state)
-            .filter(|x| r.user_id.is_empty() || x.user_id.eq_ignore_ascii_case(&r.user_id))
-            .filter(|x| {
-                idp == pb::Idp::Unspecified || (idp == pb::Idp::Entra) == (x.idp == Idp::Entra)
-            })
-            .filter(|x| {
-                after.is_none_or(|a| x.created_at >= a) && before.is_none_or(|b| x.created_at < b)
-            })
-            .collect();
+        let store = self.wf.store();
+        let mut all: Vec<Record> = if state == pb::ShipmentState::Ongoing {
+            store.ongoing()
+        } else {
+            store.all()
+        }
+        .map_err(Status::from)?
+        .into_iter()
+        .filter(|x| state == pb::ShipmentState::Unspecified || state_pb(x.state) == state)
+        .filter(|x| r.user_id.is_empty() || x.user_id.eq_ignore_ascii_case(&r.user_id))
+        .filter(|x| idp == pb::Idp::Unspecified || (idp == pb::Idp::Entra) == (x.idp == Idp::Entra))
+        .filter(|x| {
+            after.is_none_or(|a| x.created_at >= a) && before.is_none_or(|b| x.created_at < b)
+        })
+        .collect();
         all.sort_by(|a, b| b.id.cmp(&a.id));
         let start = if r.page_token.is_empty() {
             0

@@ -1,10 +1,14 @@
-//! Shipment records in sled (behind `fpr-store`): records under `rec/`, idempotency keys under
-//! `idem/`, written together and flushed before any call returns success.
+//! Shipment records (behind `fpr-store`): records under `rec/`, idempotency keys under
+//! `idem/`, and an index of the ongoing ones under `due/` (id → the unix second before which
+//! processing waits), written together in one batch and durable before any call returns
+//! success. The processing job reads the index, not every record.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use fpr_domain::model::{Record, ShipmentId, State};
-use fpr_store::{Batch, Tree};
+use fpr_store::{Batch, RedbOptions, RedbStore, SledStore, Store as _, Tree};
+use tracing::info;
 
 use crate::Error;
 
@@ -22,12 +26,102 @@ fn idem_key(k: &str) -> Vec<u8> {
     format!("idem/{k}").into_bytes()
 }
 
+fn due_key(id: &str) -> Vec<u8> {
+    format!("due/{id}").into_bytes()
+}
+
+/// Set once the `due/` index holds every ongoing record (stores from before the index get it
+/// built at open).
+const INDEXED: &[u8] = b"meta/due_index";
+
+/// Adds `rec` to `b`: the record, and its entry in the index of ongoing records.
+fn write(b: &mut Batch, rec: &Record) -> Result<(), Error> {
+    let bytes = serde_json::to_vec(rec).map_err(|_| Error::Corrupt(rec.id.clone()))?;
+    b.insert(&rec_key(&rec.id), &bytes);
+    if rec.state == State::Ongoing {
+        b.insert(&due_key(&rec.id), &rec.not_before.to_be_bytes());
+    } else {
+        b.remove(&due_key(&rec.id));
+    }
+    Ok(())
+}
+
+/// Where a sled store of an earlier fpr is moved once its records are copied.
+const SLED_MOVED: &str = "sled-before-redb";
+
+/// The files of a sled store in `dir`.
+const SLED_FILES: &[&str] = &["conf", "db", "blobs", "snap"];
+
+/// Copies the records of the sled store an earlier fpr kept in `dir` into `tree`, durably,
+/// then moves its files into `dir/sled-before-redb`. A crash at any point resumes: the copy
+/// is one atomic batch, marked done in the same batch.
+fn migrate_from_sled(dir: &Path, tree: &Arc<dyn Tree>) -> Result<(), Error> {
+    const DONE: &[u8] = b"meta/migrated_from_sled";
+    if !(dir.join("conf").is_file() && dir.join("db").is_file()) {
+        return Ok(());
+    }
+    if tree.get(DONE)?.is_none() {
+        let old = SledStore::open(dir)?;
+        let entries = old.tree("shipments")?.scan_prefix(b"")?;
+        let n = entries.len();
+        let mut b = Batch::default();
+        for (k, v) in entries {
+            b.insert(&k, &v);
+        }
+        b.insert(DONE, b"1");
+        tree.apply(b)?;
+        tree.flush()?;
+        info!(
+            entries = n,
+            "Copied the shipments of the sled store into shipments.redb"
+        );
+    }
+    let moved = dir.join(SLED_MOVED);
+    std::fs::create_dir_all(&moved).map_err(fpr_store::Error::Disk)?;
+    for entry in std::fs::read_dir(dir).map_err(fpr_store::Error::Disk)? {
+        let entry = entry.map_err(fpr_store::Error::Disk)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if SLED_FILES
+            .iter()
+            .any(|f| name == *f || name.starts_with("snap."))
+        {
+            std::fs::rename(entry.path(), moved.join(&name)).map_err(fpr_store::Error::Disk)?;
+        }
+    }
+    info!(
+        path = %moved.display(),
+        "The old sled store's files were moved aside; delete them once fpr runs as expected"
+    );
+    Ok(())
+}
+
 // === impl Shipments ===
 
 impl Shipments {
-    /// Wraps a tree.
-    pub fn new(tree: Arc<dyn Tree>) -> Self {
-        Self { tree }
+    /// Opens (creating if needed) the store in directory `dir` (file `shipments.redb`, at most
+    /// `cache_bytes` of page cache), taking over the records of a sled store an earlier fpr
+    /// kept there.
+    pub fn open_dir(dir: &Path, cache_bytes: usize) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(fpr_store::Error::Disk)?;
+        let store = RedbStore::open(&dir.join("shipments.redb"), RedbOptions { cache_bytes })?;
+        let tree = store.tree("shipments")?;
+        migrate_from_sled(dir, &tree)?;
+        Self::open(tree)
+    }
+
+    /// Opens the store in `tree`, building the index of ongoing records if it has none yet.
+    pub fn open(tree: Arc<dyn Tree>) -> Result<Self, Error> {
+        let store = Self { tree };
+        if store.tree.get(INDEXED)?.is_none() {
+            let mut b = Batch::default();
+            for rec in store.all()? {
+                write(&mut b, &rec)?;
+            }
+            b.insert(INDEXED, b"1");
+            store.tree.apply(b)?;
+            store.tree.flush()?;
+        }
+        Ok(store)
     }
 
     /// A record.
@@ -48,15 +142,14 @@ impl Shipments {
 
     /// Stores a new record and its idempotency key in one atomic, durable write. Returns the id
     /// that holds the key (another one if a concurrent call won; then nothing was written).
-    pub fn create(&self, rec: &Record) -> Result<String, Error> {
-        let bytes = serde_json::to_vec(rec).map_err(|_| Error::Corrupt(rec.id.clone()))?;
+    pub async fn create(&self, rec: &Record) -> Result<String, Error> {
         let idem = idem_key(&rec.idempotency_key);
         let mut b = Batch::default();
         b.insert(&idem, rec.id.as_bytes());
-        b.insert(&rec_key(&rec.id), &bytes);
+        write(&mut b, rec)?;
         match self.tree.apply_if_absent(&idem, b) {
             Ok(()) => {
-                self.tree.flush()?;
+                self.flush().await?;
                 Ok(rec.id.clone())
             }
             Err(fpr_store::Error::Conflict) => self
@@ -66,29 +159,27 @@ impl Shipments {
         }
     }
 
-    /// Writes a record and flushes.
-    pub fn put(&self, rec: &Record) -> Result<(), Error> {
-        let bytes = serde_json::to_vec(rec).map_err(|_| Error::Corrupt(rec.id.clone()))?;
+    /// Writes a record, durably.
+    pub async fn put(&self, rec: &Record) -> Result<(), Error> {
         let mut b = Batch::default();
-        b.insert(&rec_key(&rec.id), &bytes);
+        write(&mut b, rec)?;
         self.tree.apply(b)?;
-        self.tree.flush()?;
-        Ok(())
+        self.flush().await
     }
 
-    /// Makes every earlier write durable.
-    pub fn flush(&self) -> Result<(), Error> {
-        self.tree.flush()?;
+    /// Makes every earlier write durable (sharing the flush with concurrent writers).
+    pub async fn flush(&self) -> Result<(), Error> {
+        fpr_store::durable(self.tree.clone()).await?;
         Ok(())
     }
 
     /// Deletes a record (its idempotency key stays, so the key is never reused).
-    pub fn delete(&self, id: &str) -> Result<(), Error> {
+    pub async fn delete(&self, id: &str) -> Result<(), Error> {
         let mut b = Batch::default();
         b.remove(&rec_key(id));
+        b.remove(&due_key(id));
         self.tree.apply(b)?;
-        self.tree.flush()?;
-        Ok(())
+        self.flush().await
     }
 
     /// Every record, oldest first.
@@ -103,13 +194,35 @@ impl Shipments {
             .collect()
     }
 
-    /// Ids of ongoing records whose wait is over at `now`.
+    /// The ongoing records, oldest first (from the index).
+    pub fn ongoing(&self) -> Result<Vec<Record>, Error> {
+        let mut out = Vec::new();
+        for id in self.index(i64::MAX)? {
+            if let Some(r) = self.get(id.as_str())? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ids of ongoing records whose wait is over at `now`, oldest first.
     pub fn due(&self, now: i64) -> Result<Vec<ShipmentId>, Error> {
-        self.all()?
-            .into_iter()
-            .filter(|r| r.state == State::Ongoing && r.not_before <= now)
-            .map(|r| ShipmentId::try_new(&r.id).map_err(|_| Error::Corrupt(r.id)))
-            .collect()
+        self.index(now)
+    }
+
+    fn index(&self, until: i64) -> Result<Vec<ShipmentId>, Error> {
+        let mut out = Vec::new();
+        for (k, v) in self.tree.scan_prefix(b"due/")? {
+            let key = String::from_utf8_lossy(&k);
+            let id = key.trim_start_matches("due/");
+            let not_before = <[u8; 8]>::try_from(v.as_slice())
+                .map(i64::from_be_bytes)
+                .map_err(|_| Error::Corrupt(id.to_owned()))?;
+            if not_before <= until {
+                out.push(ShipmentId::try_new(id).map_err(|_| Error::Corrupt(id.to_owned()))?);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -218,15 +331,15 @@ mod tests {
 
     /// Whatever write fails (the disk fills up, the process dies), a create leaves either its
     /// key and its record or neither: a replay never finds a key whose record is missing.
-    #[test]
-    fn a_create_cut_at_any_write_leaves_all_or_nothing() {
+    #[tokio::test]
+    async fn a_create_cut_at_any_write_leaves_all_or_nothing() {
         for ok in 0..3 {
             let tree = Arc::new(Failing {
                 map: Mutex::new(BTreeMap::new()),
                 ok: AtomicUsize::new(ok),
             });
-            let store = Shipments::new(tree.clone());
-            let first = store.create(&record("shp_1", "k"));
+            let store = Shipments { tree: tree.clone() };
+            let first = store.create(&record("shp_1", "k")).await;
             tree.ok.store(usize::MAX, Ordering::SeqCst);
             match store.by_idempotency_key("k").unwrap() {
                 Some(id) => {
@@ -247,9 +360,43 @@ mod tests {
                         "ok={ok}: a record without its key"
                     );
                     // Once there is room again, the same create goes through.
-                    assert_eq!(store.create(&record("shp_2", "k")).unwrap(), "shp_2");
+                    assert_eq!(store.create(&record("shp_2", "k")).await.unwrap(), "shp_2");
                 }
             }
+        }
+    }
+
+    /// A store an earlier fpr kept in sled (no index) is taken over at open: every record
+    /// and idempotency key, the index built, the old files moved aside; a second open finds
+    /// the same.
+    #[tokio::test]
+    async fn a_sled_store_of_an_earlier_fpr_is_taken_over() {
+        use fpr_store::Store as _;
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let old = SledStore::open(dir.path()).unwrap();
+            let t = old.tree("shipments").unwrap();
+            let mut b = Batch::default();
+            for (id, key, state) in [("shp_1", "k1", "ongoing"), ("shp_2", "k2", "complete")] {
+                let mut r = record(id, key);
+                r.state = serde_json::from_value(serde_json::json!(state)).unwrap();
+                b.insert(&rec_key(id), &serde_json::to_vec(&r).unwrap());
+                b.insert(&idem_key(key), id.as_bytes());
+            }
+            t.apply(b).unwrap();
+            t.flush().unwrap();
+        }
+        for _ in 0..2 {
+            let s = Shipments::open_dir(dir.path(), 1 << 20).unwrap();
+            assert_eq!(s.all().unwrap().len(), 2);
+            assert_eq!(
+                s.by_idempotency_key("k2").unwrap().as_deref(),
+                Some("shp_2")
+            );
+            let due: Vec<String> = s.due(0).unwrap().iter().map(|i| i.to_string()).collect();
+            assert_eq!(due, ["shp_1"]);
+            assert!(!dir.path().join("db").exists());
+            assert!(dir.path().join(SLED_MOVED).join("db").exists());
         }
     }
 }

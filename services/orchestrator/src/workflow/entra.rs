@@ -85,7 +85,7 @@ impl IdpFlow for Entra {
                 // Durable before the vault seals: a retry after a lost answer sends the same
                 // options, which the vault answers with the requests it already sealed.
                 rec.creation_options = Some(options.clone());
-                wf.save(rec).map_err(Stop::Internal)?;
+                wf.save(rec).await.map_err(Stop::Internal)?;
                 options
             }
         };

@@ -71,7 +71,7 @@ impl Workflow {
         for r in self.store.all()? {
             if r.state == State::Complete && r.updated_at < cutoff {
                 self.vault.purge(&r.id).await.map_err(Error::Vault)?;
-                self.store.delete(&r.id)?;
+                self.store.delete(&r.id).await?;
                 n += 1;
             }
         }

@@ -279,8 +279,8 @@ impl Workflow {
     }
 
     /// Saves a record (flushed) and tells watchers.
-    pub fn save(&self, rec: &Record) -> Result<(), Error> {
-        self.store.put(rec)?;
+    pub async fn save(&self, rec: &Record) -> Result<(), Error> {
+        self.store.put(rec).await?;
         let _ = self.changes.send(rec.id.clone());
         Ok(())
     }
@@ -314,7 +314,7 @@ impl Workflow {
                 let before = rec.step;
                 match self.step(&mut rec).await {
                     Ok(()) => {
-                        self.save(&rec)?;
+                        self.save(&rec).await?;
                         if rec.state == State::Complete {
                             info!("Shipment complete");
                             return Ok(Outcome::Completed);
@@ -322,7 +322,7 @@ impl Workflow {
                         advanced |= rec.step != before;
                     }
                     Err(Stop::Wait) => {
-                        self.save(&rec)?;
+                        self.save(&rec).await?;
                         return Ok(if advanced {
                             Outcome::Advanced
                         } else {
@@ -335,7 +335,7 @@ impl Workflow {
                             with_flow!(self, rec.idp, |f| f.failed(&rec).await, ());
                         }
                         rec.fail(kind, &message, now());
-                        self.save(&rec)?;
+                        self.save(&rec).await?;
                         return Ok(Outcome::Errored);
                     }
                     Err(Stop::Retry(message, retry_after)) => {
@@ -343,7 +343,7 @@ impl Workflow {
                         let wait = backoff(base, max, rec.attempts, retry_after);
                         info!(%message, wait, "Transient failure; will retry");
                         rec.defer(&message, wait, now());
-                        self.save(&rec)?;
+                        self.save(&rec).await?;
                         return Ok(Outcome::Deferred);
                     }
                     Err(Stop::Internal(e)) => return Err(e),
@@ -378,14 +378,23 @@ impl Workflow {
                     rec.idp,
                     |f| f.send_pin(self, rec, false).await,
                     Err(no_okta())
-                )
+                )?;
+                // No upstream call lies between the PIN and the end: one write for both.
+                if rec.step == Step::PinSent {
+                    Self::finish(rec);
+                }
+                Ok(())
             }
             Step::PinSent | Step::Complete => {
-                rec.state = State::Complete;
-                rec.reach(Step::Complete, now());
+                Self::finish(rec);
                 Ok(())
             }
         }
+    }
+
+    fn finish(rec: &mut Record) {
+        rec.state = State::Complete;
+        rec.reach(Step::Complete, now());
     }
 
     /// ordered → shipped: poll until shipped (103/104); error states and 404 end the shipment.
@@ -472,7 +481,7 @@ impl Workflow {
                     rec.state = State::Complete;
                 }
                 rec.updated_at = now();
-                self.save(&rec)?;
+                self.save(&rec).await?;
                 info!(shipment.id = %rec.id, deliveries = rec.pin_deliveries, "PIN sent again on request");
                 Ok(rec)
             }
@@ -493,7 +502,7 @@ impl Workflow {
         let mut rec = self.load(id)?;
         let out = f(&mut rec)?;
         rec.updated_at = now();
-        self.save(&rec)?;
+        self.save(&rec).await?;
         Ok((rec, out))
     }
 
@@ -533,7 +542,7 @@ impl Workflow {
         }
         rec.shipping = shipping;
         rec.updated_at = now();
-        self.save(&rec)?;
+        self.save(&rec).await?;
         Ok(rec)
     }
 
@@ -575,7 +584,7 @@ impl Workflow {
         rec.state = State::Canceled;
         rec.admin_reason = reason.to_owned();
         rec.updated_at = now();
-        self.save(&rec)?;
+        self.save(&rec).await?;
         info!(shipment.id = %rec.id, "Shipment canceled");
         Ok(rec)
     }

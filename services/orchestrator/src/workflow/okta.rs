@@ -87,9 +87,9 @@ impl Okta {
     }
 
     /// Marks an effect in flight, durably, before it is made.
-    fn mark(wf: &Workflow, rec: &mut Record, effect: Effect) -> Result<(), Stop> {
+    async fn mark(wf: &Workflow, rec: &mut Record, effect: Effect) -> Result<(), Stop> {
         rec.in_flight = Some((effect, now()));
-        wf.save(rec).map_err(Stop::Internal)
+        wf.save(rec).await.map_err(Stop::Internal)
     }
 
     fn unknown_pin(rec: &Record, why: &str) -> Stop {
@@ -141,7 +141,7 @@ impl IdpFlow for Okta {
             .unix_timestamp_nanos()
             .unsigned_abs() as usize)
             % transport.len();
-        Self::mark(wf, rec, Effect::OktaEnroll)?;
+        Self::mark(wf, rec, Effect::OktaEnroll).await?;
         let e = match self
             .client
             .enroll(&user.id, &self.rp_ids, &transport[pick])
@@ -178,7 +178,7 @@ impl IdpFlow for Okta {
             .yubico_keys()
             .await
             .map_err(|e| refused("yubico_keys_unavailable", e))?;
-        Self::mark(wf, rec, Effect::OktaActivate)?;
+        Self::mark(wf, rec, Effect::OktaActivate).await?;
         let activated = self
             .client
             .activate(
@@ -224,7 +224,7 @@ impl IdpFlow for Okta {
                 warn!(%why, "A send-pin's answer was lost; asking Okta once more, as configured");
                 rec.step_times.insert(RESENT.into(), now());
             }
-            Self::mark(wf, rec, Effect::OktaSendPin)?;
+            Self::mark(wf, rec, Effect::OktaSendPin).await?;
             let sent = self
                 .client
                 .send_pin(

@@ -79,7 +79,7 @@ impl Workflow {
             );
         }
         rec.reach(Step::Ordering, now());
-        self.save(rec).map_err(Stop::Internal)?;
+        self.save(rec).await.map_err(Stop::Internal)?;
         match self.ye.create_fpr_shipment(&body).await {
             Ok((id, state)) => {
                 fpr_config::danger::crash_point("orchestrator.after_order");
