@@ -208,7 +208,7 @@ async fn create_user(AxState(app): AxState<Arc<App>>, body: axum::body::Bytes) -
         address: n.address,
         status: n.status.unwrap_or_else(|| "ACTIVE".into()),
     };
-    st.users.insert(id, u.clone());
+    st.add_user(u.clone());
     json(StatusCode::CREATED, json!(u))
 }
 

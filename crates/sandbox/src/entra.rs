@@ -233,16 +233,9 @@ fn no_user(id: &str) -> Response {
     )
 }
 
-fn find_user<'a>(
-    users: &'a std::collections::BTreeMap<String, User>,
-    key: &str,
-) -> Option<&'a User> {
+fn find_user<'a>(st: &'a crate::State, key: &str) -> Option<&'a User> {
     let key = key.trim_start_matches("('").trim_end_matches("')");
-    users.get(key).filter(|u| u.idp == Idp::Entra).or_else(|| {
-        users
-            .values()
-            .find(|u| u.idp == Idp::Entra && u.login.eq_ignore_ascii_case(key))
-    })
+    st.user_by_key(Idp::Entra, key)
 }
 
 fn user_json(u: &User, version: &str, select: Option<&str>) -> Value {
@@ -294,7 +287,7 @@ async fn user(
         return r;
     }
     let st = app.state();
-    match find_user(&st.users, &id) {
+    match find_user(&st, &id) {
         Some(u) => json(
             StatusCode::OK,
             user_json(u, &version, q.get("$select").map(String::as_str)),
@@ -313,7 +306,7 @@ async fn manager(
         return r;
     }
     let st = app.state();
-    let Some(u) = find_user(&st.users, &id) else {
+    let Some(u) = find_user(&st, &id) else {
         return no_user(&id);
     };
     match u.manager_id.as_ref().and_then(|m| st.users.get(m)) {
@@ -374,7 +367,7 @@ async fn list_methods(
         return r;
     }
     let st = app.state();
-    let Some(u) = find_user(&st.users, &id) else {
+    let Some(u) = find_user(&st, &id) else {
         return no_user(&id);
     };
     let value: Vec<Value> = st
@@ -402,7 +395,7 @@ async fn method_or_options(
         return r;
     }
     let st = app.state();
-    let uid = find_user(&st.users, &id)
+    let uid = find_user(&st, &id)
         .map(|u| u.id.clone())
         .unwrap_or_default();
     match st.fido2.iter().find(|m| m.user_id == uid && m.id == method) {
@@ -470,7 +463,7 @@ async fn creation_options(
         }
     };
     let mut st = app.state();
-    let Some(u) = find_user(&st.users, id).cloned() else {
+    let Some(u) = find_user(&st, id).cloned() else {
         return no_user(id);
     };
     // 50 bytes: beta's standard base64 then always carries padding, as captured tenants do.
@@ -560,7 +553,7 @@ async fn register(
     };
     let (user_id, challenge) = {
         let st = app.state();
-        let Some(u) = find_user(&st.users, &id) else {
+        let Some(u) = find_user(&st, &id) else {
             return no_user(&id);
         };
         let Ok(cd) = fpr_webauthn::ClientData::parse(&client_data) else {
@@ -645,7 +638,7 @@ async fn delete_method(
         return r;
     }
     let mut st = app.state();
-    let uid = find_user(&st.users, &id)
+    let uid = find_user(&st, &id)
         .map(|u| u.id.clone())
         .unwrap_or_default();
     let before = st.fido2.len();

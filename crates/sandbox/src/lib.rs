@@ -312,10 +312,11 @@ impl Sandbox {
             .as_ref()
             .map(|d| d.join("snapshot.json"))
             .filter(|p| p.exists());
-        let state = match snapshot {
+        let mut state: State = match snapshot {
             Some(p) => serde_json::from_slice(&std::fs::read(p)?)?,
             None => seed::initial_state(&config),
         };
+        state.reindex();
         Ok(Self {
             app: Arc::new(App {
                 config,

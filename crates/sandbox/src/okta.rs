@@ -146,14 +146,7 @@ async fn call(
 }
 
 fn okta_user<'a>(st: &'a crate::State, key: &str) -> Option<&'a User> {
-    st.users
-        .get(key)
-        .filter(|u| u.idp == Idp::Okta)
-        .or_else(|| {
-            st.users
-                .values()
-                .find(|u| u.idp == Idp::Okta && u.login.eq_ignore_ascii_case(key))
-        })
+    st.user_by_key(Idp::Okta, key)
 }
 
 fn parse(body: &[u8]) -> Result<Value, Response> {

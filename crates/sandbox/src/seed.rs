@@ -74,13 +74,11 @@ const PLACES: &[(&str, &str, &str, &str)] = &[
 /// manager), Okta users (one staged, one with no street address), inventory, and `config.seed_users`
 /// generated users.
 pub fn initial_state(config: &Config) -> State {
-    let mut st = State {
-        next_serial: 30_000_000,
-        ..Default::default()
-    };
+    let mut st = State::default();
+    st.next_serial = 30_000_000;
     let mut add = |u: User| {
         let id = u.id.clone();
-        st.users.insert(id.clone(), u);
+        st.add_user(u);
         id
     };
     let us = |street: &str| address(street, "Dedham", "MA", "02026", "US");

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Which identity provider a user lives in.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Idp {
     /// Microsoft Entra ID.
@@ -274,8 +274,11 @@ pub struct Fault {
 /// Everything the sandbox remembers.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct State {
-    /// Users by id.
+    /// Users by id (add them with [`State::add_user`], which keeps the login index).
     pub users: BTreeMap<String, User>,
+    /// User ids by IdP and lower-case login (rebuilt after a snapshot is loaded).
+    #[serde(skip)]
+    logins: std::collections::HashMap<(Idp, String), String>,
     /// Shipments by id.
     pub shipments: BTreeMap<String, Shipment>,
     /// Inventory.
@@ -301,4 +304,34 @@ pub struct State {
     /// The last fulfilment's product data (for the replay fault).
     #[serde(default)]
     pub last_product_data: Option<ProductData>,
+}
+
+// === impl State ===
+
+impl State {
+    /// Adds (or replaces) a user.
+    pub fn add_user(&mut self, u: User) {
+        self.logins
+            .insert((u.idp, u.login.to_lowercase()), u.id.clone());
+        self.users.insert(u.id.clone(), u);
+    }
+
+    /// Rebuilds the login index (after loading a snapshot).
+    pub fn reindex(&mut self) {
+        self.logins = self
+            .users
+            .values()
+            .map(|u| ((u.idp, u.login.to_lowercase()), u.id.clone()))
+            .collect();
+    }
+
+    /// The user of `idp` whose id, or login (any case), is `key`.
+    pub fn user_by_key(&self, idp: Idp, key: &str) -> Option<&User> {
+        self.users.get(key).filter(|u| u.idp == idp).or_else(|| {
+            let id = self.logins.get(&(idp, key.to_lowercase()))?;
+            self.users
+                .get(id)
+                .filter(|u| u.login.eq_ignore_ascii_case(key))
+        })
+    }
 }
