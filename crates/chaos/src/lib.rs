@@ -20,13 +20,12 @@
 #![warn(missing_docs)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+pub use fpr::stack::{Clock, Stack, User};
 use fpr_proto::v1 as pb;
 use serde_json::{Value, json};
 
@@ -143,668 +142,183 @@ pub struct Options {
     pub okta_resend_pin_when_unknown: bool,
 }
 
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The orchestrator settings of every chaos run: short timeouts and waits, so that a run's
+/// retries and reconciliations happen within it.
+fn chaos_defaults() -> Vec<(&'static str, toml::Value)> {
+    let s = |v: &str| toml::Value::String(v.into());
+    vec![
+        ("upstream_timeout", s("2s")),
+        ("reconcile_after", s("2s")),
+        ("vault_timeout", s("3s")),
+        ("retry.base", s("1s")),
+        ("retry.max", s("4s")),
+        ("jobs.process_concurrency", toml::Value::Integer(32)),
+    ]
 }
 
-/// The three services as processes.
-pub struct Stack {
-    exe: PathBuf,
-    dir: tempfile::TempDir,
-    /// The sandbox's base URL.
-    pub sandbox_url: String,
-    /// The orchestrator's gRPC address (`http://127.0.0.1:P`, kept across restarts).
-    pub orchestrator_url: String,
-    vault_toml: PathBuf,
-    orchestrator_toml: PathBuf,
-    sandbox: Mutex<Option<Proc>>,
-    vault: Mutex<Option<Proc>>,
-    orchestrator: Mutex<Option<Proc>>,
-    http: reqwest::Client,
-    token: String,
+/// Starts the three services (with `seed_users` extra sandbox users) with the chaos defaults.
+pub async fn start(exe: &Path, clock: Clock, seed_users: usize) -> anyhow::Result<Stack> {
+    start_in(exe, clock, seed_users, None, &[]).await
 }
 
-impl std::fmt::Debug for Stack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stack")
-            .field("dir", &self.dir.path())
-            .finish_non_exhaustive()
-    }
-}
-
-fn put(doc: &mut toml::Table, key: &str, value: toml::Value) {
-    fpr_config::set_value(doc, key, value);
-}
-
-fn s(v: impl Into<String>) -> toml::Value {
-    toml::Value::String(v.into())
-}
-
-/// Spawns `exe args…` (with `env`), returns it with the first stdout line containing
-/// `marker`; stderr goes to `log`.
-fn spawn(
+/// As [`start`], with the orchestrator's store in `store` and these settings changed.
+pub async fn start_in(
     exe: &Path,
-    args: &[&str],
-    env: &[(&str, &str)],
-    log: &Path,
-    marker: &str,
-) -> anyhow::Result<(Proc, String)> {
-    let err = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    let mut cmd = Command::new(exe);
-    cmd.args(args)
-        .env("FPR_LOG", "warn")
-        .env_remove(fpr_config_crash_var())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(err));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().with_context(|| format!("starting {args:?}"))?;
-    let out = child.stdout.take().context("no stdout")?;
-    let proc = Proc(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let marker = marker.to_owned();
-    std::thread::spawn(move || {
-        let mut out = BufReader::new(out);
-        let mut line = String::new();
-        let mut sent = false;
-        while out.read_line(&mut line).unwrap_or(0) > 0 {
-            if !sent && line.contains(&marker) {
-                let _ = tx.send(line.clone());
-                sent = true;
-            }
-            line.clear();
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .with_context(|| format!("{args:?} did not start (see {})", log.display()))?;
-    Ok((proc, line))
+    clock: Clock,
+    seed_users: usize,
+    store: Option<&Path>,
+    settings: &[(&str, toml::Value)],
+) -> anyhow::Result<Stack> {
+    let mut all = chaos_defaults();
+    all.extend(settings.iter().cloned());
+    Stack::start(exe, clock, seed_users, store, &all).await
 }
 
-fn fpr_config_crash_var() -> &'static str {
-    "FPR_DANGER_CRASH_AT"
-}
-
-/// How the sandbox's clock runs.
-#[derive(Debug, Clone, Copy)]
-pub enum Clock {
-    /// Shipped on the first read.
-    Instant,
-    /// Waits for the admin API.
-    Manual,
-}
-
-// === impl Stack ===
-
-impl Stack {
-    /// Starts the sandbox (with `seed_users` extra users), the vault and the orchestrator.
-    pub async fn start(exe: &Path, clock: Clock, seed_users: usize) -> anyhow::Result<Self> {
-        Self::start_in(exe, clock, seed_users, None, &[]).await
-    }
-
-    /// As [`Stack::start`], with the orchestrator's store in `store` (e.g. a small tmpfs)
-    /// and these orchestrator settings changed (dotted key, value).
-    pub async fn start_in(
-        exe: &Path,
-        clock: Clock,
-        seed_users: usize,
-        store: Option<&Path>,
-        settings: &[(&str, toml::Value)],
-    ) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let d = dir.path();
-        let log = d.join("services.log");
-        let seed = seed_users.to_string();
-        let clock = match clock {
-            Clock::Instant => "instant",
-            Clock::Manual => "manual",
-        };
-        let sandbox_data = d.join("sandbox");
-        let (sandbox, line) = spawn(
-            exe,
-            &[
-                "sandbox",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--smtp",
-                "127.0.0.1:0",
-                "--data-dir",
-                path_str(&sandbox_data)?,
-                "--clock",
-                clock,
-                "--seed-users",
-                &seed,
-            ],
-            &[],
-            &log,
-            "listening on",
-        )?;
-        // "fpr-sandbox listening on http://127.0.0.1:P (PIN mailbox smtp://127.0.0.1:Q)"
-        let url = line
-            .split_whitespace()
-            .nth(3)
-            .context("sandbox start line")?
-            .to_owned();
-        let smtp_port: i64 = line
-            .trim_end()
-            .trim_end_matches(')')
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .context("sandbox SMTP port")?;
-
-        std::fs::create_dir_all(d.join("vault"))?;
-        let key = d.join("vault/master.key");
-        let status = Command::new(exe)
-            .args(["vault", "generate-master-key", path_str(&key)?])
-            .stdout(Stdio::null())
-            .status()?;
-        if !status.success() {
-            bail!("generate-master-key failed");
-        }
-        let socket = d.join("vault/run/vault.sock");
-        let mut v = toml::Table::new();
-        put(
-            &mut v,
-            "server.listen",
-            s(format!("unix:{}", socket.display())),
-        );
-        put(&mut v, "store.path", s(path_str(&d.join("vault/store"))?));
-        put(&mut v, "store.master_key_file", s(path_str(&key)?));
-        put(
-            &mut v,
-            "yubico.transport_jwks_url",
-            s(format!("{url}/.well-known/yubico-transport-keys.jwks")),
-        );
-        put(
-            &mut v,
-            "yubico.sign_jwks_url",
-            s(format!("{url}/.well-known/yubico-sign.jwks")),
-        );
-        put(&mut v, "delivery.channel", s("smtp"));
-        put(
-            &mut v,
-            "delivery.allowed_recipient_domains",
-            toml::Value::Array(vec![s("contoso.test")]),
-        );
-        put(&mut v, "delivery.resend_min_interval", s("0s"));
-        put(&mut v, "delivery.smtp.host", s("127.0.0.1"));
-        put(
-            &mut v,
-            "delivery.smtp.port",
-            toml::Value::Integer(smtp_port),
-        );
-        put(&mut v, "delivery.smtp.tls", s("none"));
-        put(&mut v, "delivery.smtp.from", s("keys@fpr.chaos"));
-        put(
-            &mut v,
-            "danger.allow_plaintext_http",
-            toml::Value::Boolean(true),
-        );
-        put(
-            &mut v,
-            "danger.allow_plaintext_smtp",
-            toml::Value::Boolean(true),
-        );
-        let vault_toml = d.join("vault.toml");
-        std::fs::write(&vault_toml, toml::to_string(&v)?)?;
-
-        // The sandbox wrote its attestation root at start: the orchestrator trusts it, pinned.
-        let root = std::fs::read_to_string(sandbox_data.join("attestation-root.pem"))
-            .context("the sandbox's attestation root")?;
-        let mut o: toml::Table = toml::from_str(&format!(
-            "{}{}",
-            fpr_sandbox::Config::default().orchestrator_toml(&url, None),
-            fpr_sandbox::attestation_toml(&root)
-        ))?;
-        put(&mut o, "listen", s("127.0.0.1:0"));
-        let store = store.map_or_else(|| d.join("orchestrator"), Path::to_owned);
-        put(&mut o, "store_path", s(path_str(&store)?));
-        put(&mut o, "vault_socket", s(path_str(&socket)?));
-        put(&mut o, "upstream_timeout", s("2s"));
-        put(&mut o, "reconcile_after", s("2s"));
-        put(&mut o, "vault_timeout", s("3s"));
-        put(&mut o, "retry.base", s("1s"));
-        put(&mut o, "retry.max", s("4s"));
-        put(&mut o, "jobs.process_schedule", s("* * * * * *"));
-        put(&mut o, "jobs.process_concurrency", toml::Value::Integer(32));
-        for (k, v) in settings {
-            put(&mut o, k, v.clone());
-        }
-        let orchestrator_toml = d.join("orchestrator.toml");
-        std::fs::write(&orchestrator_toml, toml::to_string(&o)?)?;
-
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?;
-        let token = fpr::sandbox_caller_token(&url).await?;
-        let mut stack = Self {
-            exe: exe.to_owned(),
-            sandbox_url: url,
-            orchestrator_url: String::new(),
-            vault_toml,
-            orchestrator_toml,
-            sandbox: Mutex::new(Some(sandbox)),
-            vault: Mutex::new(None),
-            orchestrator: Mutex::new(None),
-            http,
-            token,
-            dir,
-        };
-        stack.start_vault(None)?;
-        let addr = stack.start_orchestrator(None)?;
-        // Restarts listen where clients already point.
-        put(&mut o, "listen", s(addr.clone()));
-        std::fs::write(&stack.orchestrator_toml, toml::to_string(&o)?)?;
-        stack.orchestrator_url = format!("http://{addr}");
-        Ok(stack)
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.path().join("services.log")
-    }
-
-    /// The services' stderr, for a failing test's message.
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(self.log()).unwrap_or_default()
-    }
-
-    /// Starts the vault (with a crash point armed, if given) and waits until it serves.
-    pub fn start_vault(&self, crash_at: Option<&str>) -> anyhow::Result<()> {
-        let env: Vec<(&str, &str)> = crash_at
-            .map(|c| (fpr_config_crash_var(), c))
-            .into_iter()
-            .collect();
-        let (p, _) = spawn(
-            &self.exe,
-            &["vault", "serve", "--config", path_str(&self.vault_toml)?],
-            &env,
-            &self.log(),
-            "listening on unix:",
-        )?;
-        *lock(&self.vault) = Some(p);
-        Ok(())
-    }
-
-    /// Starts the orchestrator (with a crash point armed, if given) and waits until it
-    /// serves; returns its address.
-    pub fn start_orchestrator(&self, crash_at: Option<&str>) -> anyhow::Result<String> {
-        let env: Vec<(&str, &str)> = crash_at
-            .map(|c| (fpr_config_crash_var(), c))
-            .into_iter()
-            .collect();
-        let (p, line) = spawn(
-            &self.exe,
-            &[
-                "orchestrator",
-                "serve",
-                "--config",
-                path_str(&self.orchestrator_toml)?,
-            ],
-            &env,
-            &self.log(),
-            "listening on",
-        )?;
-        *lock(&self.orchestrator) = Some(p);
-        Ok(line
-            .split_whitespace()
-            .last()
-            .context("orchestrator start line")?
-            .to_owned())
-    }
-
-    /// Starts the orchestrator expecting it to refuse to start; returns its exit status
-    /// and the last line of the services' log (its own word on why).
-    pub fn start_orchestrator_failing(&self) -> anyhow::Result<(std::process::ExitStatus, String)> {
-        let err = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log())?;
-        let status = Command::new(&self.exe)
-            .args([
-                "orchestrator",
-                "serve",
-                "--config",
-                path_str(&self.orchestrator_toml)?,
-            ])
-            .env("FPR_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(err))
-            .status()?;
-        let logs = self.logs();
-        Ok((status, logs.lines().last().unwrap_or_default().to_owned()))
-    }
-
-    /// SIGKILLs the orchestrator; false when it was not running.
-    pub fn kill_orchestrator(&self) -> bool {
-        kill(&self.orchestrator)
-    }
-
-    /// SIGKILLs the vault; false when it was not running.
-    pub fn kill_vault(&self) -> bool {
-        kill(&self.vault)
-    }
-
-    /// Waits until the orchestrator process ends by itself (a crash point), at most `wait`.
-    pub fn orchestrator_exited(&self, wait: Duration) -> bool {
-        exited(&self.orchestrator, wait)
-    }
-
-    /// Waits until the vault process ends by itself (a crash point), at most `wait`.
-    pub fn vault_exited(&self, wait: Duration) -> bool {
-        exited(&self.vault, wait)
-    }
-
-    /// Sends SIGTERM to the orchestrator and waits for it to exit; its exit status.
-    pub fn stop_orchestrator(&self) -> anyhow::Result<std::process::ExitStatus> {
-        let mut slot = lock(&self.orchestrator);
-        let Some(mut p) = slot.take() else {
-            bail!("the orchestrator is not running");
-        };
-        let pid = p.0.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status()?;
-        let status = p.0.wait()?;
-        Ok(status)
-    }
-
-    /// A ShipmentService client with a caller token of the sandbox tenant.
-    pub fn client(&self) -> anyhow::Result<fpr::client::Client> {
-        fpr::client::with_token(
-            &fpr::client::Target {
-                addr: self.orchestrator_url.clone(),
-                ca_file: None,
-                token_file: None,
-            },
-            &self.token,
-        )
-    }
-
-    /// GET on the sandbox's admin API (`/_sandbox{path}`).
-    pub async fn admin_get(&self, path: &str) -> anyhow::Result<Value> {
-        Ok(self
-            .http
-            .get(format!("{}/_sandbox{path}", self.sandbox_url))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
-    }
-
-    /// A request to the sandbox's admin API; returns the status.
-    pub async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<u16> {
-        let mut r = self
-            .http
-            .request(method, format!("{}/_sandbox{path}", self.sandbox_url));
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        Ok(r.send().await?.status().as_u16())
-    }
-
-    /// Sets the same fault on every route of [`ROUTES`].
-    pub async fn fault_everywhere(&self, fault: &Value) -> anyhow::Result<()> {
-        for r in ROUTES {
-            self.admin(
+/// Sets the same fault on every route of [`ROUTES`].
+pub async fn fault_everywhere(stack: &Stack, fault: &Value) -> anyhow::Result<()> {
+    for r in ROUTES {
+        stack
+            .admin(
                 reqwest::Method::PUT,
                 &format!("/faults/{r}"),
                 Some(fault.clone()),
             )
             .await?;
-        }
-        Ok(())
     }
+    Ok(())
+}
 
-    /// Clears every fault.
-    pub async fn clear_faults(&self) -> anyhow::Result<()> {
-        self.admin(reqwest::Method::DELETE, "/faults", None).await?;
-        Ok(())
-    }
+/// Clears every fault.
+pub async fn clear_faults(stack: &Stack) -> anyhow::Result<()> {
+    stack
+        .admin(reqwest::Method::DELETE, "/faults", None)
+        .await?;
+    Ok(())
+}
 
-    /// `n` sandbox users, alternating Entra ID and Okta, as (idp, login, mail, idp user id).
-    pub async fn users(&self, n: usize) -> anyhow::Result<Vec<User>> {
-        let mut by_idp = Vec::new();
-        for idp in ["entra", "okta"] {
-            let list = self.admin_get(&format!("/users?idp={idp}")).await?;
-            let users: Vec<User> = list
-                .as_array()
-                .context("users")?
-                .iter()
-                .filter(|u| {
-                    u["login"]
-                        .as_str()
-                        .is_some_and(|l| l.contains(char::is_numeric))
-                })
-                .map(|u| User {
-                    okta: idp == "okta",
-                    login: u["login"].as_str().unwrap_or_default().to_owned(),
-                    mail: u["mail"].as_str().unwrap_or_default().to_owned(),
-                    id: u["id"].as_str().unwrap_or_default().to_owned(),
-                })
-                .collect();
-            by_idp.push(users);
-        }
-        let mut out = Vec::new();
-        let mut i = 0;
-        while out.len() < n && (i < by_idp[0].len() || i < by_idp[1].len()) {
-            for list in &by_idp {
-                if out.len() < n
-                    && let Some(u) = list.get(i)
-                {
-                    out.push(u.clone());
-                }
-            }
-            i += 1;
-        }
-        if out.len() < n {
-            bail!("the sandbox has {} generated users, {n} wanted", out.len());
-        }
-        Ok(out)
-    }
-
-    /// Every shipment fpr has.
-    pub async fn shipments(&self) -> anyhow::Result<Vec<pb::Shipment>> {
-        let mut c = self.client()?;
-        let mut out = Vec::new();
-        let mut token = String::new();
-        loop {
-            let page = c
-                .list_shipments(pb::ListShipmentsRequest {
-                    page_size: 500,
-                    page_token: token.clone(),
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            out.extend(page.shipments);
-            if page.next_page_token.is_empty() {
-                return Ok(out);
-            }
-            token = page.next_page_token;
-        }
-    }
-
-    /// Calls ProcessShipments until no shipment is ongoing or `settle` has passed.
-    pub async fn settle(&self, settle: Duration) -> anyhow::Result<()> {
-        let until = Instant::now() + settle;
-        let mut c = self.client()?;
-        loop {
-            let _ = c.process_shipments(pb::ProcessShipmentsRequest {}).await;
-            let ongoing = self
-                .shipments()
-                .await?
-                .iter()
-                .filter(|s| s.shipment_state == pb::ShipmentState::Ongoing as i32)
-                .count();
-            if ongoing == 0 || Instant::now() >= until {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    /// Counts what happened to `accepted` (user index → shipment id) of `users`.
-    pub async fn tally(
-        &self,
-        users: &[User],
-        accepted: &BTreeMap<usize, String>,
-    ) -> anyhow::Result<Report> {
-        let mut r = Report {
-            shipments: users.len(),
-            ..Report::default()
-        };
-        let fpr = self.shipments().await?;
-        let by_id: HashMap<&str, &pb::Shipment> =
-            fpr.iter().map(|s| (s.shipment_id.as_str(), s)).collect();
-        for (i, id) in accepted {
-            if !by_id.contains_key(id.as_str()) {
-                r.lost += 1;
-                r.notes
-                    .push(format!("accepted order of {} missing", users[*i].login));
-            }
-        }
-        let not_accepted = users.len() - accepted.len();
-        if not_accepted > 0 {
+/// Counts what happened to `accepted` (user index → shipment id) of `users`.
+pub async fn tally(
+    stack: &Stack,
+    users: &[User],
+    accepted: &BTreeMap<usize, String>,
+) -> anyhow::Result<Report> {
+    let mut r = Report {
+        shipments: users.len(),
+        ..Report::default()
+    };
+    let fpr = stack.shipments().await?;
+    let by_id: HashMap<&str, &pb::Shipment> =
+        fpr.iter().map(|s| (s.shipment_id.as_str(), s)).collect();
+    for (i, id) in accepted {
+        if !by_id.contains_key(id.as_str()) {
+            r.lost += 1;
             r.notes
-                .push(format!("{not_accepted} orders were never accepted by fpr"));
-            r.lost += not_accepted;
+                .push(format!("accepted order of {} missing", users[*i].login));
         }
-        let mine: HashSet<String> = users.iter().map(|u| u.mail.to_lowercase()).collect();
-        let mut orders: HashMap<String, usize> = HashMap::new();
-        for s in self
-            .admin_get("/shipments")
-            .await?
-            .as_array()
-            .context("shipments")?
-        {
-            let email = s
-                .pointer("/recipient/recipient_email")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_lowercase();
-            if mine.contains(&email) {
-                *orders.entry(email).or_default() += 1;
-            }
+    }
+    let not_accepted = users.len() - accepted.len();
+    if not_accepted > 0 {
+        r.notes
+            .push(format!("{not_accepted} orders were never accepted by fpr"));
+        r.lost += not_accepted;
+    }
+    let mine: HashSet<String> = users.iter().map(|u| u.mail.to_lowercase()).collect();
+    let mut orders: HashMap<String, usize> = HashMap::new();
+    for s in stack
+        .admin_get("/shipments")
+        .await?
+        .as_array()
+        .context("shipments")?
+    {
+        let email = s
+            .pointer("/recipient/recipient_email")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_lowercase();
+        if mine.contains(&email) {
+            *orders.entry(email).or_default() += 1;
         }
-        r.duplicate_orders = orders.values().map(|n| n.saturating_sub(1)).sum();
-        let mut regs: HashMap<String, usize> = HashMap::new();
-        for c in self
-            .admin_get("/credentials")
-            .await?
-            .as_array()
-            .context("credentials")?
-        {
+    }
+    r.duplicate_orders = orders.values().map(|n| n.saturating_sub(1)).sum();
+    let mut regs: HashMap<String, usize> = HashMap::new();
+    for c in stack
+        .admin_get("/credentials")
+        .await?
+        .as_array()
+        .context("credentials")?
+    {
+        *regs
+            .entry(c["user_id"].as_str().unwrap_or_default().to_owned())
+            .or_default() += 1;
+    }
+    for e in stack
+        .admin_get("/okta/enrollments")
+        .await?
+        .as_array()
+        .context("enrollments")?
+    {
+        if e["status"] == "ACTIVE" {
             *regs
-                .entry(c["user_id"].as_str().unwrap_or_default().to_owned())
+                .entry(e["user_id"].as_str().unwrap_or_default().to_owned())
                 .or_default() += 1;
         }
-        for e in self
-            .admin_get("/okta/enrollments")
-            .await?
-            .as_array()
-            .context("enrollments")?
-        {
-            if e["status"] == "ACTIVE" {
-                *regs
-                    .entry(e["user_id"].as_str().unwrap_or_default().to_owned())
-                    .or_default() += 1;
+    }
+    r.duplicate_registrations = users
+        .iter()
+        .map(|u| regs.get(&u.id).copied().unwrap_or(0).saturating_sub(1))
+        .sum();
+    let mail = stack.admin_get("/mailbox").await?;
+    let bodies: Vec<&str> = mail["messages"]
+        .as_array()
+        .context("mailbox")?
+        .iter()
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &fpr {
+        match pb::ShipmentState::try_from(s.shipment_state) {
+            Ok(pb::ShipmentState::Ongoing) => r.stuck += 1,
+            Ok(pb::ShipmentState::Error) if s.error_kind == "pin_delivery_unknown" => {
+                r.pin_unknown += 1;
+                r.notes
+                    .push(format!("{}: {}", s.shipment_id, s.error_message));
             }
-        }
-        r.duplicate_registrations = users
-            .iter()
-            .map(|u| regs.get(&u.id).copied().unwrap_or(0).saturating_sub(1))
-            .sum();
-        let mail = self.admin_get("/mailbox").await?;
-        let bodies: Vec<&str> = mail["messages"]
-            .as_array()
-            .context("mailbox")?
-            .iter()
-            .filter_map(|m| m["body"].as_str())
-            .collect();
-        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
-        for s in &fpr {
-            match pb::ShipmentState::try_from(s.shipment_state) {
-                Ok(pb::ShipmentState::Ongoing) => r.stuck += 1,
-                Ok(pb::ShipmentState::Error) if s.error_kind == "pin_delivery_unknown" => {
-                    r.pin_unknown += 1;
+            Ok(pb::ShipmentState::Error) => {
+                r.parked += 1;
+                let idp = if s.idp == pb::Idp::Okta as i32 {
+                    "okta"
+                } else {
+                    "entra"
+                };
+                let n = kinds
+                    .entry(format!("{} ({idp})", s.error_kind))
+                    .or_default();
+                *n += 1;
+                if *n == 1 {
                     r.notes
                         .push(format!("{}: {}", s.shipment_id, s.error_message));
                 }
-                Ok(pb::ShipmentState::Error) => {
-                    r.parked += 1;
-                    let idp = if s.idp == pb::Idp::Okta as i32 {
-                        "okta"
-                    } else {
-                        "entra"
-                    };
-                    let n = kinds
-                        .entry(format!("{} ({idp})", s.error_kind))
-                        .or_default();
-                    *n += 1;
-                    if *n == 1 {
-                        r.notes
-                            .push(format!("{}: {}", s.shipment_id, s.error_message));
-                    }
-                }
-                _ => {}
             }
-            if s.serial_number.is_empty() {
-                continue;
-            }
-            let pins = bodies
-                .iter()
-                .filter(|b| mentions(b, &s.serial_number))
-                .count();
-            r.duplicate_pins += pins.saturating_sub(1);
-            if pins == 0 && s.shipment_state == pb::ShipmentState::Complete as i32 {
-                r.lost += 1;
-                r.notes
-                    .push(format!("{} complete but no PIN arrived", s.shipment_id));
-            }
+            _ => {}
         }
-        for (k, n) in kinds {
-            r.notes.push(format!("parked: {n} × {k}"));
+        if s.serial_number.is_empty() {
+            continue;
         }
-        Ok(r)
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for slot in [&self.orchestrator, &self.vault, &self.sandbox] {
-            lock(slot).take();
+        let pins = bodies
+            .iter()
+            .filter(|b| mentions(b, &s.serial_number))
+            .count();
+        r.duplicate_pins += pins.saturating_sub(1);
+        if pins == 0 && s.shipment_state == pb::ShipmentState::Complete as i32 {
+            r.lost += 1;
+            r.notes
+                .push(format!("{} complete but no PIN arrived", s.shipment_id));
         }
     }
-}
-
-/// A sandbox user.
-#[derive(Debug, Clone)]
-pub struct User {
-    /// Okta (else Entra ID).
-    pub okta: bool,
-    /// Sign-in name.
-    pub login: String,
-    /// Mail address.
-    pub mail: String,
-    /// The IdP's id of the user.
-    pub id: String,
+    for (k, n) in kinds {
+        r.notes.push(format!("parked: {n} × {k}"));
+    }
+    Ok(r)
 }
 
 /// A valid CreateShipment for `u`: every shipping field given, and for Entra ID the user
@@ -861,47 +375,6 @@ fn mentions(body: &str, serial: &str) -> bool {
         let after = body[i + serial.len()..].chars().next();
         !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
     })
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn kill(slot: &Mutex<Option<Proc>>) -> bool {
-    let mut slot = lock(slot);
-    match slot.take() {
-        Some(mut p) => {
-            let alive = matches!(p.0.try_wait(), Ok(None));
-            let _ = p.0.kill();
-            let _ = p.0.wait();
-            alive
-        }
-        None => false,
-    }
-}
-
-fn exited(slot: &Mutex<Option<Proc>>, wait: Duration) -> bool {
-    let until = Instant::now() + wait;
-    loop {
-        {
-            let mut slot = lock(slot);
-            match slot.as_mut().map(|p| p.0.try_wait()) {
-                Some(Ok(Some(_))) | None => {
-                    slot.take();
-                    return true;
-                }
-                _ => {}
-            }
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn path_str(p: &Path) -> anyhow::Result<&str> {
-    p.to_str().context("a temporary path that is not UTF-8")
 }
 
 /// A small xorshift generator (kill timing needs no cryptographic randomness).
@@ -978,11 +451,9 @@ fn settings(o: &Options) -> Vec<(&'static str, toml::Value)> {
 
 /// The kill phase (see the crate docs).
 pub async fn kill_phase(exe: &Path, o: &Options) -> anyhow::Result<Report> {
-    let stack = Stack::start_in(exe, Clock::Instant, o.users + 20, None, &settings(o)).await?;
+    let stack = start_in(exe, Clock::Instant, o.users + 20, None, &settings(o)).await?;
     let users = stack.users(o.users).await?;
-    stack
-        .fault_everywhere(&json!({"latency_ms": o.latency_ms}))
-        .await?;
+    fault_everywhere(&stack, &json!({"latency_ms": o.latency_ms})).await?;
     let total = o.kills + o.vault_kills;
     let every = total
         .checked_div(o.vault_kills)
@@ -1024,9 +495,9 @@ pub async fn kill_phase(exe: &Path, o: &Options) -> anyhow::Result<Report> {
     let orders = order_all(&stack, &users, "kill", 8, pace, window + o.settle);
     let (killed, accepted) = tokio::join!(killer, orders);
     let ((kills, terms), accepted) = (killed?, accepted?);
-    stack.clear_faults().await?;
+    clear_faults(&stack).await?;
     stack.settle(o.settle).await?;
-    let mut r = stack.tally(&users, &accepted).await?;
+    let mut r = tally(&stack, &users, &accepted).await?;
     r.kills = kills;
     r.terms = terms;
     if terms.1 > 0 {
@@ -1040,23 +511,25 @@ pub async fn kill_phase(exe: &Path, o: &Options) -> anyhow::Result<Report> {
 
 /// The fault storm (see the crate docs).
 pub async fn storm_phase(exe: &Path, o: &Options) -> anyhow::Result<Report> {
-    let stack = Stack::start_in(exe, Clock::Instant, o.storm + 20, None, &settings(o)).await?;
+    let stack = start_in(exe, Clock::Instant, o.storm + 20, None, &settings(o)).await?;
     let users = stack.users(o.storm).await?;
-    stack
-        .fault_everywhere(&json!({
+    fault_everywhere(
+        &stack,
+        &json!({
             "error_rate": o.storm_rate,
             "mix": STORM_MIX,
             "after_work": 0.5,
             "hang_ms": 2500,
-        }))
-        .await?;
+        }),
+    )
+    .await?;
     let accepted = order_all(&stack, &users, "storm", 16, Duration::ZERO, o.settle).await?;
     if o.verbose {
         eprintln!("fpr-chaos: storm: {} orders accepted", accepted.len());
     }
     stack.settle(o.settle).await?;
-    stack.clear_faults().await?;
-    stack.tally(&users, &accepted).await
+    clear_faults(&stack).await?;
+    tally(&stack, &users, &accepted).await
 }
 
 /// What the disk phase found.
@@ -1109,7 +582,7 @@ pub async fn disk_phase(exe: &Path) -> anyhow::Result<DiskReport> {
     }
     let _mounted = Mounted(mnt.path().to_owned());
     let store = mnt.path().join("store");
-    let stack = Stack::start_in(exe, Clock::Manual, 600, Some(&store), &[]).await?;
+    let stack = start_in(exe, Clock::Manual, 600, Some(&store), &[]).await?;
     let users = stack.users(600).await?;
     let mut acked = Vec::new();
     let mut refusals_in_a_row = 0;

@@ -24,7 +24,7 @@ fn exe() -> &'static Path {
 
 async fn stack() -> Stack {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    Stack::start(exe(), Clock::Manual, 12).await.unwrap()
+    fpr_chaos::start(exe(), Clock::Manual, 12).await.unwrap()
 }
 
 async fn get(stack: &Stack, id: &str) -> pb::Shipment {
@@ -295,10 +295,9 @@ async fn okta_activate_and_send_pin_across_crashes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_batch_stops_cleanly_and_resumes() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let stack = Stack::start(exe(), Clock::Instant, 24).await.unwrap();
+    let stack = fpr_chaos::start(exe(), Clock::Instant, 24).await.unwrap();
     let users = stack.users(12).await.unwrap();
-    stack
-        .fault_everywhere(&json!({"latency_ms": 60}))
+    fpr_chaos::fault_everywhere(&stack, &json!({"latency_ms": 60}))
         .await
         .unwrap();
     let accepted = fpr_chaos::order_all(
@@ -315,9 +314,9 @@ async fn sigterm_mid_batch_stops_cleanly_and_resumes() {
     let status = stack.stop_orchestrator().unwrap();
     assert!(status.success(), "{status:?}\n{}", stack.logs());
     stack.start_orchestrator(None).unwrap();
-    stack.clear_faults().await.unwrap();
+    fpr_chaos::clear_faults(&stack).await.unwrap();
     stack.settle(Duration::from_secs(60)).await.unwrap();
-    let r = stack.tally(&users, &accepted).await.unwrap();
+    let r = fpr_chaos::tally(&stack, &users, &accepted).await.unwrap();
     assert_eq!((r.gated(), r.pin_unknown), ([0; 6], 0), "{r:?}");
 }
 

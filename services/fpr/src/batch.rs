@@ -38,6 +38,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Values for columns a row leaves empty (or the file lacks).
     pub defaults: Fields,
+    /// Where to record each order's call time (`fpr bench`).
+    pub timings: Option<std::sync::Arc<std::sync::Mutex<Vec<std::time::Duration>>>>,
 }
 
 /// A parsed row.
@@ -371,10 +373,16 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
         .filter(|r| !existing.contains_key(&r.line))
         .collect();
     let mut progress = Progress::new("ordering", todo.len());
-    let mut orders = futures_util::stream::iter(
-        todo.iter()
-            .map(|row| async move { (row.line, client::create(client, row.req.clone()).await) }),
-    )
+    let mut orders = futures_util::stream::iter(todo.iter().map(|row| async move {
+        let start = std::time::Instant::now();
+        let r = client::create(client, row.req.clone()).await;
+        if let Some(t) = &opts.timings {
+            t.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(start.elapsed());
+        }
+        (row.line, r)
+    }))
     .buffer_unordered(n);
     let mut interrupted = false;
     loop {

@@ -14,11 +14,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 pub mod batch;
+pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod ops;
 pub mod output;
 pub mod request;
+pub mod stack;
 
 /// Where `fpr up` listens.
 #[derive(Debug, Clone)]

@@ -225,6 +225,26 @@ enum Command {
         #[arg(long, default_value = "")]
         service: String,
     },
+    /// Time the whole order path as deployed: sandbox, vault and orchestrator as three
+    /// processes, N users ordered with the batch path and processed to the end.
+    ///
+    /// Prints as its last line: users= accept_per_s= e2e_s= create_p50_ms= create_p99_ms=
+    /// orchestrator_rss_mb= vault_rss_mb= store_bytes_per_shipment= floor_s= (exit 1 when a
+    /// shipment did not complete).
+    Bench {
+        /// Users to order for (half Entra ID, half Okta).
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        /// CreateShipment calls in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// The orchestrator's jobs.process_concurrency [default: the orchestrator's default].
+        #[arg(long)]
+        process_concurrency: Option<usize>,
+        /// Give up waiting for processing after this many seconds.
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
+    },
     /// The vault service (`fpr vault serve --config vault.toml`, and its key commands).
     Vault(fpr_vault::cli::Cli),
     /// The orchestrator service (`fpr orchestrator serve --config orchestrator.toml`).
@@ -427,6 +447,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             if !matches!(
                 cli.command,
                 Command::Up { .. }
+                    | Command::Bench { .. }
                     | Command::Demo { .. }
                     | Command::Vault(_)
                     | Command::Orchestrator(_)
@@ -557,6 +578,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 batch_id,
                 dry_run,
                 defaults,
+                timings: None,
             };
             return fpr::batch::run(&connect()?, &opts, out.json).await;
         }
@@ -632,6 +654,26 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 None => client::channel(&target)?,
             };
             return ops::health(channel, service, out).await;
+        }
+        Command::Bench {
+            users,
+            concurrency,
+            process_concurrency,
+            timeout,
+        } => {
+            let f = fpr::bench::run(&fpr::bench::Options {
+                exe: std::env::current_exe()?,
+                users,
+                concurrency,
+                process_concurrency,
+                timeout: Duration::from_secs(timeout),
+            })
+            .await?;
+            for (goal, met) in f.goals() {
+                println!("goal {} {goal}", if met { "met    " } else { "MISSED " });
+            }
+            println!("{f}");
+            return Ok(u8::from(f.errors > 0));
         }
         Command::Vault(c) => return Ok(exit_code(fpr_vault::cli::main(c).await)),
         Command::Orchestrator(c) => {
