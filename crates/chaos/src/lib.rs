@@ -576,7 +576,7 @@ fn mount(args: &[&str], at: &Path) -> bool {
 pub async fn disk_phase(exe: &Path) -> anyhow::Result<DiskReport> {
     let mut r = DiskReport::default();
     let mnt = tempfile::tempdir()?;
-    if !mount(&["-t", "tmpfs", "-o", "size=4m", "tmpfs"], mnt.path()) {
+    if !mount(&["-t", "tmpfs", "-o", "size=1m", "tmpfs"], mnt.path()) {
         r.skipped = Some("cannot mount a tmpfs here (needs root)".into());
         return Ok(r);
     }

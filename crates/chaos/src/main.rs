@@ -165,7 +165,7 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
             Some(why) => println!("disk: skipped: {why}"),
             None => {
                 println!(
-                    "disk: {} orders acknowledged before the 4 MiB store was full, {} refused as full, {} other answers; read-only store: {}; after room was made: {} acknowledged missing, {} of 5 new orders accepted",
+                    "disk: {} orders acknowledged before the 1 MiB store was full, {} refused as full, {} other answers; read-only store: {}; after room was made: {} acknowledged missing, {} of 5 new orders accepted",
                     d.acknowledged,
                     d.refused_full,
                     d.unclear,

@@ -348,7 +348,7 @@ async fn a_short_chaos_run_counts_zero() {
     assert_eq!(kill.terms.1, 0, "every SIGTERM exits 0: {kill:?}");
 }
 
-/// The orchestrator's store on a 4 MiB tmpfs: once full, orders are refused with UNAVAILABLE
+/// The orchestrator's store on a 1 MiB tmpfs: once full, orders are refused with UNAVAILABLE
 /// naming the disk and nothing unstored is acknowledged; on a read-only store it refuses to
 /// start and says why; given room, it reopens with every acknowledged order. Needs root to
 /// mount the tmpfs (CI and the developers' machines are root); elsewhere it says it skipped.

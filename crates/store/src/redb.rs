@@ -35,9 +35,38 @@ impl Default for RedbOptions {
 /// A [`Store`] in one redb file.
 #[derive(Clone)]
 pub struct RedbStore {
-    db: Arc<redb::Database>,
+    db: Arc<Shared>,
     path: PathBuf,
-    group: Arc<GroupFlush<Arc<redb::Database>>>,
+    group: Arc<GroupFlush<Arc<Shared>>>,
+}
+
+/// The database, and the kind of the last I/O error it met: after one, redb refuses every
+/// further write until it is reopened, and callers are told the disk's reason, not redb's.
+struct Shared {
+    db: redb::Database,
+    last_io: std::sync::Mutex<Option<std::io::ErrorKind>>,
+}
+
+// === impl Shared ===
+
+impl Shared {
+    fn err(&self, e: impl Into<redb::Error>) -> Error {
+        let mut last = self
+            .last_io
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match e.into() {
+            redb::Error::Io(io) => {
+                *last = Some(io.kind());
+                Error::Disk(io)
+            }
+            redb::Error::PreviousIo => Error::Disk(std::io::Error::new(
+                last.unwrap_or(std::io::ErrorKind::Other),
+                "an earlier write to the store failed; restart once the disk is fixed",
+            )),
+            other => Error::Engine(other.to_string()),
+        }
+    }
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -58,10 +87,11 @@ fn engine(e: impl Into<redb::Error>) -> Error {
 type Table<'a> = TableDefinition<'a, &'static [u8], &'static [u8]>;
 
 /// Makes every earlier commit durable: an empty commit with a sync.
-fn sync(db: &Arc<redb::Database>) -> Result<()> {
-    let mut tx = db.begin_write().map_err(engine)?;
-    tx.set_durability(Durability::Immediate).map_err(engine)?;
-    tx.commit().map_err(engine)
+fn sync(s: &Arc<Shared>) -> Result<()> {
+    let mut tx = s.db.begin_write().map_err(|e| s.err(e))?;
+    tx.set_durability(Durability::Immediate)
+        .map_err(|e| s.err(e))?;
+    tx.commit().map_err(|e| s.err(e))
 }
 
 // === impl RedbStore ===
@@ -84,7 +114,10 @@ impl RedbStore {
                 other => other,
             })?;
         Ok(Self {
-            db: Arc::new(db),
+            db: Arc::new(Shared {
+                db,
+                last_io: std::sync::Mutex::new(None),
+            }),
             path: path.to_owned(),
             group: Arc::new(GroupFlush::new(sync)),
         })
@@ -94,9 +127,10 @@ impl RedbStore {
 impl Store for RedbStore {
     fn tree(&self, name: &str) -> Result<Arc<dyn Tree>> {
         // Create the table, durably, so that reads never find it missing.
-        let tx = self.db.begin_write().map_err(engine)?;
-        tx.open_table(Table::new(name)).map_err(engine)?;
-        tx.commit().map_err(engine)?;
+        let s = &self.db;
+        let tx = s.db.begin_write().map_err(|e| s.err(e))?;
+        tx.open_table(Table::new(name)).map_err(|e| s.err(e))?;
+        tx.commit().map_err(|e| s.err(e))?;
         Ok(Arc::new(RedbTree {
             db: self.db.clone(),
             name: name.to_owned(),
@@ -110,9 +144,9 @@ impl Store for RedbStore {
 }
 
 struct RedbTree {
-    db: Arc<redb::Database>,
+    db: Arc<Shared>,
     name: String,
-    group: Arc<GroupFlush<Arc<redb::Database>>>,
+    group: Arc<GroupFlush<Arc<Shared>>>,
 }
 
 // === impl RedbTree ===
@@ -125,22 +159,23 @@ impl RedbTree {
     /// Runs `f` in a write transaction committed without a sync (see the module docs); `f`'s
     /// error aborts it.
     fn write<T>(&self, f: impl FnOnce(&mut redb::Table<&[u8], &[u8]>) -> Result<T>) -> Result<T> {
-        let mut tx = self.db.begin_write().map_err(engine)?;
-        tx.set_durability(Durability::None).map_err(engine)?;
+        let mut tx = self.db.db.begin_write().map_err(|e| self.db.err(e))?;
+        tx.set_durability(Durability::None)
+            .map_err(|e| self.db.err(e))?;
         let out = {
-            let mut t = tx.open_table(self.def()).map_err(engine)?;
+            let mut t = tx.open_table(self.def()).map_err(|e| self.db.err(e))?;
             f(&mut t)?
         };
-        tx.commit().map_err(engine)?;
+        tx.commit().map_err(|e| self.db.err(e))?;
         Ok(out)
     }
 
     fn scan(&self, from: &[u8], prefix: &[u8], limit: usize) -> Result<Vec<Entry>> {
-        let tx = self.db.begin_read().map_err(engine)?;
-        let t = tx.open_table(self.def()).map_err(engine)?;
+        let tx = self.db.db.begin_read().map_err(|e| self.db.err(e))?;
+        let t = tx.open_table(self.def()).map_err(|e| self.db.err(e))?;
         let mut out = Vec::new();
-        for r in t.range(from..).map_err(engine)? {
-            let (k, v) = r.map_err(engine)?;
+        for r in t.range(from..).map_err(|e| self.db.err(e))? {
+            let (k, v) = r.map_err(|e| self.db.err(e))?;
             if !k.value().starts_with(prefix) || out.len() >= limit {
                 break;
             }
@@ -150,11 +185,11 @@ impl RedbTree {
     }
 }
 
-fn put_all(t: &mut redb::Table<&[u8], &[u8]>, batch: Batch) -> Result<()> {
+fn put_all(s: &Shared, t: &mut redb::Table<&[u8], &[u8]>, batch: Batch) -> Result<()> {
     for (k, v) in batch.ops {
         match v {
-            Some(v) => t.insert(k.as_slice(), v.as_slice()).map_err(engine)?,
-            None => t.remove(k.as_slice()).map_err(engine)?,
+            Some(v) => t.insert(k.as_slice(), v.as_slice()).map_err(|e| s.err(e))?,
+            None => t.remove(k.as_slice()).map_err(|e| s.err(e))?,
         };
     }
     Ok(())
@@ -162,13 +197,15 @@ fn put_all(t: &mut redb::Table<&[u8], &[u8]>, batch: Batch) -> Result<()> {
 
 impl Tree for RedbTree {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let tx = self.db.begin_read().map_err(engine)?;
-        let t = tx.open_table(self.def()).map_err(engine)?;
-        Ok(t.get(key).map_err(engine)?.map(|v| v.value().to_vec()))
+        let tx = self.db.db.begin_read().map_err(|e| self.db.err(e))?;
+        let t = tx.open_table(self.def()).map_err(|e| self.db.err(e))?;
+        Ok(t.get(key)
+            .map_err(|e| self.db.err(e))?
+            .map(|v| v.value().to_vec()))
     }
 
     fn apply(&self, batch: Batch) -> Result<()> {
-        self.write(|t| put_all(t, batch))
+        self.write(|t| put_all(&self.db, t, batch))
     }
 
     fn compare_and_swap(
@@ -178,13 +215,16 @@ impl Tree for RedbTree {
         new: Option<&[u8]>,
     ) -> Result<()> {
         self.write(|t| {
-            let current = t.get(key).map_err(engine)?.map(|v| v.value().to_vec());
+            let current = t
+                .get(key)
+                .map_err(|e| self.db.err(e))?
+                .map(|v| v.value().to_vec());
             if current.as_deref() != expected {
                 return Err(Error::Conflict);
             }
             match new {
-                Some(v) => t.insert(key, v).map_err(engine)?,
-                None => t.remove(key).map_err(engine)?,
+                Some(v) => t.insert(key, v).map_err(|e| self.db.err(e))?,
+                None => t.remove(key).map_err(|e| self.db.err(e))?,
             };
             Ok(())
         })
@@ -192,10 +232,10 @@ impl Tree for RedbTree {
 
     fn apply_if_absent(&self, guard: &[u8], batch: Batch) -> Result<()> {
         self.write(|t| {
-            if t.get(guard).map_err(engine)?.is_some() {
+            if t.get(guard).map_err(|e| self.db.err(e))?.is_some() {
                 return Err(Error::Conflict);
             }
-            put_all(t, batch)
+            put_all(&self.db, t, batch)
         })
     }
 
