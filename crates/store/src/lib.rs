@@ -1,11 +1,13 @@
-//! fpr's storage trait and its sled implementation.
+//! fpr's storage trait and its two implementations: sled (the vault) and redb (the
+//! orchestrator's shipments, [`RedbStore`]).
 //!
 //! Services keep state in named trees of ordered byte keys and values. The trait is the seam
-//! between the domain and sled: services depend on [`Tree`], tests may use any implementation,
-//! and sled's types do not leak past this crate.
+//! between the domain and the engines: services depend on [`Tree`], tests may use any
+//! implementation, and the engines' types do not leak past this crate.
 //!
 //! Durability is explicit: a write is not durable until [`Tree::flush`] returns, and services
-//! flush before they report success. Atomicity is per batch within one tree.
+//! flush before they report success; concurrent flushes share one sync (group commit).
+//! Atomicity is per batch within one tree.
 //!
 //! This crate never interprets values: it stores bytes, so whatever it is given must already be
 //! sealed if it is secret.

@@ -199,9 +199,12 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 }
 
 /// Shipments in `state`, up to `limit` (one page).
-async fn count(stack: &Stack, state: pb::ShipmentState, limit: u32) -> anyhow::Result<usize> {
-    let page = stack
-        .client()?
+async fn count(
+    client: &mut crate::client::Client,
+    state: pb::ShipmentState,
+    limit: u32,
+) -> anyhow::Result<usize> {
+    let page = client
         .list_shipments(pb::ListShipmentsRequest {
             state: state as i32,
             page_size: limit,
@@ -240,7 +243,7 @@ pub async fn run(o: &Options) -> anyhow::Result<Figures> {
         defaults: crate::request::Fields::default(),
         timings: Some(timings.clone()),
     };
-    let client = stack.client()?;
+    let mut client = stack.client()?;
     let start = Instant::now();
     let code = crate::batch::run(&client, &opts, true).await?;
     let accepted = start.elapsed();
@@ -249,7 +252,7 @@ pub async fn run(o: &Options) -> anyhow::Result<Figures> {
         accepted.as_secs_f64()
     );
     let until = start + o.timeout;
-    while count(&stack, pb::ShipmentState::Ongoing, 1).await? > 0 {
+    while count(&mut client, pb::ShipmentState::Ongoing, 1).await? > 0 {
         if Instant::now() > until {
             eprintln!("bench: shipments still ongoing after {:?}", o.timeout);
             break;
