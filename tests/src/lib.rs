@@ -867,6 +867,7 @@ pub fn create_request(key: &str, user: &str) -> fpr_proto::v1::CreateShipmentReq
             }],
         }),
         validate_only: false,
+        accept_only: false,
     }
 }
 

@@ -962,3 +962,83 @@ async fn cleanup_removes_completed_records_and_purges_vault_keys() {
         "vault key purged"
     );
 }
+
+/// `accept_only` (the batch path): the call answers once the shipment is on disk, before any
+/// upstream is asked; accepting wakes the processing job, which places the order ahead of its
+/// schedule (here once a year) and takes the shipment on. A replay returns the same shipment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_only_order_answers_before_ordering_and_processing_is_woken() {
+    let stack = Stack::start(manual()).await;
+    let mut client = stack.client().await;
+    let mut req = create_request("accept-only-1", "ava.johansson4@contoso.test");
+    req.accept_only = true;
+
+    // No scheduler yet: the shipment waits, accepted, with nothing ordered.
+    let r = client
+        .create_shipment(req.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (r.shipment_state, r.yubienterprise_shipment_id.as_str()),
+        (pb::ShipmentState::Ongoing as i32, "")
+    );
+    assert_eq!(get(&mut client, &r.shipment_id).await.step, "accepted");
+    assert!(stack.sandbox.shipments().await.is_empty());
+
+    // With the job running on a yearly schedule, the next acceptance wakes it.
+    let jobs = fpr_orchestrator::scheduler::start(
+        stack.service.clone(),
+        "0 0 0 1 1 *",
+        "0 0 0 1 1 *",
+        0,
+    );
+    let mut req2 = create_request("accept-only-2", "adele.vance@contoso.test");
+    req2.accept_only = true;
+    let r2 = client.create_shipment(req2).await.unwrap().into_inner();
+    let mut ordered = Vec::new();
+    for _ in 0..200 {
+        ordered = Vec::new();
+        for id in [&r.shipment_id, &r2.shipment_id] {
+            let s = get(&mut client, id).await;
+            if s.step == "ordered" {
+                ordered.push(s.yubienterprise_shipment_id);
+            }
+        }
+        if ordered.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ordered.len(), 2, "both ordered without a scheduled run");
+    assert_eq!(stack.sandbox.shipments().await.len(), 2);
+
+    // A replay answers with the shipment, now ordered, and orders nothing more.
+    let again = client.create_shipment(req).await.unwrap().into_inner();
+    assert_eq!(again.shipment_id, r.shipment_id);
+    assert!(!again.yubienterprise_shipment_id.is_empty());
+    assert_eq!(stack.sandbox.shipments().await.len(), 2);
+
+    // Shipped at Yubico: a further wake (any acceptance) takes them to the end.
+    for ye in &ordered {
+        advance(&stack, ye).await;
+    }
+    let mut req3 = create_request("accept-only-3", "alex.wilber@contoso.test");
+    req3.accept_only = true;
+    client.create_shipment(req3).await.unwrap();
+    let mut done = 0;
+    for _ in 0..200 {
+        done = 0;
+        for id in [&r.shipment_id, &r2.shipment_id] {
+            if state(&get(&mut client, id).await) == pb::ShipmentState::Complete {
+                done += 1;
+            }
+        }
+        if done == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    jobs.iter().for_each(|j| j.abort());
+    assert_eq!(done, 2);
+}

@@ -365,6 +365,7 @@ pub fn order_request(key: &str, u: &User) -> pb::CreateShipmentRequest {
             }],
         }),
         validate_only: false,
+        accept_only: false,
     }
 }
 

@@ -249,6 +249,7 @@ mod tests {
                 }],
             }),
             validate_only: false,
+            accept_only: false,
         }
     }
 

@@ -5,7 +5,10 @@
 //!    bad row is listed with its line and column and nothing is ordered.
 //! 2. Rows are ordered with bounded concurrency. Each row's idempotency key is its own column or
 //!    is derived from the batch id, IdP and user, so a rerun (after a crash, a Ctrl-C, or failed
-//!    rows) orders nothing twice: rows ordered before are reported `already_ordered`.
+//!    rows) orders nothing twice: rows ordered before are reported `already_ordered`. A row is
+//!    `ordered` once the orchestrator has it on disk (`accept_only`); the orchestrator's
+//!    processing places the YubiEnterprise orders meanwhile and after, so a large file is taken
+//!    at the speed of the store, not of the upstreams.
 //! 3. A summary, and a result CSV with each row's shipment id, state or error.
 
 use std::collections::{BTreeSet, HashMap};
@@ -375,7 +378,9 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
     let mut progress = Progress::new("ordering", todo.len());
     let mut orders = futures_util::stream::iter(todo.iter().map(|row| async move {
         let start = std::time::Instant::now();
-        let r = client::create(client, row.req.clone()).await;
+        let mut req = row.req.clone();
+        req.accept_only = true;
+        let r = client::create(client, req).await;
         if let Some(t) = &opts.timings {
             t.lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -440,6 +445,11 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
             }
         );
         println!("results: {}", result_path.display());
+        if ordered > 0 {
+            println!(
+                "the orchestrator is placing the orders at YubiEnterprise; follow them with `fpr list --state ongoing`"
+            );
+        }
         if failed > 0 || not_attempted > 0 {
             println!(
                 "rerun the same command to retry the rest: rows already ordered are not ordered again"

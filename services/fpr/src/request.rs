@@ -221,6 +221,7 @@ pub fn build(
             }],
         }),
         validate_only: false,
+        accept_only: false,
     };
     let okta = idp == pb::Idp::Okta;
     if let Err(vs) = fpr_domain::validate::create(&req) {

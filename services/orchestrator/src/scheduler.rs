@@ -1,16 +1,21 @@
 //! The two scheduled jobs (processing, cleanup) on cron expressions with seconds. A job never
-//! runs twice at once: processing takes the service's processing lock.
+//! runs twice at once: processing takes the service's processing lock. Processing also runs
+//! when the workflow wakes it (a shipment accepted without its order).
 
 use std::str::FromStr as _;
+use std::sync::Arc;
 
 use tracing::{Instrument as _, info_span, warn};
 
 use crate::service::ShipmentService;
+use crate::workflow::Workflow;
 
-/// Spawns a loop that runs `job` at each time of `expr` (UTC).
+/// Spawns a loop that runs `job` at each time of `expr` (UTC), and also, with `wake`, each
+/// time the workflow asks for a run ahead of the schedule.
 fn spawn(
     name: &'static str,
     expr: &str,
+    wake: Option<Arc<Workflow>>,
     job: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + 'static,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let schedule = match cron::Schedule::from_str(expr) {
@@ -27,7 +32,13 @@ fn spawn(
                     return;
                 };
                 let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
-                tokio::time::sleep(wait).await;
+                match &wake {
+                    Some(wf) => tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = wf.woken() => {}
+                    },
+                    None => tokio::time::sleep(wait).await,
+                }
                 job().await;
             }
         }
@@ -42,10 +53,11 @@ pub fn start(
     cleanup: &str,
     cleanup_days: u32,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let wake = Some(service.workflow().clone());
     let p = service.clone();
     let c = service;
     [
-        spawn("process_shipments", process, move || {
+        spawn("process_shipments", process, wake, move || {
             let s = p.clone();
             Box::pin(async move {
                 if let Err(e) = s.process().await {
@@ -53,7 +65,7 @@ pub fn start(
                 }
             })
         }),
-        spawn("data_cleanup", cleanup, move || {
+        spawn("data_cleanup", cleanup, None, move || {
             let s = c.clone();
             Box::pin(async move {
                 if let Err(e) = s.cleanup(cleanup_days).await {

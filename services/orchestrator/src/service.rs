@@ -247,6 +247,15 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         let id = check_id(&self.wf.store().create(&rec).await.map_err(Status::from)?)?;
         fpr_config::danger::crash_point("orchestrator.after_accept");
         let span = info_span!("create_shipment", shipment.id = %id, user.id = %r.user_id);
+        if r.accept_only {
+            span.in_scope(|| info!("Shipment accepted; processing places the order"));
+            self.wf.wake_processing();
+            return Ok(Response::new(pb::CreateShipmentResponse {
+                shipment_id: id.to_string(),
+                shipment_state: pb::ShipmentState::Ongoing as i32,
+                yubienterprise_shipment_id: String::new(),
+            }));
+        }
         async {
             info!("Shipment accepted");
             self.wf.drive(&id).await

@@ -63,6 +63,7 @@ pub struct Workflow {
     changes: broadcast::Sender<String>,
     locks: Vec<Mutex<()>>,
     process_lock: Mutex<()>,
+    wake: tokio::sync::Notify,
     stopping: std::sync::atomic::AtomicBool,
 }
 
@@ -194,6 +195,7 @@ impl Workflow {
             changes,
             locks: (0..64).map(|_| Mutex::new(())).collect(),
             process_lock: Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -272,6 +274,17 @@ impl Workflow {
                 "The processing job did not end within the grace period"
             );
         }
+    }
+
+    /// Asks for a processing run soon, ahead of the schedule (shipments accepted without their
+    /// order). Wakes coalesce: many before a run bring one run.
+    pub fn wake_processing(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Returns when processing was asked for by [`Self::wake_processing`].
+    pub async fn woken(&self) {
+        self.wake.notified().await;
     }
 
     fn stopping(&self) -> bool {
