@@ -178,6 +178,11 @@ async fn no_secret_in_any_log_line_store_file_or_response() {
     let places: Vec<(&str, Vec<u8>)> = vec![
         ("a log line", logs.into_bytes()),
         ("the orchestrator's store", read_tree(&stack.store)),
+        // Its records are stored deflated: scan them decoded too.
+        (
+            "the orchestrator's records",
+            serde_json::to_vec(&stack.service.workflow().store().all().unwrap()).unwrap(),
+        ),
         ("the vault's store", read_tree(&stack.vault.store)),
         (
             "the vault's audit log",

@@ -239,7 +239,7 @@ pub struct Record {
 impl Record {
     /// Moves to `step` at time `now`, and lets go of what no later step reads: the sealed
     /// requests once the order is placed, the creation options and the credential response
-    /// once the credential is registered. (The PIN response stays: ResendPin needs it.) Every
+    /// once the credential is registered. (Entra ID's PIN response stays: ResendPin needs it.) Every
     /// step is rewritten whole, so a record carries only what is still ahead of it.
     pub fn reach(&mut self, step: Step, now: i64) {
         if step >= Step::Ordered {
@@ -249,6 +249,11 @@ impl Record {
         if step >= Step::Registered {
             self.creation_options = None;
             self.credential_response_jwe = None;
+            // Okta was given the PIN response when the key was activated, and sends the PIN
+            // itself; Entra ID's PIN is delivered (and re-delivered) from this JWE by the vault.
+            if self.idp == Idp::Okta {
+                self.pin_response_jwe = None;
+            }
         }
         self.step = step;
         self.step_times.insert(step.name().to_owned(), now);

@@ -2,6 +2,11 @@
 //! `idem/`, and an index of the ongoing ones under `due/` (id → the unix second before which
 //! processing waits), written together in one batch and durable before any call returns
 //! success. The processing job reads the index, not every record.
+//!
+//! A record is its JSON deflated behind a one-byte tag, without its large parts: Entra ID's
+//! PIN response (kept for ResendPin) is under `pin/`, and the sealed requests, creation options
+//! and credential response, while a step still needs them, under `bulk/`. Small values pack
+//! several to a page of the store; records written whole and plain by earlier versions read.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -34,10 +39,136 @@ fn due_key(id: &str) -> Vec<u8> {
 /// built at open).
 const INDEXED: &[u8] = b"meta/due_index";
 
-/// Adds `rec` to `b`: the record, and its entry in the index of ongoing records.
-fn write(b: &mut Batch, rec: &Record) -> Result<(), Error> {
-    let bytes = serde_json::to_vec(rec).map_err(|_| Error::Corrupt(rec.id.clone()))?;
-    b.insert(&rec_key(&rec.id), &bytes);
+/// The first byte of a deflated value (a plain JSON record starts with `{`).
+const DEFLATED: u8 = 1;
+
+fn pin_key(id: &str) -> Vec<u8> {
+    format!("pin/{id}").into_bytes()
+}
+
+fn bulk_key(id: &str) -> Vec<u8> {
+    format!("bulk/{id}").into_bytes()
+}
+
+/// The large parts of a record that only some steps carry, kept under `bulk/<id>` while they
+/// exist. Apart, they neither swell the pages of the records (the store never re-packs a page
+/// a large value once split) nor are rewritten by the steps that do not change them.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Bulk {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    creation_options: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credential_request_jwe: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pin_request_jwe: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credential_response_jwe: Option<String>,
+}
+
+impl Bulk {
+    /// Moves the large parts out of `rec`.
+    fn take(rec: &mut Record) -> Self {
+        Self {
+            creation_options: rec.creation_options.take(),
+            credential_request_jwe: rec.credential_request_jwe.take(),
+            pin_request_jwe: rec.pin_request_jwe.take(),
+            credential_response_jwe: rec.credential_response_jwe.take(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.creation_options.is_none()
+            && self.credential_request_jwe.is_none()
+            && self.pin_request_jwe.is_none()
+            && self.credential_response_jwe.is_none()
+    }
+
+    /// Puts the parts back into `rec` (whose own, from a store written before the split, win).
+    fn restore(self, rec: &mut Record) {
+        if !(rec.creation_options.is_some()
+            || rec.credential_request_jwe.is_some()
+            || rec.pin_request_jwe.is_some()
+            || rec.credential_response_jwe.is_some())
+        {
+            rec.creation_options = self.creation_options;
+            rec.credential_request_jwe = self.credential_request_jwe;
+            rec.pin_request_jwe = self.pin_request_jwe;
+            rec.credential_response_jwe = self.credential_response_jwe;
+        }
+    }
+}
+
+/// `bytes` deflated behind the tag (a record's JSON to about 60 %).
+fn deflate(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut out = Vec::with_capacity(bytes.len() * 2 / 3 + 8);
+    out.push(DEFLATED);
+    let mut z = flate2::write::DeflateEncoder::new(out, flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = z.write_all(bytes);
+    z.finish().unwrap_or_default()
+}
+
+/// A stored value: deflated behind the tag, or else as it is (plain JSON, as versions before
+/// the deflate wrote records, and as a taken-over sled store holds them).
+fn inflate<'a>(key: &[u8], v: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, Error> {
+    use std::io::Read as _;
+    match v.split_first() {
+        Some((&DEFLATED, z)) => {
+            let mut out = Vec::with_capacity(z.len() * 2);
+            flate2::read::DeflateDecoder::new(z)
+                .read_to_end(&mut out)
+                .map_err(|_| Error::Corrupt(String::from_utf8_lossy(key).into_owned()))?;
+            Ok(out.into())
+        }
+        _ => Ok(v.into()),
+    }
+}
+
+/// A stored value's JSON; `key` names it in the error.
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(&inflate(key, v)?)
+        .map_err(|_| Error::Corrupt(String::from_utf8_lossy(key).into_owned()))
+}
+
+/// The record `core` read from `rec/<id>`, completed from `pin/<id>` and `bulk/<id>`.
+fn join(mut core: Record, pin: Option<Vec<u8>>, bulk: Option<Vec<u8>>) -> Result<Record, Error> {
+    if core.pin_response_jwe.is_none()
+        && let Some(p) = pin
+    {
+        let key = pin_key(&core.id);
+        core.pin_response_jwe = Some(
+            String::from_utf8(inflate(&key, &p)?.into_owned())
+                .map_err(|_| Error::Corrupt(String::from_utf8_lossy(&key).into_owned()))?,
+        );
+    }
+    if let Some(b) = bulk {
+        decode::<Bulk>(&bulk_key(&core.id), &b)?.restore(&mut core);
+    }
+    Ok(core)
+}
+
+/// Adds `rec` to `b`: the record without its large parts under `rec/`, Entra ID's PIN
+/// response under `pin/` and the other large parts under `bulk/` (each written only when it
+/// changed: `tree` holds the current ones), and its entry in the index of ongoing records.
+fn write(tree: &dyn Tree, b: &mut Batch, rec: &Record) -> Result<(), Error> {
+    let mut core = rec.clone();
+    let pin = core.pin_response_jwe.take().map(|p| deflate(p.as_bytes()));
+    let bulk = Bulk::take(&mut core);
+    let bulk = (!bulk.is_empty())
+        .then(|| serde_json::to_vec(&bulk).map(|j| deflate(&j)))
+        .transpose()
+        .map_err(|_| Error::Corrupt(rec.id.clone()))?;
+    let core = serde_json::to_vec(&core).map_err(|_| Error::Corrupt(rec.id.clone()))?;
+    b.insert(&rec_key(&rec.id), &deflate(&core));
+    for (key, value) in [(pin_key(&rec.id), pin), (bulk_key(&rec.id), bulk)] {
+        if tree.get(&key)? != value {
+            match value {
+                Some(v) => b.insert(&key, &v),
+                None => b.remove(&key),
+            }
+        }
+    }
     if rec.state == State::Ongoing {
         b.insert(&due_key(&rec.id), &rec.not_before.to_be_bytes());
     } else {
@@ -115,7 +246,7 @@ impl Shipments {
         if store.tree.get(INDEXED)?.is_none() {
             let mut b = Batch::default();
             for rec in store.all()? {
-                write(&mut b, &rec)?;
+                write(&*store.tree, &mut b, &rec)?;
             }
             b.insert(INDEXED, b"1");
             store.tree.apply(b)?;
@@ -126,10 +257,16 @@ impl Shipments {
 
     /// A record.
     pub fn get(&self, id: &str) -> Result<Option<Record>, Error> {
-        self.tree
-            .get(&rec_key(id))?
-            .map(|v| serde_json::from_slice(&v).map_err(|_| Error::Corrupt(id.to_owned())))
-            .transpose()
+        let Some(v) = self.tree.get(&rec_key(id))? else {
+            return Ok(None);
+        };
+        let core = decode(&rec_key(id), &v)?;
+        join(
+            core,
+            self.tree.get(&pin_key(id))?,
+            self.tree.get(&bulk_key(id))?,
+        )
+        .map(Some)
     }
 
     /// The shipment id an idempotency key created.
@@ -146,7 +283,7 @@ impl Shipments {
         let idem = idem_key(&rec.idempotency_key);
         let mut b = Batch::default();
         b.insert(&idem, rec.id.as_bytes());
-        write(&mut b, rec)?;
+        write(&*self.tree, &mut b, rec)?;
         match self.tree.apply_if_absent(&idem, b) {
             Ok(()) => {
                 self.flush().await?;
@@ -162,7 +299,7 @@ impl Shipments {
     /// Writes a record, durably.
     pub async fn put(&self, rec: &Record) -> Result<(), Error> {
         let mut b = Batch::default();
-        write(&mut b, rec)?;
+        write(&*self.tree, &mut b, rec)?;
         self.tree.apply(b)?;
         self.flush().await
     }
@@ -177,6 +314,8 @@ impl Shipments {
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
         let mut b = Batch::default();
         b.remove(&rec_key(id));
+        b.remove(&pin_key(id));
+        b.remove(&bulk_key(id));
         b.remove(&due_key(id));
         self.tree.apply(b)?;
         self.flush().await
@@ -184,12 +323,21 @@ impl Shipments {
 
     /// Every record, oldest first.
     pub fn all(&self) -> Result<Vec<Record>, Error> {
+        let parts = |prefix: &[u8]| -> Result<std::collections::HashMap<Vec<u8>, Vec<u8>>, Error> {
+            Ok(self
+                .tree
+                .scan_prefix(prefix)?
+                .into_iter()
+                .map(|(k, v)| (k[prefix.len()..].to_vec(), v))
+                .collect())
+        };
+        let (mut pins, mut bulks) = (parts(b"pin/")?, parts(b"bulk/")?);
         self.tree
             .scan_prefix(b"rec/")?
             .into_iter()
             .map(|(k, v)| {
-                serde_json::from_slice(&v)
-                    .map_err(|_| Error::Corrupt(String::from_utf8_lossy(&k).into_owned()))
+                let id = &k[b"rec/".len()..];
+                join(decode(&k, &v)?, pins.remove(id), bulks.remove(id))
             })
             .collect()
     }
@@ -232,6 +380,7 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use fpr_domain::model::Step;
     use fpr_store::{Batch, Entry, Tree};
 
     use super::*;
@@ -398,5 +547,91 @@ mod tests {
             assert!(!dir.path().join("db").exists());
             assert!(dir.path().join(SLED_MOVED).join("db").exists());
         }
+    }
+
+    /// A record is stored deflated, reads back equal, and a plain JSON record (as versions
+    /// before the deflate wrote, and as a taken-over sled store holds) still reads; a value that
+    /// is neither is reported as corrupt, naming the key.
+    #[tokio::test]
+    async fn records_are_stored_deflated_and_plain_ones_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Shipments::open_dir(dir.path(), 1 << 20).unwrap();
+        let mut r = record("shp_1", "k1");
+        r.shipping = serde_json::json!({"recipient": {"recipient_email": "pat@contoso.test"},
+            "mailing_address": {"street_line1": "7788 Foxrun Street", "city": "Dedham"}});
+        r.pin_response_jwe = Some("eyJlbmMiOiJBMjU2R0NNIn0.".repeat(40));
+        s.create(&r).await.unwrap();
+        let raw = s.tree.get(&rec_key("shp_1")).unwrap().unwrap();
+        let pin = s.tree.get(&pin_key("shp_1")).unwrap().unwrap();
+        let json = serde_json::to_vec(&r).unwrap();
+        assert_eq!((raw[0], pin[0]), (DEFLATED, DEFLATED));
+        assert!(
+            raw.len() + pin.len() < json.len() / 2,
+            "{} + {} of {}",
+            raw.len(),
+            pin.len(),
+            json.len()
+        );
+        assert!(s.tree.get(&bulk_key("shp_1")).unwrap().is_none());
+        assert_eq!(
+            serde_json::to_value(s.get("shp_1").unwrap().unwrap()).unwrap(),
+            serde_json::to_value(&r).unwrap()
+        );
+
+        let mut b = Batch::default();
+        b.insert(
+            &rec_key("shp_2"),
+            &serde_json::to_vec(&record("shp_2", "k2")).unwrap(),
+        );
+        b.insert(&rec_key("shp_3"), &[DEFLATED, 0xff, 0x00]);
+        s.tree.apply(b).unwrap();
+        assert_eq!(s.get("shp_2").unwrap().unwrap().idempotency_key, "k2");
+        match s.get("shp_3") {
+            Err(Error::Corrupt(what)) => assert!(what.contains("shp_3"), "{what}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The large parts live apart while a step needs them, are written only when they change,
+    /// and leave with the step that drops them or with the record; get and all join them back.
+    #[tokio::test]
+    async fn large_parts_live_apart_and_leave_with_their_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Shipments::open_dir(dir.path(), 1 << 20).unwrap();
+        let mut r = record("shp_1", "k1");
+        r.creation_options = Some(serde_json::json!({"challenge": "x".repeat(300)}));
+        r.credential_request_jwe = Some("c".repeat(900));
+        r.pin_request_jwe = Some("p".repeat(700));
+        s.create(&r).await.unwrap();
+        let bulk = s.tree.get(&bulk_key("shp_1")).unwrap().unwrap();
+        assert!(s.tree.get(&rec_key("shp_1")).unwrap().unwrap().len() < 400);
+        let same = |a: &Record, b: &Record| {
+            serde_json::to_value(a).unwrap() == serde_json::to_value(b).unwrap()
+        };
+        assert!(same(&s.get("shp_1").unwrap().unwrap(), &r));
+        assert!(same(&s.all().unwrap()[0], &r));
+
+        // A step that leaves the large parts as they are does not write them again.
+        r.attempts = 1;
+        let mut b = Batch::default();
+        write(&*s.tree, &mut b, &r).unwrap();
+        assert!(b.into_ops().iter().all(|(k, _)| !k.starts_with(b"bulk/")));
+        s.put(&r).await.unwrap();
+        assert_eq!(s.tree.get(&bulk_key("shp_1")).unwrap().unwrap(), bulk);
+
+        // Ordered: the requests go; registered: the rest, and the PIN response arrives.
+        r.reach(Step::Ordered, 1);
+        s.put(&r).await.unwrap();
+        assert!(same(&s.get("shp_1").unwrap().unwrap(), &r));
+        r.pin_response_jwe = Some("eyJ".repeat(300));
+        r.reach(Step::Registered, 2);
+        s.put(&r).await.unwrap();
+        assert!(s.tree.get(&bulk_key("shp_1")).unwrap().is_none());
+        assert!(s.tree.get(&pin_key("shp_1")).unwrap().is_some());
+        assert!(same(&s.all().unwrap()[0], &r));
+        s.delete("shp_1").await.unwrap();
+        assert!(s.tree.scan_prefix(b"").unwrap().iter().all(|(k, _)| {
+            !(k.starts_with(b"rec/") || k.starts_with(b"pin/") || k.starts_with(b"bulk/"))
+        }));
     }
 }

@@ -471,7 +471,9 @@ impl Workflow {
         let _guard = self.lock_for(id).lock().await;
         let mut rec = self.load(id)?;
         let unknown = rec.state == State::Error && rec.error_kind == PIN_DELIVERY_UNKNOWN;
-        if !(rec.step >= Step::PinSent || unknown) || rec.pin_response_jwe.is_none() {
+        // Entra ID's PIN is sent from the stored PIN response; Okta sends its own.
+        let no_pin = rec.idp == Idp::Entra && rec.pin_response_jwe.is_none();
+        if !(rec.step >= Step::PinSent || unknown) || no_pin {
             return Err(Error::Precondition(
                 "the PIN has not been delivered yet; ResendPin works after the first delivery"
                     .into(),
