@@ -987,12 +987,8 @@ async fn an_accept_only_order_answers_before_ordering_and_processing_is_woken() 
     assert!(stack.sandbox.shipments().await.is_empty());
 
     // With the job running on a yearly schedule, the next acceptance wakes it.
-    let jobs = fpr_orchestrator::scheduler::start(
-        stack.service.clone(),
-        "0 0 0 1 1 *",
-        "0 0 0 1 1 *",
-        0,
-    );
+    let jobs =
+        fpr_orchestrator::scheduler::start(stack.service.clone(), "0 0 0 1 1 *", "0 0 0 1 1 *", 0);
     let mut req2 = create_request("accept-only-2", "adele.vance@contoso.test");
     req2.accept_only = true;
     let r2 = client.create_shipment(req2).await.unwrap().into_inner();
