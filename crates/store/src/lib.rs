@@ -168,9 +168,25 @@ pub trait Tree: Send + Sync {
 /// [`Tree::flush`] for async code: on a blocking thread, so that the runtime's threads keep
 /// serving while the disk syncs (and concurrent callers share one flush).
 pub async fn durable(tree: Arc<dyn Tree>) -> Result<()> {
-    match tokio::task::spawn_blocking(move || tree.flush()).await {
+    write_durably(tree, |_| Ok(())).await
+}
+
+/// `write` to `tree`, then [`Tree::flush`], for async code: both on a blocking thread, since a
+/// write may wait for the store's one writer, which a flush holds while the disk syncs. An
+/// error of `write` returns before the flush.
+pub async fn write_durably<T: Send + 'static>(
+    tree: Arc<dyn Tree>,
+    write: impl FnOnce(&dyn Tree) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(move || {
+        let out = write(&*tree)?;
+        tree.flush()?;
+        Ok(out)
+    })
+    .await
+    {
         Ok(r) => r,
-        Err(e) => Err(Error::Engine(format!("the flush thread failed: {e}"))),
+        Err(e) => Err(Error::Engine(format!("the store's thread failed: {e}"))),
     }
 }
 
@@ -474,7 +490,20 @@ mod tests {
             let store = SledStore::open(dir.path()).unwrap();
             exercise(&store);
         }
-        let store = SledStore::open(dir.path()).unwrap();
+        // sled's background threads let go of the file lock shortly after the last handle is
+        // dropped, later on a loaded machine: give the reopen a few seconds.
+        let mut tries = 0;
+        let store = loop {
+            match SledStore::open(dir.path()) {
+                Ok(s) => break s,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    eprintln!("reopen: {e}; trying again");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         check_reopened(&store);
     }
 }

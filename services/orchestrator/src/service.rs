@@ -332,37 +332,30 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         let idp = pb::Idp::try_from(r.idp).unwrap_or(pb::Idp::Unspecified);
         let after = r.created_after.map(|t| t.seconds);
         let before = r.created_before.map(|t| t.seconds);
-        let store = self.wf.store();
-        let mut all: Vec<Record> = if state == pb::ShipmentState::Ongoing {
-            store.ongoing()
-        } else {
-            store.all()
-        }
-        .map_err(Status::from)?
-        .into_iter()
-        .filter(|x| state == pb::ShipmentState::Unspecified || state_pb(x.state) == state)
-        .filter(|x| r.user_id.is_empty() || x.user_id.eq_ignore_ascii_case(&r.user_id))
-        .filter(|x| idp == pb::Idp::Unspecified || (idp == pb::Idp::Entra) == (x.idp == Idp::Entra))
-        .filter(|x| {
-            after.is_none_or(|a| x.created_at >= a) && before.is_none_or(|b| x.created_at < b)
-        })
-        .collect();
-        all.sort_by(|a, b| b.id.cmp(&a.id));
-        let start = if r.page_token.is_empty() {
-            0
-        } else {
-            all.iter()
-                .position(|x| x.id < r.page_token)
-                .unwrap_or(all.len())
+        let keep = |x: &Record| {
+            (state == pb::ShipmentState::Unspecified || state_pb(x.state) == state)
+                && (r.user_id.is_empty() || x.user_id.eq_ignore_ascii_case(&r.user_id))
+                && (idp == pb::Idp::Unspecified || (idp == pb::Idp::Entra) == (x.idp == Idp::Entra))
+                && after.is_none_or(|a| x.created_at >= a)
+                && before.is_none_or(|b| x.created_at < b)
         };
-        let page: Vec<&Record> = all.iter().skip(start).take(size).collect();
-        let next = if start + page.len() < all.len() {
+        let (page, more) = self
+            .wf
+            .store()
+            .page(
+                state == pb::ShipmentState::Ongoing,
+                (!r.page_token.is_empty()).then_some(r.page_token.as_str()),
+                size,
+                keep,
+            )
+            .map_err(Status::from)?;
+        let next = if more {
             page.last().map(|x| x.id.clone()).unwrap_or_default()
         } else {
             String::new()
         };
         Ok(Response::new(pb::ListShipmentsResponse {
-            shipments: page.into_iter().map(to_pb).collect(),
+            shipments: page.iter().map(to_pb).collect(),
             next_page_token: next,
         }))
     }

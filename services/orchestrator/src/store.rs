@@ -98,31 +98,64 @@ impl Bulk {
     }
 }
 
+thread_local! {
+    // The compressor's tables are large (allocating them afresh each time cost more than the
+    // compression itself): one of each per thread, reset between values.
+    static DEFLATER: std::cell::RefCell<flate2::Compress> =
+        std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::fast(), false));
+    static INFLATER: std::cell::RefCell<flate2::Decompress> =
+        std::cell::RefCell::new(flate2::Decompress::new(false));
+}
+
 /// `bytes` deflated behind the tag (a record's JSON to about 60 %).
 fn deflate(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut out = Vec::with_capacity(bytes.len() * 2 / 3 + 8);
-    out.push(DEFLATED);
-    let mut z = flate2::write::DeflateEncoder::new(out, flate2::Compression::fast());
-    // Writing to a Vec cannot fail.
-    let _ = z.write_all(bytes);
-    z.finish().unwrap_or_default()
+    DEFLATER.with_borrow_mut(|z| {
+        z.reset();
+        let mut out = Vec::with_capacity(bytes.len() + 64);
+        out.push(DEFLATED);
+        loop {
+            let done = usize::try_from(z.total_in()).unwrap_or(usize::MAX);
+            match z.compress_vec(
+                bytes.get(done..).unwrap_or_default(),
+                &mut out,
+                flate2::FlushCompress::Finish,
+            ) {
+                Ok(flate2::Status::StreamEnd) | Err(_) => return out,
+                Ok(_) => out.reserve(out.capacity().max(64)),
+            }
+        }
+    })
 }
 
 /// A stored value: deflated behind the tag, or else as it is (plain JSON, as versions before
 /// the deflate wrote records, and as a taken-over sled store holds them).
 fn inflate<'a>(key: &[u8], v: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, Error> {
-    use std::io::Read as _;
-    match v.split_first() {
-        Some((&DEFLATED, z)) => {
-            let mut out = Vec::with_capacity(z.len() * 2);
-            flate2::read::DeflateDecoder::new(z)
-                .read_to_end(&mut out)
-                .map_err(|_| Error::Corrupt(String::from_utf8_lossy(key).into_owned()))?;
-            Ok(out.into())
+    /// Far above any record: a value that claims more is corrupt.
+    const MAX: usize = 16 << 20;
+    let corrupt = || Error::Corrupt(String::from_utf8_lossy(key).into_owned());
+    let Some((&DEFLATED, z)) = v.split_first() else {
+        return Ok(v.into());
+    };
+    INFLATER.with_borrow_mut(|d| {
+        d.reset(false);
+        let mut out = Vec::with_capacity(z.len() * 3);
+        loop {
+            let done = usize::try_from(d.total_in()).unwrap_or(usize::MAX);
+            let before = (d.total_in(), d.total_out());
+            match d.decompress_vec(
+                z.get(done..).unwrap_or_default(),
+                &mut out,
+                flate2::FlushDecompress::None,
+            ) {
+                Ok(flate2::Status::StreamEnd) => return Ok(out.into()),
+                Ok(_) if out.len() < out.capacity() && before == (d.total_in(), d.total_out()) => {
+                    return Err(corrupt());
+                }
+                Ok(_) if out.capacity() < MAX => out.reserve(out.capacity()),
+                _ => return Err(corrupt()),
+            }
         }
-        _ => Ok(v.into()),
-    }
+    })
 }
 
 /// A stored value's JSON; `key` names it in the error.
@@ -284,11 +317,10 @@ impl Shipments {
         let mut b = Batch::default();
         b.insert(&idem, rec.id.as_bytes());
         write(&*self.tree, &mut b, rec)?;
-        match self.tree.apply_if_absent(&idem, b) {
-            Ok(()) => {
-                self.flush().await?;
-                Ok(rec.id.clone())
-            }
+        match fpr_store::write_durably(self.tree.clone(), move |t| t.apply_if_absent(&idem, b))
+            .await
+        {
+            Ok(()) => Ok(rec.id.clone()),
             Err(fpr_store::Error::Conflict) => self
                 .by_idempotency_key(&rec.idempotency_key)?
                 .ok_or_else(|| Error::Corrupt(rec.idempotency_key.clone())),
@@ -300,8 +332,8 @@ impl Shipments {
     pub async fn put(&self, rec: &Record) -> Result<(), Error> {
         let mut b = Batch::default();
         write(&*self.tree, &mut b, rec)?;
-        self.tree.apply(b)?;
-        self.flush().await
+        fpr_store::write_durably(self.tree.clone(), move |t| t.apply(b)).await?;
+        Ok(())
     }
 
     /// Makes every earlier write durable (sharing the flush with concurrent writers).
@@ -317,8 +349,8 @@ impl Shipments {
         b.remove(&pin_key(id));
         b.remove(&bulk_key(id));
         b.remove(&due_key(id));
-        self.tree.apply(b)?;
-        self.flush().await
+        fpr_store::write_durably(self.tree.clone(), move |t| t.apply(b)).await?;
+        Ok(())
     }
 
     /// Every record, oldest first.
@@ -342,15 +374,48 @@ impl Shipments {
             .collect()
     }
 
-    /// The ongoing records, oldest first (from the index).
-    pub fn ongoing(&self) -> Result<Vec<Record>, Error> {
+    /// One page of a listing, newest first: up to `size` records that `keep` takes, among the
+    /// ongoing ones only (from the index) or all, with ids below `below` (the last id of the
+    /// previous page); and whether more follow. Records are read one by one, only as far as the
+    /// page needs, and without their large parts (a listing shows none of them).
+    pub fn page(
+        &self,
+        ongoing_only: bool,
+        below: Option<&str>,
+        size: usize,
+        keep: impl Fn(&Record) -> bool,
+    ) -> Result<(Vec<Record>, bool), Error> {
+        let below = |id: &[u8]| below.is_none_or(|b| id < b.as_bytes());
         let mut out = Vec::new();
-        for id in self.index(i64::MAX)? {
-            if let Some(r) = self.get(id.as_str())? {
+        let mut take = |k: &[u8], v: &[u8]| -> Result<bool, Error> {
+            let r: Record = decode(k, v)?;
+            if keep(&r) {
                 out.push(r);
             }
+            Ok(out.len() > size)
+        };
+        if ongoing_only {
+            for id in self.index(i64::MAX)?.iter().rev() {
+                if !below(id.as_str().as_bytes()) {
+                    continue;
+                }
+                let key = rec_key(id.as_str());
+                if let Some(v) = self.tree.get(&key)?
+                    && take(&key, &v)?
+                {
+                    break;
+                }
+            }
+        } else {
+            for (k, v) in self.tree.scan_prefix(b"rec/")?.iter().rev() {
+                if below(&k[b"rec/".len()..]) && take(k, v)? {
+                    break;
+                }
+            }
         }
-        Ok(out)
+        let more = out.len() > size;
+        out.truncate(size);
+        Ok((out, more))
     }
 
     /// Ids of ongoing records whose wait is over at `now`, oldest first.
@@ -633,5 +698,32 @@ mod tests {
         assert!(s.tree.scan_prefix(b"").unwrap().iter().all(|(k, _)| {
             !(k.starts_with(b"rec/") || k.starts_with(b"pin/") || k.starts_with(b"bulk/"))
         }));
+    }
+
+    /// A listing page: newest first, only the ongoing ones from the index when asked, cut at
+    /// `size` with "more" told, continued below the last id, and filtered by `keep`.
+    #[tokio::test]
+    async fn pages_list_newest_first_and_continue_below_the_last_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Shipments::open_dir(dir.path(), 1 << 20).unwrap();
+        for i in 1..=5 {
+            let mut r = record(&format!("shp_{i}"), &format!("k{i}"));
+            if i % 2 == 0 {
+                r.state = State::Complete;
+            }
+            s.create(&r).await.unwrap();
+        }
+        let ids =
+            |p: &(Vec<Record>, bool)| (p.0.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), p.1);
+        let first = s.page(true, None, 2, |_| true).unwrap();
+        assert_eq!(ids(&first), (vec!["shp_5".into(), "shp_3".into()], true));
+        let next = s.page(true, Some("shp_3"), 2, |_| true).unwrap();
+        assert_eq!(ids(&next), (vec!["shp_1".into()], false));
+        let done = s
+            .page(false, None, 10, |r| r.state == State::Complete)
+            .unwrap();
+        assert_eq!(ids(&done), (vec!["shp_4".into(), "shp_2".into()], false));
+        let all = s.page(false, Some("shp_4"), 2, |_| true).unwrap();
+        assert_eq!(ids(&all), (vec!["shp_3".into(), "shp_2".into()], true));
     }
 }
