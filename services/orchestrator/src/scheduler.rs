@@ -10,6 +10,11 @@ use tracing::{Instrument as _, info_span, warn};
 use crate::service::ShipmentService;
 use crate::workflow::Workflow;
 
+/// A processing run waits for this long a gap in acceptances…
+const QUIET_GAP: std::time::Duration = std::time::Duration::from_millis(250);
+/// …but no longer than this.
+const QUIET_AT_MOST: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Spawns a loop that runs `job` at each time of `expr` (UTC), and also, with `wake`, each
 /// time the workflow asks for a run ahead of the schedule.
 fn spawn(
@@ -38,6 +43,9 @@ fn spawn(
                         () = wf.woken() => {}
                     },
                     None => tokio::time::sleep(wait).await,
+                }
+                if let Some(wf) = &wake {
+                    wf.quiet(QUIET_GAP, QUIET_AT_MOST).await;
                 }
                 job().await;
             }

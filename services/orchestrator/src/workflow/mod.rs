@@ -64,6 +64,8 @@ pub struct Workflow {
     locks: Vec<Mutex<()>>,
     process_lock: Mutex<()>,
     wake: tokio::sync::Notify,
+    /// When a shipment was last accepted (milliseconds since the Unix epoch).
+    last_accept_ms: std::sync::atomic::AtomicU64,
     stopping: std::sync::atomic::AtomicBool,
 }
 
@@ -142,6 +144,13 @@ pub(crate) trait IdpFlow {
     async fn cancel(&self, rec: &Record) -> Result<(), Error>;
 }
 
+/// Now, unix milliseconds.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Now, unix seconds.
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -196,6 +205,7 @@ impl Workflow {
             locks: (0..64).map(|_| Mutex::new(())).collect(),
             process_lock: Mutex::new(()),
             wake: tokio::sync::Notify::new(),
+            last_accept_ms: std::sync::atomic::AtomicU64::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -279,7 +289,31 @@ impl Workflow {
     /// Asks for a processing run soon, ahead of the schedule (shipments accepted without their
     /// order). Wakes coalesce: many before a run bring one run.
     pub fn wake_processing(&self) {
+        self.accepted_now();
         self.wake.notify_one();
+    }
+
+    /// Notes that a shipment was just accepted (see [`Self::quiet`]).
+    pub fn accepted_now(&self) {
+        self.last_accept_ms
+            .store(unix_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Waits until no shipment was accepted for `gap`, or `at_most` has passed: a scheduled
+    /// run lets a batch that is arriving be accepted first, so that acceptance is not slowed
+    /// by processing, and then takes it whole.
+    pub async fn quiet(&self, gap: std::time::Duration, at_most: std::time::Duration) {
+        let until = tokio::time::Instant::now() + at_most;
+        loop {
+            let last = self
+                .last_accept_ms
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let since = std::time::Duration::from_millis(unix_ms().saturating_sub(last));
+            if since >= gap || tokio::time::Instant::now() >= until {
+                return;
+            }
+            tokio::time::sleep((gap - since).min(until - tokio::time::Instant::now())).await;
+        }
     }
 
     /// Returns when processing was asked for by [`Self::wake_processing`].
