@@ -107,7 +107,8 @@ thread_local! {
         std::cell::RefCell::new(flate2::Decompress::new(false));
 }
 
-/// `bytes` deflated behind the tag (a record's JSON to about 60 %).
+/// `bytes` deflated behind the tag (a record's JSON to about 60 %); should the compressor
+/// fail, `bytes` as they are, which read back the same.
 fn deflate(bytes: &[u8]) -> Vec<u8> {
     DEFLATER.with_borrow_mut(|z| {
         z.reset();
@@ -120,8 +121,9 @@ fn deflate(bytes: &[u8]) -> Vec<u8> {
                 &mut out,
                 flate2::FlushCompress::Finish,
             ) {
-                Ok(flate2::Status::StreamEnd) | Err(_) => return out,
+                Ok(flate2::Status::StreamEnd) => return out,
                 Ok(_) => out.reserve(out.capacity().max(64)),
+                Err(_) => return bytes.to_vec(),
             }
         }
     })

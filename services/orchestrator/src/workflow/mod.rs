@@ -294,7 +294,7 @@ impl Workflow {
     }
 
     /// Notes that a shipment was just accepted (see [`Self::quiet`]).
-    pub fn accepted_now(&self) {
+    fn accepted_now(&self) {
         self.last_accept_ms
             .store(unix_ms(), std::sync::atomic::Ordering::Relaxed);
     }
