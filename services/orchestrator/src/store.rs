@@ -1,7 +1,8 @@
 //! Shipment records (behind `fpr-store`): records under `rec/`, idempotency keys under
-//! `idem/`, and an index of the ongoing ones under `due/` (id → the unix second before which
-//! processing waits), written together in one batch and durable before any call returns
-//! success. The processing job reads the index, not every record.
+//! `idem/`, an index of the ongoing ones under `due/` (id → the unix second before which
+//! processing waits) and one of YubiEnterprise shipment ids under `ye/` (→ fpr id), written
+//! together in one batch and durable before any call returns success. The processing job
+//! reads the index, not every record.
 //!
 //! A record is its JSON deflated behind a one-byte tag, without its large parts: Entra ID's
 //! PIN response (kept for ResendPin) is under `pin/`, and the sealed requests, creation options
@@ -35,9 +36,13 @@ fn due_key(id: &str) -> Vec<u8> {
     format!("due/{id}").into_bytes()
 }
 
-/// Set once the `due/` index holds every ongoing record (stores from before the index get it
-/// built at open).
-const INDEXED: &[u8] = b"meta/due_index";
+fn ye_key(ye_id: &str) -> Vec<u8> {
+    format!("ye/{ye_id}").into_bytes()
+}
+
+/// Set once the `due/` and `ye/` indexes hold every record (stores from before an index get
+/// it built at open).
+const INDEXED: &[u8] = b"meta/due_ye_index";
 
 /// The first byte of a deflated value (a plain JSON record starts with `{`).
 const DEFLATED: u8 = 1;
@@ -204,6 +209,11 @@ fn write(tree: &dyn Tree, b: &mut Batch, rec: &Record) -> Result<(), Error> {
             }
         }
     }
+    if let Some(ye) = rec.ye_shipment_id.as_deref()
+        && tree.get(&ye_key(ye))?.as_deref() != Some(rec.id.as_bytes())
+    {
+        b.insert(&ye_key(ye), rec.id.as_bytes());
+    }
     if rec.state == State::Ongoing {
         b.insert(&due_key(&rec.id), &rec.not_before.to_be_bytes());
     } else {
@@ -312,6 +322,14 @@ impl Shipments {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    /// The fpr id of the shipment YubiEnterprise knows as `ye_id`.
+    pub fn by_ye_id(&self, ye_id: &str) -> Result<Option<String>, Error> {
+        Ok(self
+            .tree
+            .get(&ye_key(ye_id))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     /// Stores a new record and its idempotency key in one atomic, durable write. Returns the id
     /// that holds the key (another one if a concurrent call won; then nothing was written).
     pub async fn create(&self, rec: &Record) -> Result<String, Error> {
@@ -344,9 +362,13 @@ impl Shipments {
         Ok(())
     }
 
-    /// Deletes a record (its idempotency key stays, so the key is never reused).
+    /// Deletes a record and its YubiEnterprise id (its idempotency key stays, so the key is never
+    /// reused).
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
         let mut b = Batch::default();
+        if let Some(ye) = self.get(id)?.and_then(|r| r.ye_shipment_id) {
+            b.remove(&ye_key(&ye));
+        }
         b.remove(&rec_key(id));
         b.remove(&pin_key(id));
         b.remove(&bulk_key(id));
@@ -727,5 +749,19 @@ mod tests {
         assert_eq!(ids(&done), (vec!["shp_4".into(), "shp_2".into()], false));
         let all = s.page(false, Some("shp_4"), 2, |_| true).unwrap();
         assert_eq!(ids(&all), (vec!["shp_3".into(), "shp_2".into()], true));
+    }
+
+    #[tokio::test]
+    async fn a_shipment_is_found_by_its_yubienterprise_id_until_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Shipments::open_dir(dir.path(), 1 << 20).unwrap();
+        let mut r = record("shp_1", "k1");
+        s.create(&r).await.unwrap();
+        assert_eq!(s.by_ye_id("ye-1").unwrap(), None);
+        r.ye_shipment_id = Some("ye-1".into());
+        s.put(&r).await.unwrap();
+        assert_eq!(s.by_ye_id("ye-1").unwrap().as_deref(), Some("shp_1"));
+        s.delete("shp_1").await.unwrap();
+        assert_eq!(s.by_ye_id("ye-1").unwrap(), None);
     }
 }
