@@ -673,6 +673,8 @@ pub struct Stack {
     pub vault: VaultFixture,
     /// The orchestrator's address.
     pub addr: std::net::SocketAddr,
+    /// The REST API's address, when `rest.listen` is set.
+    pub rest: Option<std::net::SocketAddr>,
     /// The orchestrator's store.
     pub store: PathBuf,
     /// The service (for starting the scheduler in tests).
@@ -763,6 +765,7 @@ impl Stack {
             .unwrap();
         let service = built.service.clone();
         let verifier = built.verifier.clone();
+        let rest = built.rest_addr();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -777,6 +780,7 @@ impl Stack {
             sandbox: sb,
             vault,
             addr,
+            rest,
             store: dir.path().join("store"),
             service,
             verifier,

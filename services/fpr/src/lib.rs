@@ -33,6 +33,8 @@ pub struct Up {
     pub smtp: SocketAddr,
     /// Orchestrator gRPC address.
     pub orchestrator: SocketAddr,
+    /// Orchestrator REST API address (the connector's `/v1/...`).
+    pub rest: SocketAddr,
     /// The sandbox's shipment clock.
     pub clock: fpr_sandbox::Clock,
     /// Generated sandbox users.
@@ -45,6 +47,8 @@ pub struct Running {
     pub sandbox_url: String,
     /// The orchestrator's address.
     pub orchestrator: SocketAddr,
+    /// The orchestrator's REST API address.
+    pub rest: SocketAddr,
     /// The vault's socket.
     pub vault_socket: PathBuf,
     /// A caller token for the orchestrator from the sandbox tenant.
@@ -137,9 +141,10 @@ pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
     let c = &sandbox_cfg;
     let orch_toml = format!(
         "listen = \"{listen}\"\nstore_path = \"{store}\"\nvault_socket = \"{sock}\"\n{upstreams}\
-         [jobs]\nprocess_schedule = \"*/10 * * * * *\"\n{attestation}",
+         [jobs]\nprocess_schedule = \"*/10 * * * * *\"\n[rest]\nlisten = \"{rest}\"\n{attestation}",
         attestation = fpr_sandbox::attestation_toml(&sandbox.attestation_root_pem()),
         listen = cfg.orchestrator,
+        rest = cfg.rest,
         store = dir.join("orchestrator/store").display(),
         sock = socket.display(),
         upstreams = c.orchestrator_toml(&base, None),
@@ -150,6 +155,9 @@ pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
         fpr_orchestrator::server::vault_channel(&socket)?,
     )
     .await?;
+    let rest = built
+        .rest_addr()
+        .context("the orchestrator's REST API is not listening")?;
     let jobs = fpr_orchestrator::scheduler::start(
         built.service.clone(),
         &orch_cfg.jobs.process_schedule,
@@ -181,6 +189,7 @@ pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
     Ok(Running {
         sandbox_url: base,
         orchestrator,
+        rest,
         vault_socket: socket,
         token,
         token_file,

@@ -60,6 +60,9 @@ enum Command {
         /// Orchestrator gRPC address.
         #[arg(long, default_value = "127.0.0.1:7400")]
         listen: SocketAddr,
+        /// Orchestrator REST API address (the FIDO Connector's /v1 API).
+        #[arg(long, default_value = "127.0.0.1:7480")]
+        rest: SocketAddr,
         /// The sandbox's shipment clock: realistic (Yubico locks, ships and delivers as in
         /// life, sped up), instant (shipped on first read) or manual (until the admin API says).
         #[arg(long, default_value = "realistic")]
@@ -468,6 +471,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             sandbox,
             smtp,
             listen,
+            rest,
             clock,
             speedup,
             seed_users,
@@ -477,6 +481,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 sandbox,
                 smtp,
                 orchestrator: listen,
+                rest,
                 clock: fpr_sandbox::Clock::from_name(&clock, speedup)
                     .map_err(anyhow::Error::msg)?,
                 seed_users,
@@ -504,6 +509,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     sandbox: any,
                     smtp: any,
                     orchestrator: any,
+                    rest: any,
                     clock: fpr_sandbox::Clock::Realistic { speedup: 36000.0 },
                     seed_users: 20,
                 })
@@ -703,6 +709,10 @@ async fn up(cfg: fpr::Up) -> anyhow::Result<()> {
     let o = running.orchestrator;
     println!("fpr is up (NO SECURITY: sandbox upstreams, for trying fpr out)");
     println!("  orchestrator  grpc://{o}   (fpr.v1.ShipmentService; health and reflection open)");
+    println!(
+        "  rest          http://{}   (the FIDO Connector's /v1 API; /openapi.json)",
+        running.rest
+    );
     println!("  vault         unix:{}", running.vault_socket.display());
     println!(
         "  sandbox       {}   (YubiEnterprise, Entra ID, Okta; admin API under /_sandbox/)",
@@ -722,6 +732,10 @@ async fn up(cfg: fpr::Up) -> anyhow::Result<()> {
     println!("  grpcurl -plaintext {o} list fpr.v1.ShipmentService");
     println!(
         "  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {o} fpr.v1.ShipmentService/GetStatus"
+    );
+    println!(
+        "  curl -s -H \"authorization: Bearer $TOKEN\" http://{}/v1/status",
+        running.rest
     );
     println!("  curl -s {}/_sandbox/users?idp=entra", running.sandbox_url);
     println!("Stop with Ctrl-C.");

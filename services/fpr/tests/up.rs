@@ -45,6 +45,24 @@ fn up_starts_everything_and_stops_on_sigterm() {
         for d in &status.dependencies {
             assert!(d.healthy, "{d:?}");
         }
+        // The banner's REST line: the connector's API, with the same token.
+        let rest = up
+            .banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("rest"))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        let settings: serde_json::Value = reqwest::Client::new()
+            .get(format!("{rest}/v1/status"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(settings["CRON_PROCESS_SHIPMENT_SCHEDULE"], "*/10 * * * * *");
     });
     let (rest, dir) = up.stop_keeping_data();
     assert!(rest.contains("fpr stopped"));

@@ -25,6 +25,8 @@ pub enum Command {
     Serve,
     /// Check the config (every setting, before anything binds) and exit.
     Check,
+    /// Print the OpenAPI 3.1 document of the REST API (also served at `/openapi.json`).
+    Openapi,
 }
 
 /// Runs the command; the exit code is 64 for a bad setting.
@@ -43,6 +45,10 @@ pub async fn main(cli: Cli) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
+    if let Some(Command::Openapi) = cli.command {
+        println!("{}", crate::rest::openapi_pretty());
+        return Ok(());
+    }
     let Some(path) = cli.config else {
         return Err(Error::Config {
             key: "--config".into(),
@@ -65,6 +71,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
     let workflow = built.service.workflow().clone();
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
     println!("fpr-orchestrator listening on {}", listener.local_addr()?);
+    if let Some(rest) = built.rest_addr() {
+        println!("fpr-orchestrator REST API on {rest}");
+    }
     // In-flight calls finish; the processing job stops between steps, then the jobs end.
     server::serve(built, listener, fpr_config::shutdown_signal()).await?;
     workflow.drain(std::time::Duration::from_secs(20)).await;

@@ -108,6 +108,44 @@ pub struct Config {
     /// a larger one is refused as malformed. 4 KiB to 64 MiB.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
+    /// The connector's REST API (off when absent).
+    #[serde(default)]
+    pub rest: Option<RestConfig>,
+}
+
+/// The HTTP listener serving the FIDO Connector's REST API (`/v1/...`) beside the gRPC one:
+/// same tokens and roles, TLS when `tls` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestConfig {
+    /// Listen address (ip:port).
+    pub listen: String,
+    /// The IdP of a create request without an `idp` field (the connector knows only Entra ID).
+    #[serde(default = "default_rest_idp")]
+    pub default_idp: RestIdp,
+    /// How long `POST /v1/fpr/shipments` waits for the order to be placed, to answer with the
+    /// YubiEnterprise shipment id as the connector does; past it, it answers with fpr's id and
+    /// `"order_placed": false` (the order is still placed). 0 to 5 minutes.
+    #[serde(default = "default_order_wait", with = "humantime_serde")]
+    pub order_wait: Duration,
+}
+
+/// The IdP of a REST create request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RestIdp {
+    /// Microsoft Entra ID.
+    Entra,
+    /// Okta.
+    Okta,
+}
+
+fn default_rest_idp() -> RestIdp {
+    RestIdp::Entra
+}
+
+fn default_order_wait() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_max_response_bytes() -> usize {
@@ -436,6 +474,17 @@ impl Config {
         {
             return bad("health_listen", "must be ip:port");
         }
+        if let Some(rest) = &self.rest {
+            if std::net::SocketAddr::from_str(&rest.listen).is_err() {
+                return bad("rest.listen", "must be ip:port");
+            }
+            if rest.order_wait > Duration::from_secs(300) {
+                return bad("rest.order_wait", "at most 5 minutes");
+            }
+            if rest.default_idp == RestIdp::Okta && self.okta.is_none() {
+                return bad("rest.default_idp", "okta needs an [okta] section");
+            }
+        }
         for (key, url) in [
             ("yubienterprise.base_url", &self.yubienterprise.base_url),
             ("entra.login_base", &self.entra.login_base),
@@ -630,6 +679,12 @@ impl Config {
         put(
             "FPR_PROCESS_CONCURRENCY",
             self.jobs.process_concurrency.to_string(),
+        );
+        put(
+            "FPR_REST_LISTEN",
+            self.rest
+                .as_ref()
+                .map_or_else(|| "off".to_owned(), |r| r.listen.clone()),
         );
         m
     }

@@ -1,6 +1,7 @@
-//! The fpr orchestrator: `fpr.v1.ShipmentService`. It validates requests, drives each shipment
-//! through YubiEnterprise, the IdP and the vault (see [`workflow`]), keeps the records in sled
-//! and runs the processing and cleanup jobs on cron schedules.
+//! The fpr orchestrator: `fpr.v1.ShipmentService` (and the FIDO Connector's REST API over it,
+//! see [`rest`]). It validates requests, drives each shipment through YubiEnterprise, the IdP
+//! and the vault (see [`workflow`]), keeps the records in its store and runs the processing
+//! and cleanup jobs on cron schedules.
 //!
 //! It never sees a PIN or a private key: it holds creation options, JWEs encrypted to Yubico or
 //! to the vault's keys, and public credential data. It never depends on `fpr-jose`.
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 mod error;
+pub mod rest;
 pub mod scheduler;
 pub mod server;
 pub mod service;

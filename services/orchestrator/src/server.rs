@@ -42,6 +42,19 @@ pub struct Built {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// The health-only plaintext listener's address, when configured.
     pub health_listen: Option<std::net::SocketAddr>,
+    /// The REST API's listener (bound), its settings and TLS, when configured.
+    pub rest: Option<(
+        TcpListener,
+        crate::config::RestConfig,
+        Option<tokio_rustls::TlsAcceptor>,
+    )>,
+}
+
+impl Built {
+    /// The address the REST API listens on, when configured.
+    pub fn rest_addr(&self) -> Option<std::net::SocketAddr> {
+        self.rest.as_ref().and_then(|(l, _, _)| l.local_addr().ok())
+    }
 }
 
 /// Opens the store and builds clients and the service; `vault` is the channel to the vault.
@@ -122,11 +135,29 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
     }
     let verifier = Verifier::start(config.auth.clone()).await;
     let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+    let rest = match &config.rest {
+        None => None,
+        Some(r) => {
+            let l = TcpListener::bind(&r.listen)
+                .await
+                .map_err(|e| Error::Config {
+                    key: "rest.listen".into(),
+                    reason: format!("bind {}: {e}", r.listen),
+                })?;
+            let tls = config
+                .tls
+                .as_ref()
+                .map(crate::tls::rest_acceptor)
+                .transpose()?;
+            Some((l, r.clone(), tls))
+        }
+    };
     Ok(Built {
         service,
         verifier,
         tls,
         health_listen: config.health_listen.as_deref().and_then(|h| h.parse().ok()),
+        rest,
     })
 }
 
@@ -159,6 +190,18 @@ pub async fn serve(
             .add_service(health_service.clone())
             .serve_with_incoming_shutdown(TcpListenerStream::new(l), stopped(stop_rx.clone()));
         tokio::spawn(server);
+    }
+    if let Some((l, cfg, tls)) = built.rest {
+        let addr = l.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(listen = %addr, "REST API (the connector's /v1) serving on {scheme}");
+        let router = crate::rest::router(built.service.clone(), built.verifier.clone(), cfg);
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::rest::serve(l, router, tls, stop).await {
+                tracing::warn!(error = %e, "The REST listener stopped");
+            }
+        });
     }
     let shutdown = stopped(stop_rx);
     let reflection = |b: tonic_reflection::server::Builder<'static>| {

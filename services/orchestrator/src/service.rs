@@ -78,6 +78,11 @@ impl ShipmentService {
         Self { wf, settings }
     }
 
+    /// The settings in effect, by the connector's names (secrets redacted).
+    pub fn settings(&self) -> &HashMap<String, String> {
+        &self.settings
+    }
+
     /// The workflow behind the service.
     pub fn workflow(&self) -> &Arc<Workflow> {
         &self.wf

@@ -87,8 +87,17 @@ impl ResolvesServerCert for Reloading {
     }
 }
 
-/// The acceptor for `cfg` (the files are read now: a bad one fails the start).
+/// The acceptor for `cfg`, for gRPC (the files are read now: a bad one fails the start).
 pub fn acceptor(cfg: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, Error> {
+    acceptor_alpn(cfg, b"h2")
+}
+
+/// The acceptor for `cfg`, for the REST API (HTTP/1.1).
+pub fn rest_acceptor(cfg: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, Error> {
+    acceptor_alpn(cfg, b"http/1.1")
+}
+
+fn acceptor_alpn(cfg: &TlsConfig, alpn: &[u8]) -> Result<tokio_rustls::TlsAcceptor, Error> {
     let bad = |reason: String| Error::Config {
         key: "tls".into(),
         reason,
@@ -104,7 +113,7 @@ pub fn acceptor(cfg: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, Error> {
             .map_err(|e| bad(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(resolver));
-    sc.alpn_protocols = vec![b"h2".to_vec()];
+    sc.alpn_protocols = vec![alpn.to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(sc)))
 }
 
