@@ -675,6 +675,8 @@ pub struct Stack {
     pub addr: std::net::SocketAddr,
     /// The REST API's address, when `rest.listen` is set.
     pub rest: Option<std::net::SocketAddr>,
+    /// The metrics address, when `metrics_listen` is set.
+    pub metrics: Option<std::net::SocketAddr>,
     /// The orchestrator's store.
     pub store: PathBuf,
     /// The service (for starting the scheduler in tests).
@@ -766,6 +768,7 @@ impl Stack {
         let service = built.service.clone();
         let verifier = built.verifier.clone();
         let rest = built.rest_addr();
+        let metrics = built.metrics_addr();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -781,6 +784,7 @@ impl Stack {
             vault,
             addr,
             rest,
+            metrics,
             store: dir.path().join("store"),
             service,
             verifier,

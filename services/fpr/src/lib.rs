@@ -35,6 +35,8 @@ pub struct Up {
     pub orchestrator: SocketAddr,
     /// Orchestrator REST API address (the connector's `/v1/...`).
     pub rest: SocketAddr,
+    /// Prometheus metrics address (`/metrics`: the vault's and the orchestrator's).
+    pub metrics: SocketAddr,
     /// The sandbox's shipment clock.
     pub clock: fpr_sandbox::Clock,
     /// Generated sandbox users.
@@ -49,6 +51,8 @@ pub struct Running {
     pub orchestrator: SocketAddr,
     /// The orchestrator's REST API address.
     pub rest: SocketAddr,
+    /// Where `/metrics` is served.
+    pub metrics: SocketAddr,
     /// The vault's socket.
     pub vault_socket: PathBuf,
     /// A caller token for the orchestrator from the sandbox tenant.
@@ -91,6 +95,9 @@ fn master_key(path: &Path) -> anyhow::Result<()> {
 pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
     let dir = &cfg.data_dir;
     std::fs::create_dir_all(dir.join("vault")).context("creating the data directory")?;
+    // One recorder for the vault and the orchestrator of this process, installed before
+    // either is built so both register their gauges.
+    fpr_telemetry::install();
     let sandbox_cfg = fpr_sandbox::Config {
         data_dir: Some(dir.join("sandbox")),
         smtp_listen: Some(cfg.smtp),
@@ -140,11 +147,12 @@ pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
 
     let c = &sandbox_cfg;
     let orch_toml = format!(
-        "listen = \"{listen}\"\nstore_path = \"{store}\"\nvault_socket = \"{sock}\"\n{upstreams}\
+        "listen = \"{listen}\"\nmetrics_listen = \"{metrics}\"\nstore_path = \"{store}\"\nvault_socket = \"{sock}\"\n{upstreams}\
          [jobs]\nprocess_schedule = \"*/10 * * * * *\"\n[rest]\nlisten = \"{rest}\"\n{attestation}",
         attestation = fpr_sandbox::attestation_toml(&sandbox.attestation_root_pem()),
         listen = cfg.orchestrator,
         rest = cfg.rest,
+        metrics = cfg.metrics,
         store = dir.join("orchestrator/store").display(),
         sock = socket.display(),
         upstreams = c.orchestrator_toml(&base, None),
@@ -158,6 +166,9 @@ pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
     let rest = built
         .rest_addr()
         .context("the orchestrator's REST API is not listening")?;
+    let metrics = built
+        .metrics_addr()
+        .context("the metrics listener is not listening")?;
     let jobs = fpr_orchestrator::scheduler::start(
         built.service.clone(),
         &orch_cfg.jobs.process_schedule,
@@ -190,6 +201,7 @@ pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
         sandbox_url: base,
         orchestrator,
         rest,
+        metrics,
         vault_socket: socket,
         token,
         token_file,

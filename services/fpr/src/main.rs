@@ -63,6 +63,9 @@ enum Command {
         /// Orchestrator REST API address (the FIDO Connector's /v1 API).
         #[arg(long, default_value = "127.0.0.1:7480")]
         rest: SocketAddr,
+        /// Prometheus metrics address (/metrics).
+        #[arg(long, default_value = "127.0.0.1:7490")]
+        metrics: SocketAddr,
         /// The sandbox's shipment clock: realistic (Yubico locks, ships and delivers as in
         /// life, sped up), instant (shipped on first read) or manual (until the admin API says).
         #[arg(long, default_value = "realistic")]
@@ -472,6 +475,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             smtp,
             listen,
             rest,
+            metrics,
             clock,
             speedup,
             seed_users,
@@ -482,6 +486,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 smtp,
                 orchestrator: listen,
                 rest,
+                metrics,
                 clock: fpr_sandbox::Clock::from_name(&clock, speedup)
                     .map_err(anyhow::Error::msg)?,
                 seed_users,
@@ -510,6 +515,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     smtp: any,
                     orchestrator: any,
                     rest: any,
+                    metrics: any,
                     clock: fpr_sandbox::Clock::Realistic { speedup: 36000.0 },
                     seed_users: 20,
                 })
@@ -712,6 +718,10 @@ async fn up(cfg: fpr::Up) -> anyhow::Result<()> {
     println!(
         "  rest          http://{}   (the FIDO Connector's /v1 API; /openapi.json)",
         running.rest
+    );
+    println!(
+        "  metrics       http://{}/metrics   (Prometheus: vault and orchestrator)",
+        running.metrics
     );
     println!("  vault         unix:{}", running.vault_socket.display());
     println!(

@@ -63,6 +63,20 @@ fn up_starts_everything_and_stops_on_sigterm() {
             .await
             .unwrap();
         assert_eq!(settings["CRON_PROCESS_SHIPMENT_SCHEDULE"], "*/10 * * * * *");
+        // The banner's metrics line: both services' metrics in one scrape.
+        let metrics = up
+            .banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("metrics"))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        assert!(text.contains("fpr_vault_jwks_age_seconds"), "{text}");
+        assert!(
+            text.contains("fpr_store_bytes{store=\"orchestrator\"}"),
+            "{text}"
+        );
     });
     let (rest, dir) = up.stop_keeping_data();
     assert!(rest.contains("fpr stopped"));

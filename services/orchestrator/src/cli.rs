@@ -71,6 +71,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
     let workflow = built.service.workflow().clone();
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
     println!("fpr-orchestrator listening on {}", listener.local_addr()?);
+    if let Some(m) = built.metrics_addr() {
+        println!("fpr-orchestrator metrics on http://{m}/metrics");
+    }
     if let Some(rest) = built.rest_addr() {
         println!("fpr-orchestrator REST API on {rest}");
     }

@@ -56,6 +56,10 @@ pub struct Config {
     /// speaks TLS. None: health is served on `listen` only.
     #[serde(default)]
     pub health_listen: Option<String>,
+    /// The admin listener (ip:port, plain HTTP) serving Prometheus metrics at `/metrics`, off
+    /// the API's port. None: off.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
     /// The store's directory (the shipments are in `shipments.redb` in it).
     #[serde(default = "default_store")]
     pub store_path: PathBuf,
@@ -474,6 +478,13 @@ impl Config {
         {
             return bad("health_listen", "must be ip:port");
         }
+        if self
+            .metrics_listen
+            .as_deref()
+            .is_some_and(|h| std::net::SocketAddr::from_str(h).is_err())
+        {
+            return bad("metrics_listen", "must be ip:port");
+        }
         if let Some(rest) = &self.rest {
             if std::net::SocketAddr::from_str(&rest.listen).is_err() {
                 return bad("rest.listen", "must be ip:port");
@@ -679,6 +690,10 @@ impl Config {
         put(
             "FPR_PROCESS_CONCURRENCY",
             self.jobs.process_concurrency.to_string(),
+        );
+        put(
+            "FPR_METRICS_LISTEN",
+            self.metrics_listen.clone().unwrap_or_else(|| "off".into()),
         );
         put(
             "FPR_REST_LISTEN",

@@ -48,12 +48,19 @@ pub struct Built {
         crate::config::RestConfig,
         Option<tokio_rustls::TlsAcceptor>,
     )>,
+    /// The metrics listener (bound), when configured.
+    pub metrics: Option<TcpListener>,
 }
 
 impl Built {
     /// The address the REST API listens on, when configured.
     pub fn rest_addr(&self) -> Option<std::net::SocketAddr> {
         self.rest.as_ref().and_then(|(l, _, _)| l.local_addr().ok())
+    }
+
+    /// The address metrics are served on (`/metrics`), when configured.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 }
 
@@ -152,12 +159,34 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
             Some((l, r.clone(), tls))
         }
     };
+    let metrics = match &config.metrics_listen {
+        None => None,
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await.map_err(|e| Error::Config {
+                key: "metrics_listen".into(),
+                reason: format!("bind {addr}: {e}"),
+            })?;
+            fpr_telemetry::install();
+            let file = config.store_path.join("shipments.redb");
+            let store = service.workflow().store().clone();
+            fpr_telemetry::on_scrape(move || {
+                metrics::gauge!("fpr_store_bytes", "store" => "orchestrator")
+                    .set(fpr_telemetry::disk_bytes(&file) as f64);
+                // 0 when nothing is ongoing, so an alert on its age never fires then.
+                let oldest = store.oldest_ongoing_created_at().ok().flatten();
+                metrics::gauge!("fpr_shipment_oldest_ongoing_created_seconds")
+                    .set(oldest.map_or(0.0, |t| t as f64));
+            });
+            Some(l)
+        }
+    };
     Ok(Built {
         service,
         verifier,
         tls,
         health_listen: config.health_listen.as_deref().and_then(|h| h.parse().ok()),
         rest,
+        metrics,
     })
 }
 
@@ -190,6 +219,15 @@ pub async fn serve(
             .add_service(health_service.clone())
             .serve_with_incoming_shutdown(TcpListenerStream::new(l), stopped(stop_rx.clone()));
         tokio::spawn(server);
+    }
+    if let Some(l) = built.metrics {
+        tracing::info!(listen = ?l.local_addr().ok(), "Metrics serving at /metrics");
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = fpr_telemetry::serve(l, stop).await {
+                tracing::warn!(error = %e, "The metrics listener stopped");
+            }
+        });
     }
     if let Some((l, cfg, tls)) = built.rest {
         let addr = l.local_addr()?;

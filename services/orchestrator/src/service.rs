@@ -249,7 +249,11 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             in_flight: None,
         };
         rec.reach(Step::Accepted, t);
-        let id = check_id(&self.wf.store().create(&rec).await.map_err(Status::from)?)?;
+        let stored = self.wf.store().create(&rec).await.map_err(Status::from)?;
+        if stored == rec.id {
+            crate::workflow::reached(rec.idp, Step::Accepted);
+        }
+        let id = check_id(&stored)?;
         fpr_config::danger::crash_point("orchestrator.after_accept");
         let span = info_span!("create_shipment", shipment.id = %id, user.id = %r.user_id);
         if r.accept_only {

@@ -442,6 +442,18 @@ impl Shipments {
         Ok((out, more))
     }
 
+    /// When the oldest ongoing shipment was created (unix seconds); None when none is ongoing.
+    /// Reads one index entry and one record (ids sort by creation).
+    pub fn oldest_ongoing_created_at(&self) -> Result<Option<i64>, Error> {
+        let Some((k, _)) = self.tree.scan_page(b"due/", None, 1)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let key = String::from_utf8_lossy(&k);
+        Ok(self
+            .get(key.trim_start_matches("due/"))?
+            .map(|r| r.created_at))
+    }
+
     /// Ids of ongoing records whose wait is over at `now`, oldest first.
     pub fn due(&self, now: i64) -> Result<Vec<ShipmentId>, Error> {
         self.index(now)
@@ -763,5 +775,21 @@ mod tests {
         assert_eq!(s.by_ye_id("ye-1").unwrap().as_deref(), Some("shp_1"));
         s.delete("shp_1").await.unwrap();
         assert_eq!(s.by_ye_id("ye-1").unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_oldest_ongoing_shipment_is_found_from_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Shipments::open_dir(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.oldest_ongoing_created_at().unwrap(), None);
+        for (i, created) in [(1, 100), (2, 200), (3, 300)] {
+            let mut r = record(&format!("shp_{i}"), &format!("k{i}"));
+            r.created_at = created;
+            if i == 1 {
+                r.state = State::Complete;
+            }
+            s.create(&r).await.unwrap();
+        }
+        assert_eq!(s.oldest_ongoing_created_at().unwrap(), Some(200));
     }
 }

@@ -117,12 +117,21 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 );
             }
             let grace = config.server.shutdown_grace;
+            let (metrics_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            if let Some(addr) = server::serve_metrics(&config, async move {
+                let _ = stopped.await;
+            })
+            .await?
+            {
+                println!("fpr-vault metrics on http://{addr}/metrics");
+            }
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             let serving = tokio::spawn(server::serve(service, listener, uids, async move {
                 let _ = rx.await;
             }));
             fpr_config::shutdown_signal().await;
             let _ = tx.send(());
+            let _ = metrics_stop.send(());
             match tokio::time::timeout(grace, serving).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Ok(()),

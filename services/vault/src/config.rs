@@ -65,6 +65,10 @@ pub struct ServerConfig {
     /// Time to finish in-flight calls after SIGTERM.
     #[serde(default = "default_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Address (ip:port, plain HTTP) of the admin listener serving Prometheus metrics at
+    /// `/metrics` (no secret, no shipment id in them). None: off.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +78,7 @@ impl Default for ServerConfig {
             allowed_uids: Vec::new(),
             tls: None,
             shutdown_grace: default_grace(),
+            metrics_listen: None,
         }
     }
 }
@@ -463,6 +468,7 @@ fn default_smtp_tls() -> SmtpTls {
 /// Environment variables that override the file, and the setting each one sets.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("FPR_VAULT_LISTEN", "server.listen"),
+    ("FPR_VAULT_METRICS_LISTEN", "server.metrics_listen"),
     ("FPR_VAULT_STORE_PATH", "store.path"),
     ("FPR_VAULT_MASTER_KEY_FILE", "store.master_key_file"),
     (
@@ -526,6 +532,14 @@ impl Config {
                 );
             }
             _ => {}
+        }
+        if self
+            .server
+            .metrics_listen
+            .as_deref()
+            .is_some_and(|m| m.parse::<std::net::SocketAddr>().is_err())
+        {
+            return bad("server.metrics_listen", "must be ip:port");
         }
         if self.store.master_key_file.is_none() && self.store.master_key_env.is_none() {
             return bad(
@@ -707,6 +721,13 @@ impl Config {
             m.insert(k.to_owned(), v);
         };
         put("FPR_VAULT_LISTEN", self.server.listen.clone());
+        put(
+            "FPR_VAULT_METRICS_LISTEN",
+            self.server
+                .metrics_listen
+                .clone()
+                .unwrap_or_else(|| "off".into()),
+        );
         put(
             "FPR_VAULT_ALLOWED_UIDS",
             format!("{:?}", self.server.allowed_uids),

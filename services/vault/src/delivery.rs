@@ -82,7 +82,7 @@ impl Channel {
     ) -> Result<Sent, Error> {
         let body = render(&self.cfg.template, pin, ctx);
         let id = fpr_jose::util::random_id().map_err(Error::Crypto)?;
-        match (self.cfg.channel, &self.cfg.smtp, &self.cfg.webhook) {
+        let sent = match (self.cfg.channel, &self.cfg.smtp, &self.cfg.webhook) {
             (ChannelKind::Smtp, Some(smtp), _) => self.send_smtp(smtp, &id, body, recipients).await,
             (ChannelKind::Webhook, _, Some(hook)) => {
                 self.send_webhook(hook, &id, body, pin, recipients, ctx)
@@ -92,7 +92,14 @@ impl Channel {
                 key: "delivery".into(),
                 reason: "channel settings missing".into(),
             }),
-        }
+        };
+        let outcome = match &sent {
+            Ok(_) => "ok",
+            Err(e) => e.reason(),
+        };
+        metrics::counter!("fpr_pin_deliveries_total", "channel" => self.name(), "outcome" => outcome)
+            .increment(1);
+        sent
     }
 
     async fn send_smtp(

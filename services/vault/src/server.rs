@@ -83,6 +83,9 @@ pub async fn build(config: &Config) -> Result<VaultService, Error> {
             .map(|t| t.allowed_client_sha256.clone())
             .unwrap_or_default(),
     };
+    if config.server.metrics_listen.is_some() || fpr_telemetry::installed() {
+        gauges_on_scrape(&keys, config.store.path.clone());
+    }
     let service = VaultService::new(
         keystore,
         keys,
@@ -93,6 +96,41 @@ pub async fn build(config: &Config) -> Result<VaultService, Error> {
     );
     spawn_master_key_watch(service.downgrade(), config.clone());
     Ok(service)
+}
+
+/// Gauges read at each scrape: the age of each Yubico key set and the size of the key store.
+fn gauges_on_scrape(keys: &YubicoKeys, store: std::path::PathBuf) {
+    fpr_telemetry::install();
+    let keys = keys.clone();
+    fpr_telemetry::on_scrape(move || {
+        let now = time::OffsetDateTime::now_utc();
+        for kind in [crate::jwks::Kind::Transport, crate::jwks::Kind::Signing] {
+            if let Some(at) = keys.current(kind).fetched_at {
+                metrics::gauge!("fpr_vault_jwks_age_seconds", "set" => kind.name())
+                    .set((now - at).as_seconds_f64());
+            }
+        }
+        metrics::gauge!("fpr_store_bytes", "store" => "vault")
+            .set(fpr_telemetry::disk_bytes(&store) as f64);
+    });
+}
+
+/// Serves Prometheus metrics on `server.metrics_listen` until `shutdown`, when it is set; the
+/// bound address.
+pub async fn serve_metrics(
+    config: &Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Option<std::net::SocketAddr>, Error> {
+    let Some(addr) = &config.server.metrics_listen else {
+        return Ok(None);
+    };
+    fpr_telemetry::spawn(addr, shutdown)
+        .await
+        .map(Some)
+        .map_err(|e| Error::Config {
+            key: "server.metrics_listen".into(),
+            reason: format!("bind {addr}: {e}"),
+        })
 }
 
 /// Rotation while serving: on SIGHUP, and every `store.master_key_check_interval`, the master

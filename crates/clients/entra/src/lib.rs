@@ -225,7 +225,12 @@ impl Client {
             ("scope", "https://graph.microsoft.com/.default"),
             ("grant_type", "client_credentials"),
         ];
-        let (_, body) = send("entra-login", self.http.post(url).form(&form)).await?;
+        let (_, body) = send(
+            "entra-login",
+            "POST /{tenant}/oauth2/v2.0/token",
+            self.http.post(url).form(&form),
+        )
+        .await?;
         let v: Value = json("entra-login", &body)?;
         let token = v
             .get("access_token")
@@ -243,10 +248,11 @@ impl Client {
         Ok(value)
     }
 
-    async fn get(&self, version: &str, path: &str) -> Result<Value, Error> {
+    async fn get(&self, route: &'static str, version: &str, path: &str) -> Result<Value, Error> {
         let token = self.token().await?;
         let (_, body) = send(
             UP,
+            route,
             self.http
                 .get(self.graph_url(version, path))
                 .bearer_auth(token.expose_secret()),
@@ -264,6 +270,7 @@ impl Client {
     pub async fn user(&self, id: &str) -> Result<User, Error> {
         let v = self
             .get(
+                "GET /users/{id}",
                 "v1.0",
                 &format!(
                     "/users{}?$select=id,displayName,mail,userPrincipalName,otherMails",
@@ -278,6 +285,7 @@ impl Client {
     pub async fn manager(&self, id: &str) -> Result<Option<User>, Error> {
         match self
             .get(
+                "GET /users/{id}/manager",
                 "v1.0",
                 &format!(
                     "/users{}/manager?$select=id,displayName,mail,userPrincipalName,otherMails",
@@ -306,7 +314,13 @@ impl Client {
                 user_path(user_id)
             ),
         };
-        let mut v = self.get(self.version(), &path).await?;
+        let mut v = self
+            .get(
+                "GET /users/{id}/authentication/fido2Methods/creationOptions",
+                self.version(),
+                &path,
+            )
+            .await?;
         strip_odata(&mut v);
         v.get("publicKey").cloned().ok_or(Error::Malformed {
             upstream: UP,
@@ -318,6 +332,7 @@ impl Client {
     pub async fn methods(&self, user_id: &str) -> Result<Vec<Method>, Error> {
         let v = self
             .get(
+                "GET /users/{id}/authentication/fido2Methods",
                 "v1.0",
                 &format!("/users{}/authentication/fido2Methods", user_path(user_id)),
             )
@@ -365,6 +380,7 @@ impl Client {
         );
         let (_, bytes) = send(
             UP,
+            "POST /users/{id}/authentication/fido2Methods",
             self.http
                 .post(url)
                 .bearer_auth(token.expose_secret())

@@ -144,7 +144,12 @@ impl Client {
             ),
             ("client_assertion", assertion.as_str()),
         ];
-        let (_, body) = send("okta-oauth", self.http.post(token_url).form(&form)).await?;
+        let (_, body) = send(
+            "okta-oauth",
+            "POST /oauth2/v1/token",
+            self.http.post(token_url).form(&form),
+        )
+        .await?;
         let v: Value = json("okta-oauth", &body)?;
         let t = v
             .get("access_token")
@@ -176,9 +181,10 @@ impl Client {
             .header("accept", "application/json"))
     }
 
-    async fn post(&self, path: &str, body: &Value) -> Result<Vec<u8>, Error> {
+    async fn post(&self, route: &'static str, path: &str, body: &Value) -> Result<Vec<u8>, Error> {
         send(
             UP,
+            route,
             self.auth(self.http.post(self.url(path)).json(body)).await?,
         )
         .await
@@ -190,6 +196,7 @@ impl Client {
         let enc = fpr_upstream::seg(id);
         let (_, b) = send(
             UP,
+            "GET /api/v1/users/{id}",
             self.auth(self.http.get(self.url(&format!("/api/v1/users/{enc}"))))
                 .await?,
         )
@@ -230,7 +237,16 @@ impl Client {
         transport_jwk: &Value,
     ) -> Result<Enrollment, Error> {
         let body = json!({"enrollmentRpIds": rp_ids, "fulfillmentProvider": "yubico", "userId": user_id, "yubicoTransportKeyJWK": transport_jwk});
-        let v: Value = json(UP, &self.post(&format!("{PRE}/enroll"), &body).await?)?;
+        let v: Value = json(
+            UP,
+            &self
+                .post(
+                    "POST /webauthn-registration/api/v1/enroll",
+                    &format!("{PRE}/enroll"),
+                    &body,
+                )
+                .await?,
+        )?;
         let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_owned);
         Ok(Enrollment {
             id: s("/credRequests/0/authenticatorEnrollmentId").ok_or(Error::Malformed {
@@ -265,17 +281,25 @@ impl Client {
             "fulfillmentProvider": "yubico", "pinResponseJwe": pin_response_jwe, "serial": serial, "userId": user_id,
             "version": version, "yubicoSigningJwks": signing_keys,
         });
-        self.post(&format!("{PRE}/activate"), &body)
-            .await
-            .map(|_| ())
+        self.post(
+            "POST /webauthn-registration/api/v1/activate",
+            &format!("{PRE}/activate"),
+            &body,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `POST /send-pin`: Okta e-mails the PIN (again, on repeat calls).
     pub async fn send_pin(&self, user_id: &str, enrollment_id: &str) -> Result<(), Error> {
         let body = json!({"authenticatorEnrollmentId": enrollment_id, "fulfillmentProvider": "yubico", "userId": user_id});
-        self.post(&format!("{PRE}/send-pin"), &body)
-            .await
-            .map(|_| ())
+        self.post(
+            "POST /webauthn-registration/api/v1/send-pin",
+            &format!("{PRE}/send-pin"),
+            &body,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `GET /users/{userId}/enrollments`: the user's preregistration factors. Status strings
@@ -283,6 +307,7 @@ impl Client {
     pub async fn enrollments(&self, user_id: &str) -> Result<Vec<Factor>, Error> {
         let (_, b) = send(
             UP,
+            "GET /webauthn-registration/api/v1/users/{id}/enrollments",
             self.auth(
                 self.http
                     .get(self.url(&format!("{PRE}/users/{}/enrollments", seg(user_id)))),
@@ -317,6 +342,7 @@ impl Client {
     pub async fn delete_enrollment(&self, user_id: &str, enrollment_id: &str) -> Result<(), Error> {
         match send(
             UP,
+            "DELETE /webauthn-registration/api/v1/users/{id}/enrollments/{id}",
             self.auth(self.http.delete(self.url(&format!(
                 "{PRE}/users/{}/enrollments/{}",
                 seg(user_id),
@@ -335,6 +361,7 @@ impl Client {
     pub async fn mark_error(&self, user_id: &str, enrollment_id: &str) -> Result<(), Error> {
         send(
             UP,
+            "POST /webauthn-registration/api/v1/users/{id}/enrollments/{id}/mark-error",
             self.auth(self.http.post(self.url(&format!(
                 "{PRE}/users/{}/enrollments/{}/mark-error",
                 seg(user_id),

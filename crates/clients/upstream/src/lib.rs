@@ -204,8 +204,51 @@ pub fn error_of(body: &[u8]) -> (Option<String>, String) {
     (s("/field"), s("/message").unwrap_or_default())
 }
 
-/// Sends `req` and returns the body of a 2xx answer, or the classified error.
+/// Sends `req` and returns the body of a 2xx answer, or the classified error. `route` is the
+/// request's template (`POST /fpr/shipments`, ids as `{id}`): it labels the metrics
+/// `fpr_upstream_requests_total` (with the status, or `timeout` / `error`),
+/// `fpr_upstream_request_duration_seconds` and `fpr_upstream_retry_after_seconds`.
 pub async fn send(
+    upstream: &'static str,
+    route: &'static str,
+    req: reqwest::RequestBuilder,
+) -> Result<(u16, Vec<u8>), Error> {
+    let started = std::time::Instant::now();
+    let result = send_timed(upstream, req).await;
+    let status = status_label(&result);
+    metrics::counter!("fpr_upstream_requests_total", "upstream" => upstream, "route" => route, "status" => status).increment(1);
+    metrics::histogram!("fpr_upstream_request_duration_seconds", "upstream" => upstream, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    if let Err(Error::Transient {
+        retry_after: Some(wait),
+        ..
+    }) = &result
+    {
+        metrics::histogram!("fpr_upstream_retry_after_seconds", "upstream" => upstream)
+            .record(*wait as f64);
+    }
+    result
+}
+
+/// The `status` label of a request's outcome: the HTTP status, or what stopped it.
+fn status_label(result: &Result<(u16, Vec<u8>), Error>) -> String {
+    match result {
+        Ok((s, _)) => s.to_string(),
+        Err(Error::Transient { reason, .. }) => match reason.strip_prefix("HTTP ") {
+            Some(r) => r.chars().take_while(char::is_ascii_digit).collect(),
+            None if reason == "timed out" => "timeout".into(),
+            None => "error".into(),
+        },
+        Err(Error::NotFound { .. }) => "404".into(),
+        Err(Error::Unauthorized { status, .. } | Error::Rejected { status, .. }) => {
+            status.to_string()
+        }
+        Err(Error::Malformed { .. }) => "malformed".into(),
+        Err(Error::Secret { .. }) => "secret".into(),
+    }
+}
+
+async fn send_timed(
     upstream: &'static str,
     req: reqwest::RequestBuilder,
 ) -> Result<(u16, Vec<u8>), Error> {
@@ -394,7 +437,9 @@ pub fn key_fetch_client(timeout: Duration) -> reqwest::Client {
 /// GETs `url` with `client` and returns a 2xx body, capped at [`max_body`]; a redirect is an
 /// error.
 pub async fn fetch_capped(client: &reqwest::Client, url: url::Url) -> Result<Vec<u8>, Error> {
-    send("keys", client.get(url)).await.map(|(_, body)| body)
+    send("keys", "GET jwks", client.get(url))
+        .await
+        .map(|(_, body)| body)
 }
 
 #[cfg(test)]

@@ -133,6 +133,7 @@ impl Client {
     pub async fn create_fpr_shipment(&self, body: &Value) -> Result<(String, u32), Error> {
         let (_, bytes) = send(
             UP,
+            "POST /fpr/shipments",
             self.auth(self.http.post(self.url("/fpr/shipments")).json(body))?,
         )
         .await?;
@@ -155,6 +156,7 @@ impl Client {
     pub async fn get_fpr_shipment(&self, id: &str) -> Result<FprShipment, Error> {
         let (_, bytes) = send(
             UP,
+            "GET /fpr/shipments/{id}",
             self.auth(
                 self.http
                     .get(self.url(&format!("/fpr/shipments/{}", seg(id)))),
@@ -208,6 +210,7 @@ impl Client {
     pub async fn list_shipments(&self, offset: u64, limit: u32) -> Result<Page, Error> {
         let (_, bytes) = send(
             UP,
+            "GET /shipments_exact",
             self.auth(
                 self.http
                     .get(self.url("/shipments_exact"))
@@ -260,6 +263,7 @@ impl Client {
     pub async fn update_exact(&self, id: &str, flat: &Value) -> Result<(), Error> {
         send(
             UP,
+            "PUT /shipments_exact/{id}",
             self.auth(
                 self.http
                     .put(self.url(&format!("/shipments_exact/{}", seg(id))))
@@ -274,6 +278,7 @@ impl Client {
     pub async fn delete_exact(&self, id: &str) -> Result<(), Error> {
         send(
             UP,
+            "DELETE /shipments_exact/{id}",
             self.auth(
                 self.http
                     .delete(self.url(&format!("/shipments_exact/{}", seg(id)))),
@@ -285,9 +290,13 @@ impl Client {
 
     /// `GET /products`, as a health check.
     pub async fn ping(&self) -> Result<(), Error> {
-        send(UP, self.auth(self.http.get(self.url("/products")))?)
-            .await
-            .map(|_| ())
+        send(
+            UP,
+            "GET /products",
+            self.auth(self.http.get(self.url("/products")))?,
+        )
+        .await
+        .map(|_| ())
     }
 }
 

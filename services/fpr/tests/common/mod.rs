@@ -68,6 +68,8 @@ impl Up {
                 "127.0.0.1:0",
                 "--rest",
                 "127.0.0.1:0",
+                "--metrics",
+                "127.0.0.1:0",
             ])
             .arg("--data-dir")
             .arg(dir.path().join("data"))

@@ -20,6 +20,7 @@ impl Workflow {
     ) -> Result<fpr_proto::v1::ProcessShipmentsResponse, Error> {
         use futures_util::StreamExt as _;
         let _running = self.process_lock.lock().await;
+        let started = std::time::Instant::now();
         let due = self.store.due(now())?;
         let mut out = fpr_proto::v1::ProcessShipmentsResponse {
             examined: due.len() as u32,
@@ -58,6 +59,14 @@ impl Workflow {
             deferred = out.deferred,
             "Processing run done"
         );
+        let outcome = if first_error.is_some() {
+            "failed"
+        } else {
+            "ok"
+        };
+        metrics::counter!("fpr_process_runs_total", "outcome" => outcome).increment(1);
+        metrics::histogram!("fpr_process_run_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         match first_error {
             Some(e) => Err(e),
             None => Ok(out),

@@ -144,6 +144,20 @@ pub(crate) trait IdpFlow {
     async fn cancel(&self, rec: &Record) -> Result<(), Error>;
 }
 
+/// The `idp` label.
+pub(crate) fn idp_label(idp: Idp) -> &'static str {
+    match idp {
+        Idp::Entra => "entra",
+        Idp::Okta => "okta",
+    }
+}
+
+/// Counts a shipment reaching `step` (`fpr_shipment_steps_total`).
+pub(crate) fn reached(idp: Idp, step: Step) {
+    metrics::counter!("fpr_shipment_steps_total", "idp" => idp_label(idp), "step" => step.name())
+        .increment(1);
+}
+
 /// Now, unix milliseconds.
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -362,6 +376,9 @@ impl Workflow {
                 match self.step(&mut rec).await {
                     Ok(()) => {
                         self.save(&rec).await?;
+                        if rec.step != before {
+                            reached(rec.idp, rec.step);
+                        }
                         if rec.state == State::Complete {
                             info!("Shipment complete");
                             return Ok(Outcome::Completed);
@@ -383,6 +400,8 @@ impl Workflow {
                         }
                         rec.fail(kind, &message, now());
                         self.save(&rec).await?;
+                        metrics::counter!("fpr_shipment_errors_total", "idp" => idp_label(rec.idp), "kind" => kind)
+                            .increment(1);
                         return Ok(Outcome::Errored);
                     }
                     Err(Stop::Retry(message, retry_after)) => {
@@ -391,6 +410,8 @@ impl Workflow {
                         info!(%message, wait, "Transient failure; will retry");
                         rec.defer(&message, wait, now());
                         self.save(&rec).await?;
+                        metrics::counter!("fpr_shipment_retries_total", "idp" => idp_label(rec.idp), "step" => rec.step.name())
+                            .increment(1);
                         return Ok(Outcome::Deferred);
                     }
                     Err(Stop::Internal(e)) => return Err(e),

@@ -164,6 +164,12 @@ impl Vault {
     /// Records `op`'s outcome in the audit log (flushed), and a refused Yubico response at
     /// WARN. An audit log that cannot be written fails the operation's answer.
     fn audit<T>(&self, event: Event, result: Result<T, Error>) -> Result<T, Error> {
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.reason(),
+        };
+        metrics::counter!("fpr_vault_operations_total", "op" => event.op, "outcome" => outcome)
+            .increment(1);
         let mut event = event;
         match &result {
             Ok(_) => event.outcome = "ok".into(),
