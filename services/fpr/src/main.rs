@@ -723,7 +723,10 @@ async fn up(cfg: fpr::Up) -> anyhow::Result<()> {
         "  metrics       http://{}/metrics   (Prometheus: vault and orchestrator)",
         running.metrics
     );
-    println!("  vault         unix:{}", running.vault_socket.display());
+    println!(
+        "  vault         unix:{}   (grpcurl: -unix -authority localhost)",
+        running.vault_socket.display()
+    );
     println!(
         "  sandbox       {}   (YubiEnterprise, Entra ID, Okta; admin API under /_sandbox/)",
         running.sandbox_url

@@ -112,7 +112,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     path.display()
                 );
                 println!(
-                    "try: grpcurl -plaintext -unix {} fpr.vault.v1.VaultService/GetStatus",
+                    "try: grpcurl -plaintext -unix -authority localhost {} fpr.vault.v1.VaultService/GetStatus",
                     path.display()
                 );
             }
