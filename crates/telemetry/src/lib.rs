@@ -1,11 +1,13 @@
-//! Metrics for fpr's services: one Prometheus recorder per process (the `metrics` facade, so
-//! any crate records with `metrics::counter!` and friends without a handle), served as text at
-//! `/metrics` on an admin listener apart from the API.
+//! Telemetry of fpr's processes. Metrics: one Prometheus recorder per process (the `metrics`
+//! facade, so any crate records with `metrics::counter!` without a handle), served as text at
+//! `/metrics` on an admin listener apart from the API. Logs and traces: [`trace`].
 //!
-//! It must never carry a user id, an address, a shipment id or a secret in a label: labels are
-//! closed sets (an upstream, a route template, a step, an error kind, an outcome).
+//! It must never carry a user id, an address, a shipment id or a secret in a metric label:
+//! labels are closed sets (an upstream, a route template, a step, an error kind, an outcome).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod trace;
 
 use std::sync::{Mutex, OnceLock};
 

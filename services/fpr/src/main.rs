@@ -412,13 +412,6 @@ fn main() -> ExitCode {
         cli.command,
         Command::Vault(_) | Command::Orchestrator(_) | Command::Sandbox(_)
     );
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FPR_LOG")
-                .unwrap_or_else(|_| if service { "info" } else { "warn" }.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -430,7 +423,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
+    // The trace exporter's connection lives on the runtime: made inside it, flushed before it
+    // ends.
+    let telemetry = {
+        let _inside = rt.enter();
+        fpr_telemetry::trace::init("fpr", if service { "info" } else { "warn" }, true, None)
+    };
+    let code = rt.block_on(async move {
         match run(cli).await {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
@@ -438,7 +437,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    drop(telemetry);
+    code
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {

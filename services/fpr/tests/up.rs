@@ -90,3 +90,56 @@ fn up_stops_when_its_terminal_closes() {
     let (rest, _dir) = up.stop_with("-HUP");
     assert!(rest.contains("fpr stopped"));
 }
+
+/// `FPR_LOG_FORMAT=json`: every log line is a JSON object, and the lines a shipment's steps
+/// write carry its id and, with traces on, the step's trace id.
+#[test]
+fn json_logs_carry_the_shipment_and_the_trace() {
+    // Traces on (the collector is not there: the export fails quietly, the ids exist).
+    let up = common::Up::start_env(
+        tempfile::tempdir().unwrap(),
+        &[],
+        &[
+            ("FPR_LOG_FORMAT", "json"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+        ],
+    );
+    let out = up
+        .command(&[
+            "demo",
+            "--sandbox",
+            &up.sandbox,
+            "--entra",
+            "1",
+            "--okta",
+            "0",
+            "--timeout",
+            "90",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = up.log();
+    let mut stepped = 0;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        if v["span"]["name"] == "shipment.step" {
+            let id = v["span"]["shipment.id"].as_str().unwrap_or_default();
+            assert!(id.starts_with("shp_"), "{line}");
+            let trace = v["span"]["trace_id"].as_str().unwrap_or_default();
+            assert_eq!(trace.len(), 32, "{line}");
+            stepped += 1;
+        }
+    }
+    assert!(stepped > 0, "no line from a shipment's step: {log}");
+    up.stop();
+}

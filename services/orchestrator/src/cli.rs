@@ -56,6 +56,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
         });
     };
     let cfg = config::Config::load(&path, &config::Env)?;
+    if let Some(f) = fpr_telemetry::trace::LogFormat::parse(&cfg.log_format) {
+        fpr_telemetry::trace::set_log_format(f);
+    }
     fpr_config::danger::warn_if_armed();
     if let Some(Command::Check) = cli.command {
         println!("config ok: {}", path.display());

@@ -60,6 +60,10 @@ pub struct Config {
     /// the API's port. None: off.
     #[serde(default)]
     pub metrics_listen: Option<String>,
+    /// Log lines as `text` (default) or `json` (one object a line, with span fields such as
+    /// `shipment.id` and `trace_id`). `FPR_LOG_FORMAT` applies before the file is read.
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
     /// The store's directory (the shipments are in `shipments.redb` in it).
     #[serde(default = "default_store")]
     pub store_path: PathBuf,
@@ -142,6 +146,10 @@ pub enum RestIdp {
     Entra,
     /// Okta.
     Okta,
+}
+
+fn default_log_format() -> String {
+    "text".into()
 }
 
 fn default_rest_idp() -> RestIdp {
@@ -412,6 +420,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "entra.challenge_timeout_minutes",
     ),
     ("CRON_PROCESS_SHIPMENT_SCHEDULE", "jobs.process_schedule"),
+    ("FPR_LOG_FORMAT", "log_format"),
     ("CRON_DATA_CLEANUP_SCHEDULE", "jobs.cleanup_schedule"),
     (
         "CRON_DATA_CLEANUP_COMPLETED_DAYS",
@@ -484,6 +493,9 @@ impl Config {
             .is_some_and(|h| std::net::SocketAddr::from_str(h).is_err())
         {
             return bad("metrics_listen", "must be ip:port");
+        }
+        if fpr_telemetry::trace::LogFormat::parse(&self.log_format).is_none() {
+            return bad("log_format", "text or json");
         }
         if let Some(rest) = &self.rest {
             if std::net::SocketAddr::from_str(&rest.listen).is_err() {

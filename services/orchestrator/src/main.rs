@@ -6,11 +6,6 @@ use clap::Parser as _;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FPR_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    let _telemetry = fpr_telemetry::trace::init("fpr-orchestrator", "info", false, None);
     fpr_orchestrator::cli::main(fpr_orchestrator::cli::Cli::parse()).await
 }

@@ -262,7 +262,7 @@ pub async fn serve(
         .layer(AuthLayer::new(built.verifier))
         .service(ShipmentServiceServer::new(built.service));
     let router = tonic::transport::Server::builder()
-        .trace_fn(|req| tracing::info_span!("rpc", rpc.method = %req.uri().path()))
+        .trace_fn(fpr_telemetry::trace::rpc_span)
         .add_service(health_service)
         .add_service(v1)
         .add_service(v1alpha)

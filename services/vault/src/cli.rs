@@ -101,6 +101,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
     };
     match cli.command {
         None | Some(Command::Serve) | Some(Command::Dev { .. }) => {
+            if let Some(f) = fpr_telemetry::trace::LogFormat::parse(&config.server.log_format) {
+                fpr_telemetry::trace::set_log_format(f);
+            }
             fpr_config::danger::warn_if_armed();
             let service = server::build(&config).await?;
             let listener = server::bind(&config).await?;

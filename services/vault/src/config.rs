@@ -69,6 +69,14 @@ pub struct ServerConfig {
     /// `/metrics` (no secret, no shipment id in them). None: off.
     #[serde(default)]
     pub metrics_listen: Option<String>,
+    /// Log lines as `text` (default) or `json` (one object a line, with span fields such as
+    /// the shipment and the trace id). `FPR_LOG_FORMAT` applies before the file is read.
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+}
+
+fn default_log_format() -> String {
+    "text".into()
 }
 
 impl Default for ServerConfig {
@@ -79,6 +87,7 @@ impl Default for ServerConfig {
             tls: None,
             shutdown_grace: default_grace(),
             metrics_listen: None,
+            log_format: default_log_format(),
         }
     }
 }
@@ -469,6 +478,7 @@ fn default_smtp_tls() -> SmtpTls {
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("FPR_VAULT_LISTEN", "server.listen"),
     ("FPR_VAULT_METRICS_LISTEN", "server.metrics_listen"),
+    ("FPR_LOG_FORMAT", "server.log_format"),
     ("FPR_VAULT_STORE_PATH", "store.path"),
     ("FPR_VAULT_MASTER_KEY_FILE", "store.master_key_file"),
     (
@@ -540,6 +550,9 @@ impl Config {
             .is_some_and(|m| m.parse::<std::net::SocketAddr>().is_err())
         {
             return bad("server.metrics_listen", "must be ip:port");
+        }
+        if fpr_telemetry::trace::LogFormat::parse(&self.server.log_format).is_none() {
+            return bad("server.log_format", "text or json");
         }
         if self.store.master_key_file.is_none() && self.store.master_key_env.is_none() {
             return bad(

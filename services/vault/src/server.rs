@@ -273,9 +273,10 @@ pub fn allowed_uids(config: &Config, listener: &Listener) -> Vec<u32> {
     }
 }
 
-/// One span per RPC, from the request line and headers only (never the body).
+/// One span per RPC, from the request line and headers only (never the body), continuing the
+/// caller's trace when the call carries one.
 fn rpc_span(req: &http::Request<()>) -> tracing::Span {
-    tracing::info_span!("rpc", rpc.method = %req.uri().path())
+    fpr_telemetry::trace::rpc_span(req)
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then drains.

@@ -213,8 +213,11 @@ pub async fn send(
     route: &'static str,
     req: reqwest::RequestBuilder,
 ) -> Result<(u16, Vec<u8>), Error> {
+    use tracing::Instrument as _;
     let started = std::time::Instant::now();
-    let result = send_timed(upstream, req).await;
+    let result = send_timed(upstream, req)
+        .instrument(tracing::info_span!("upstream", upstream, route))
+        .await;
     let status = status_label(&result);
     metrics::counter!("fpr_upstream_requests_total", "upstream" => upstream, "route" => route, "status" => status).increment(1);
     metrics::histogram!("fpr_upstream_request_duration_seconds", "upstream" => upstream, "route" => route)

@@ -56,6 +56,11 @@ impl Up {
 
     /// Starts `fpr up` with its data in `dir/data` (which may hold an earlier run's data).
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Up {
+        Self::start_env(dir, extra, &[])
+    }
+
+    /// As [`Up::start_in`], with environment variables set for `fpr up`.
+    pub fn start_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Up {
         let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_fpr"))
             .args([
@@ -75,6 +80,7 @@ impl Up {
             .arg(dir.path().join("data"))
             .args(extra)
             .env("FPR_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

@@ -373,7 +373,19 @@ impl Workflow {
                     });
                 }
                 let before = rec.step;
-                match self.step(&mut rec).await {
+                // One trace per step: the vault's and the upstreams' spans hang under it.
+                let step_span = info_span!(
+                    parent: None,
+                    "shipment.step",
+                    shipment.id = %rec.id,
+                    step = before.name(),
+                    idp = idp_label(rec.idp),
+                    trace_id = tracing::field::Empty,
+                );
+                step_span.follows_from(tracing::Span::current());
+                step_span.in_scope(fpr_telemetry::trace::record_trace_id);
+                let taken = self.step(&mut rec).instrument(step_span).await;
+                match taken {
                     Ok(()) => {
                         self.save(&rec).await?;
                         if rec.step != before {

@@ -6,6 +6,10 @@ use std::time::Duration;
 use fpr_domain::model::Record;
 use fpr_proto::vault::v1 as vpb;
 use fpr_proto::vault::v1::vault_service_client::VaultServiceClient;
+
+/// The channel to the vault, sending the caller's trace context with each call.
+type Traced =
+    tonic::service::interceptor::InterceptedService<Channel, fpr_telemetry::trace::Inject>;
 use tonic::transport::Channel;
 
 /// A failed vault call.
@@ -59,7 +63,7 @@ impl From<tonic::Status> for VaultError {
 /// The vault client with a deadline per call.
 #[derive(Clone, Debug)]
 pub struct Vault {
-    client: VaultServiceClient<Channel>,
+    client: VaultServiceClient<Traced>,
     deadline: Duration,
 }
 
@@ -80,14 +84,14 @@ impl Vault {
     /// A client whose calls fail with `DeadlineExceeded` after `deadline`.
     pub fn new(channel: Channel, deadline: Duration) -> Self {
         Self {
-            client: VaultServiceClient::new(channel),
+            client: VaultServiceClient::with_interceptor(channel, fpr_telemetry::trace::Inject),
             deadline,
         }
     }
 
     async fn call<T, F>(
         &self,
-        f: impl FnOnce(VaultServiceClient<Channel>) -> F,
+        f: impl FnOnce(VaultServiceClient<Traced>) -> F,
     ) -> Result<T, VaultError>
     where
         F: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
