@@ -292,6 +292,36 @@ fn kubernetes_statefulset_has_the_vault_sidecar_probes_volumes_and_secrets() {
         np["spec"]["ingress"][0]["ports"][0]["port"],
         Value::from(7400)
     );
+    // The metrics ports the configs name are the pod's, and only scrapers reach them.
+    let port = |addr: &Option<String>| {
+        let a: std::net::SocketAddr = addr.as_deref().unwrap().parse().unwrap();
+        Value::from(a.port())
+    };
+    let scrapers = seq(&np["spec"]["ingress"])
+        .iter()
+        .find(|r| r["from"][0]["podSelector"]["matchLabels"]["fpr-metrics-scraper"] == "true")
+        .expect("an ingress rule for metrics scrapers");
+    let scraped: Vec<&Value> = seq(&scrapers["ports"]).iter().map(|p| &p["port"]).collect();
+    assert_eq!(
+        scraped,
+        [&port(&o.metrics_listen), &port(&v.server.metrics_listen)]
+    );
+    let containers: Vec<&Value> = seq(&sts["spec"]["template"]["spec"]["containers"])
+        .iter()
+        .chain(seq(&sts["spec"]["template"]["spec"]["initContainers"]))
+        .collect();
+    let declared: Vec<&Value> = containers
+        .iter()
+        .flat_map(|c| seq(&c["ports"]))
+        .map(|p| &p["containerPort"])
+        .collect();
+    for p in [
+        port(&o.metrics_listen),
+        port(&v.server.metrics_listen),
+        port(&o.rest.as_ref().map(|r| r.listen.clone())),
+    ] {
+        assert!(declared.contains(&&p), "{p:?} not declared: {declared:?}");
+    }
     let svc = kind("Service")
         .into_iter()
         .find(|d| s(&d["metadata"]["name"]) == "fpr")

@@ -223,18 +223,33 @@ struct Progress {
     total: usize,
     done: usize,
     failed: usize,
-    tty: bool,
+    /// A bar on a terminal; else a line at each tenth.
+    bar: Option<indicatif::ProgressBar>,
     last_tenth: usize,
 }
 
 impl Progress {
     fn new(what: &'static str, total: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(total as u64),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} {msg} {elapsed}",
+            ) {
+                bar.set_style(style.progress_chars("#> "));
+            }
+            bar.set_prefix(what);
+            bar.set_message("(0 failed)");
+            bar
+        });
         Self {
             what,
             total,
             done: 0,
             failed: 0,
-            tty: std::io::stderr().is_terminal(),
+            bar,
             last_tenth: 0,
         }
     }
@@ -243,20 +258,11 @@ impl Progress {
         self.done += 1;
         self.failed += usize::from(failed);
         let tenth = self.done * 10 / self.total.max(1);
-        if self.tty {
-            let width = 30;
-            let filled = self.done * width / self.total.max(1);
-            eprint!(
-                "\r{} [{}{}] {}/{} ({} failed)",
-                self.what,
-                "#".repeat(filled),
-                " ".repeat(width - filled),
-                self.done,
-                self.total,
-                self.failed
-            );
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("({} failed)", self.failed));
+            bar.inc(1);
             if self.done == self.total {
-                eprintln!();
+                bar.finish();
             }
         } else if tenth > self.last_tenth || self.done == self.total {
             self.last_tenth = tenth;

@@ -90,31 +90,23 @@ pub fn shipment_json(s: &pb::Shipment) -> Value {
     })
 }
 
-/// Left-aligned columns separated by two spaces; empty cells print as `-`.
+/// Left-aligned columns separated by two spaces, no borders; empty cells print as `-`.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    use comfy_table::{ContentArrangement, Table, presets};
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(headers.to_vec());
     for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count().max(1));
-        }
+        t.add_row(
+            r.iter()
+                .map(|c| if c.is_empty() { "-" } else { c.as_str() }),
+        );
     }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-            let c = if c.is_empty() { "-" } else { c };
-            if i + 1 == widths.len() {
-                out.push_str(c);
-            } else {
-                out.push_str(&format!("{c:<w$}  "));
-            }
-        }
-        out.trim_end().to_owned() + "\n"
-    };
-    let mut out = line(headers.to_vec());
-    for r in rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    for c in t.column_iter_mut() {
+        c.set_padding((0, 2));
     }
-    out
+    t.lines().map(|l| l.trim_end().to_owned() + "\n").collect()
 }
 
 /// The list view's columns.
