@@ -161,7 +161,16 @@ async fn a_connector_script_works_unchanged() {
         .call(Method::GET, "/v1/status", "/v1/status", t, None)
         .await;
     assert_eq!(s, 200);
+    // Every key the connector documents.
     for key in [
+        "AZURE_TABLES_ENDPOINT",
+        "AZURE_TABLES_SHIPMENTS_TABLE_NAME",
+        "AZURE_KEY_VAULT_ENDPOINT",
+        "AZURE_TENANT_ID",
+        "EMAIL_API_SEND_ENDPOINT",
+        "LOGGING_LEVEL_COM_YUBICO",
+        "YE_JWKS_SIGN_ENDPOINT",
+        "YE_JWKS_TRANSPORT_ENDPOINT",
         "CRON_PROCESS_SHIPMENT_SCHEDULE",
         "CRON_DATA_CLEANUP_SCHEDULE",
         "CRON_DATA_CLEANUP_COMPLETED_DAYS",
@@ -173,6 +182,19 @@ async fn a_connector_script_works_unchanged() {
         assert!(status[key].is_string(), "{key} in {status}");
     }
     assert_eq!(status["YE_API_TOKEN"], "[redacted]");
+    assert!(
+        status["YE_JWKS_TRANSPORT_ENDPOINT"]
+            .as_str()
+            .unwrap()
+            .ends_with("/.well-known/yubico-transport-keys.jwks"),
+        "{status}"
+    );
+    assert!(
+        status["EMAIL_API_SEND_ENDPOINT"]
+            .as_str()
+            .unwrap()
+            .starts_with("smtp:")
+    );
 
     // No token, a bad one, a token without the role.
     let (s, e) = api

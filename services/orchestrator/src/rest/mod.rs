@@ -239,13 +239,70 @@ async fn status(
     headers: HeaderMap,
 ) -> Result<Json<Settings>, Failure> {
     rest.authorize(&headers, ROLE_READ).await?;
-    let settings: BTreeMap<String, String> = rest
+    let mut settings: BTreeMap<String, String> = rest
         .service
         .settings()
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    connector_keys(
+        &mut settings,
+        rest.service.workflow().vault().status().await,
+    );
     Ok(Json(Settings(settings)))
+}
+
+/// Every key of the connector's status, with what stands for it in fpr: the store for Azure
+/// Tables, the vault for Key Vault, the vault's delivery channel for the mail API, the vault's
+/// Yubico key URLs.
+fn connector_keys(
+    s: &mut BTreeMap<String, String>,
+    vault: Result<fpr_proto::vault::v1::GetStatusResponse, crate::workflow::vault::VaultError>,
+) {
+    let get = |s: &BTreeMap<String, String>, k: &str| s.get(k).cloned().unwrap_or_default();
+    let store = get(s, "FPR_STORE_PATH");
+    let socket = get(s, "FPR_VAULT_SOCKET");
+    s.insert("AZURE_TABLES_ENDPOINT".into(), format!("file:{store}"));
+    s.insert(
+        "AZURE_TABLES_SHIPMENTS_TABLE_NAME".into(),
+        "shipments".into(),
+    );
+    s.insert("AZURE_KEY_VAULT_ENDPOINT".into(), format!("unix:{socket}"));
+    s.insert(
+        "LOGGING_LEVEL_COM_YUBICO".into(),
+        std::env::var("FPR_LOG").unwrap_or_else(|_| "info".into()),
+    );
+    match vault {
+        Ok(v) => {
+            let vs = &v.settings;
+            let pick = |k: &str| vs.get(k).cloned().unwrap_or_default();
+            s.insert(
+                "YE_JWKS_TRANSPORT_ENDPOINT".into(),
+                pick("YE_JWKS_TRANSPORT_ENDPOINT"),
+            );
+            s.insert(
+                "YE_JWKS_SIGN_ENDPOINT".into(),
+                pick("YE_JWKS_SIGN_ENDPOINT"),
+            );
+            let send = match vs.get("SEND_PIN_URL") {
+                Some(url) => url.clone(),
+                None => format!("smtp:{}", pick("FPR_VAULT_SMTP")),
+            };
+            s.insert("EMAIL_API_SEND_ENDPOINT".into(), send);
+        }
+        Err(e) => {
+            for k in [
+                "YE_JWKS_TRANSPORT_ENDPOINT",
+                "YE_JWKS_SIGN_ENDPOINT",
+                "EMAIL_API_SEND_ENDPOINT",
+            ] {
+                s.insert(
+                    k.into(),
+                    format!("unknown: the vault did not answer ({})", e.code),
+                );
+            }
+        }
+    }
 }
 
 /// Create Shipment Request (role Shipments.Create). The shipment is on disk before anything is
