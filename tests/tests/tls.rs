@@ -69,11 +69,37 @@ async fn the_listener_speaks_tls_and_reloads_a_renewed_certificate() {
             ),
             ("tls.key_file", &format!("{:?}", key_file.to_str().unwrap())),
             ("health_listen", &format!("\"127.0.0.1:{health_port}\"")),
+            ("rest.listen", "\"127.0.0.1:0\""),
         ],
     )
     .await;
     let token = stack.caller_token().await;
     status_over_tls(&stack, &ca1, &token).await.unwrap();
+
+    // The REST API speaks TLS with the same certificate; plain HTTP gets no answer.
+    let rest = stack.rest.unwrap();
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca1.as_bytes()).unwrap()])
+        .resolve("localhost", rest)
+        .build()
+        .unwrap();
+    let status = https
+        .get(format!("https://localhost:{}/v1/status", rest.port()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), 200);
+    assert!(
+        reqwest::Client::new()
+            .get(format!("http://{rest}/v1/status"))
+            .bearer_auth(&token)
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .is_err(),
+        "no plaintext REST on a TLS listener"
+    );
 
     // A plaintext client gets nothing: the token never crosses the wire in clear.
     let mut plain = stack.client_with(Some(token.clone())).await;
