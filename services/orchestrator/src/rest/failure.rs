@@ -142,6 +142,8 @@ impl Failure {
                     Some(json!({"error_type": "validation", "violations": list})),
                 )
             }
+            // A replayed Idempotency-Key whose shipment was cleaned up since.
+            Code::NotFound if s.message().starts_with("shipment ") => Self::from_status(s),
             Code::NotFound => Self::with(
                 StatusCode::BAD_REQUEST,
                 "idp_error",

@@ -233,6 +233,7 @@ impl utoipa::Modify for BearerScheme {
     (status = 200, description = "The settings in effect, by the connector's names", body = Settings),
     (status = 401, description = "No valid token", body = ApiError),
     (status = 403, description = "The token lacks the role", body = ApiError),
+    (status = 500, description = "fpr failed (logged)", body = ApiError),
 ))]
 async fn status(
     State(rest): State<Arc<Rest>>,
@@ -315,6 +316,9 @@ fn connector_keys(
     (status = 400, description = "Bad request: api_error (the request), ye_error (YubiEnterprise refused it) or idp_error (the IdP refused it or does not know the user)", body = ApiError),
     (status = 401, description = "No valid token", body = ApiError),
     (status = 403, description = "The token lacks the role", body = ApiError),
+    (status = 404, description = "The Idempotency-Key's shipment was cleaned up since (fpr's addition)", body = ApiError),
+    (status = 409, description = "The vault refuses the PIN's recipients (fpr's addition)", body = ApiError),
+    (status = 500, description = "fpr failed (logged)", body = ApiError),
     (status = 503, description = "fpr cannot record it now (nothing was recorded): try again", body = ApiError),
 ))]
 async fn create(
@@ -372,6 +376,7 @@ async fn create(
     (status = 401, description = "No valid token", body = ApiError),
     (status = 403, description = "The token lacks the role", body = ApiError),
     (status = 404, description = "No such shipment", body = ApiError),
+    (status = 500, description = "fpr failed (logged)", body = ApiError),
 ))]
 async fn shipment(
     State(rest): State<Arc<Rest>>,
@@ -392,6 +397,7 @@ async fn shipment(
     (status = 403, description = "The token lacks the role", body = ApiError),
     (status = 404, description = "No such shipment", body = ApiError),
     (status = 409, description = "The shipment is not complete, or a resend is refused now", body = ApiError),
+    (status = 500, description = "fpr failed (logged)", body = ApiError),
     (status = 503, description = "An upstream or the vault is unavailable: try again", body = ApiError),
 ))]
 async fn resend_pin(
@@ -415,6 +421,7 @@ async fn resend_pin(
     (status = 204, description = "The run ended"),
     (status = 401, description = "No valid token", body = ApiError),
     (status = 403, description = "The token lacks the role", body = ApiError),
+    (status = 500, description = "fpr failed (logged)", body = ApiError),
     (status = 503, description = "A run could not start now: try again", body = ApiError),
 ))]
 async fn process(State(rest): State<Arc<Rest>>, headers: HeaderMap) -> Result<StatusCode, Failure> {
