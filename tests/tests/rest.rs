@@ -95,6 +95,14 @@ impl Api {
     }
 }
 
+impl Api {
+    /// `POST /v1/fpr/shipments` with `body`, checked as [`Api::call`] checks.
+    async fn create(&mut self, token: Option<&str>, body: Value) -> (u16, Value) {
+        const PATH: &str = "/v1/fpr/shipments";
+        self.call(Method::POST, PATH, PATH, token, Some(body)).await
+    }
+}
+
 /// The seed's documented request for `user`.
 fn documented_request(user: &str) -> Value {
     json!({
@@ -215,13 +223,7 @@ async fn a_connector_script_works_unchanged() {
         .mint_token(json!({ "roles": ["Shipments.Read"] }))
         .await;
     let (s, e) = api
-        .call(
-            Method::POST,
-            "/v1/fpr/shipments",
-            "/v1/fpr/shipments",
-            Some(&reader),
-            Some(documented_request(&user_id)),
-        )
+        .create(Some(&reader), documented_request(&user_id))
         .await;
     assert_eq!((s, e["error_code"].as_str()), (403, Some("forbidden")));
 
@@ -229,15 +231,7 @@ async fn a_connector_script_works_unchanged() {
     let mut long = documented_request(&user_id);
     long["yubico_shipment_request"]["recipient"]["recipient_lastname"] =
         json!("Wolfeschlegelsteinhausen");
-    let (s, e) = api
-        .call(
-            Method::POST,
-            "/v1/fpr/shipments",
-            "/v1/fpr/shipments",
-            t,
-            Some(long),
-        )
-        .await;
+    let (s, e) = api.create(t, long).await;
     assert_eq!(s, 400, "{e}");
     assert_eq!(e["error_code"], "ye_error");
     assert_eq!(e["error_data"]["code"], "validation_error");
@@ -249,12 +243,9 @@ async fn a_connector_script_works_unchanged() {
         "{e}"
     );
     let (s, e) = api
-        .call(
-            Method::POST,
-            "/v1/fpr/shipments",
-            "/v1/fpr/shipments",
+        .create(
             t,
-            Some(documented_request("7dc95e2f-5300-4f1e-9d2c-000000000000")),
+            documented_request("7dc95e2f-5300-4f1e-9d2c-000000000000"),
         )
         .await;
     assert_eq!(s, 400, "{e}");
@@ -265,15 +256,7 @@ async fn a_connector_script_works_unchanged() {
     );
     let mut pin = documented_request(&user_id);
     pin["pin_request"]["length"] = json!(3);
-    let (s, e) = api
-        .call(
-            Method::POST,
-            "/v1/fpr/shipments",
-            "/v1/fpr/shipments",
-            t,
-            Some(pin),
-        )
-        .await;
+    let (s, e) = api.create(t, pin).await;
     assert_eq!(s, 400, "{e}");
     assert_eq!(e["error_code"], "api_error");
     assert_eq!(e["error_data"]["error_type"], "validation");
@@ -283,29 +266,13 @@ async fn a_connector_script_works_unchanged() {
             .unwrap()
             .contains("pin_request.length")
     );
-    let (s, e) = api
-        .call(
-            Method::POST,
-            "/v1/fpr/shipments",
-            "/v1/fpr/shipments",
-            t,
-            Some(json!({"user_id": 7})),
-        )
-        .await;
+    let (s, e) = api.create(t, json!({"user_id": 7})).await;
     assert_eq!((s, e["error_code"].as_str()), (400, Some("api_error")));
     let before = stack.sandbox.shipments().await.len();
     assert_eq!(before, 0, "no refused request ordered anything");
 
     // The documented request: 201 with the YubiEnterprise id.
-    let (s, created) = api
-        .call(
-            Method::POST,
-            "/v1/fpr/shipments",
-            "/v1/fpr/shipments",
-            t,
-            Some(documented_request(&user_id)),
-        )
-        .await;
+    let (s, created) = api.create(t, documented_request(&user_id)).await;
     assert_eq!(s, 201, "{created}");
     let ye_id = created["data"]["shipment_id"].as_str().unwrap().to_owned();
     let fpr_id = created["data"]["fpr_shipment_id"]
