@@ -57,7 +57,7 @@ async fn seal_open_deliver_purge_over_smtp() {
     } = SmtpVault::start().await;
     let mut client = vault.client().await;
 
-    // Seal: both JWEs decrypt with a Yubico transport key and hold PROTOCOL.md's plaintexts.
+    // Seal: both JWEs decrypt with a Yubico transport key and hold docs/design/protocol.md's plaintexts.
     let options = creation_options("ada");
     let sealed = client
         .seal_requests(seal_req("shp-1", "ada", 12))

@@ -1,21 +1,12 @@
-//! fpr-chaos: the order path under crashes and upstream faults, counted.
-//!
-//! It runs the sandbox, the vault and the orchestrator as three processes (this binary
-//! re-executed as each service, built from the same libraries as `fpr`), over real sockets,
-//! with on-disk stores, and then:
-//! - **kill phase** ([`kill_phase`]): orders users while the orchestrator and the vault are
-//!   killed with SIGKILL at random moments and restarted, with every upstream answering
-//!   slower so that kills land while work is in flight; then lets processing run to the end;
-//! - **fault storm** ([`storm_phase`]): a share of every sandbox route answers 5xx, 429, a
-//!   hang past fpr's timeout, a connection dropped after the request was read, or a malformed
-//!   2xx; on the mutating routes half of those come *after* the upstream did the work.
-//!
-//! Then it counts from the sandbox's own records (YubiEnterprise orders per user, IdP
-//! registrations per user, PIN mails per shipment) and from fpr (accepted orders missing,
-//! shipments still ongoing, shipments in error) into a [`Report`].
-//!
-//! NO SECURITY: a test tool. Everything binds to 127.0.0.1 port 0 or a Unix socket in a
-//! temporary directory, and everything it starts is killed when it is dropped.
+//! fpr-chaos: the order path under crashes and upstream faults, counted. It runs the sandbox,
+//! the vault and the orchestrator as three processes over real sockets with on-disk stores, then:
+//! the kill phase ([`kill_phase`]) orders while the services are SIGKILLed and restarted; the
+//! fault storm ([`storm_phase`]) makes every sandbox route fail (5xx, 429, hangs, dropped
+//! connections, bad 2xx; half of them after the upstream did the work). It counts orders,
+//! registrations and PIN mails per user from the sandbox, and lost, stuck and errored shipments
+//! from fpr, into a [`Report`].
+//! NO SECURITY: a test tool. It binds only to 127.0.0.1 port 0 or temporary Unix sockets, and
+//! kills what it started when dropped.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -28,6 +19,11 @@ use anyhow::{Context as _, bail};
 pub use fpr::stack::{Clock, Stack, User};
 use fpr_proto::v1 as pb;
 use serde_json::{Value, json};
+
+mod count;
+mod disk;
+pub use self::count::{Report, tally};
+pub use self::disk::{DiskReport, disk_phase};
 
 /// Every route of the sandbox that fpr calls, by the names its faults use.
 pub const ROUTES: &[&str] = &[
@@ -53,70 +49,6 @@ pub const ROUTES: &[&str] = &[
 
 /// The failures of the storm (see the sandbox's `Fault::mix`).
 pub const STORM_MIX: &[&str] = &["500", "503", "429", "timeout", "drop", "malformed"];
-
-/// What a phase found. Every count but `kills` and `shipments` should be 0.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Report {
-    /// Processes killed with SIGKILL.
-    pub kills: usize,
-    /// Orchestrator stops with SIGTERM (in-flight calls finish, processing stops between
-    /// steps), and how many of them did not exit 0.
-    pub terms: (usize, usize),
-    /// Shipments ordered.
-    pub shipments: usize,
-    /// Accepted orders fpr does not have, and complete shipments whose PIN never arrived.
-    pub lost: usize,
-    /// YubiEnterprise orders beyond one per shipment.
-    pub duplicate_orders: usize,
-    /// IdP registrations beyond one per user.
-    pub duplicate_registrations: usize,
-    /// PIN messages beyond one per shipment.
-    pub duplicate_pins: usize,
-    /// Shipments still ongoing when processing was given up.
-    pub stuck: usize,
-    /// Shipments in error (every user here is valid, so each needs a person for no reason),
-    /// but for `pin_unknown`.
-    pub parked: usize,
-    /// Shipments in `pin_delivery_unknown`: a PIN delivery whose answer was lost (a kill or a
-    /// fault between the send and its record), reported for a person instead of sent twice.
-    /// Neither Okta's send-pin nor SMTP keeps a record fpr could read to settle it; counted
-    /// apart from `parked` so that this limit of the upstreams stays visible on its own.
-    pub pin_unknown: usize,
-    /// Error kinds of the parked shipments, and other findings, for the reader.
-    pub notes: Vec<String>,
-}
-
-impl Report {
-    /// The counts that must be 0, in the order of the last line: lost, duplicate_orders,
-    /// duplicate_registrations, duplicate_pins, stuck, parked.
-    pub fn gated(&self) -> [usize; 6] {
-        [
-            self.lost,
-            self.duplicate_orders,
-            self.duplicate_registrations,
-            self.duplicate_pins,
-            self.stuck,
-            self.parked,
-        ]
-    }
-}
-
-impl std::fmt::Display for Report {
-    /// The counts as `name=value` pairs (for the phase lines).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "lost={} duplicate_orders={} duplicate_registrations={} duplicate_pins={} stuck={} parked={} pin_unknown={}",
-            self.lost,
-            self.duplicate_orders,
-            self.duplicate_registrations,
-            self.duplicate_pins,
-            self.stuck,
-            self.parked,
-            self.pin_unknown
-        )
-    }
-}
 
 /// Settings of a run.
 #[derive(Debug, Clone)]
@@ -196,131 +128,6 @@ pub async fn clear_faults(stack: &Stack) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Counts what happened to `accepted` (user index → shipment id) of `users`.
-pub async fn tally(
-    stack: &Stack,
-    users: &[User],
-    accepted: &BTreeMap<usize, String>,
-) -> anyhow::Result<Report> {
-    let mut r = Report {
-        shipments: users.len(),
-        ..Report::default()
-    };
-    let fpr = stack.shipments().await?;
-    let by_id: HashMap<&str, &pb::Shipment> =
-        fpr.iter().map(|s| (s.shipment_id.as_str(), s)).collect();
-    for (i, id) in accepted {
-        if !by_id.contains_key(id.as_str()) {
-            r.lost += 1;
-            r.notes
-                .push(format!("accepted order of {} missing", users[*i].login));
-        }
-    }
-    let not_accepted = users.len() - accepted.len();
-    if not_accepted > 0 {
-        r.notes
-            .push(format!("{not_accepted} orders were never accepted by fpr"));
-        r.lost += not_accepted;
-    }
-    let mine: HashSet<String> = users.iter().map(|u| u.mail.to_lowercase()).collect();
-    let mut orders: HashMap<String, usize> = HashMap::new();
-    for s in stack
-        .admin_get("/shipments")
-        .await?
-        .as_array()
-        .context("shipments")?
-    {
-        let email = s
-            .pointer("/recipient/recipient_email")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_lowercase();
-        if mine.contains(&email) {
-            *orders.entry(email).or_default() += 1;
-        }
-    }
-    r.duplicate_orders = orders.values().map(|n| n.saturating_sub(1)).sum();
-    let mut regs: HashMap<String, usize> = HashMap::new();
-    for c in stack
-        .admin_get("/credentials")
-        .await?
-        .as_array()
-        .context("credentials")?
-    {
-        *regs
-            .entry(c["user_id"].as_str().unwrap_or_default().to_owned())
-            .or_default() += 1;
-    }
-    for e in stack
-        .admin_get("/okta/enrollments")
-        .await?
-        .as_array()
-        .context("enrollments")?
-    {
-        if e["status"] == "ACTIVE" {
-            *regs
-                .entry(e["user_id"].as_str().unwrap_or_default().to_owned())
-                .or_default() += 1;
-        }
-    }
-    r.duplicate_registrations = users
-        .iter()
-        .map(|u| regs.get(&u.id).copied().unwrap_or(0).saturating_sub(1))
-        .sum();
-    let mail = stack.admin_get("/mailbox").await?;
-    let bodies: Vec<&str> = mail["messages"]
-        .as_array()
-        .context("mailbox")?
-        .iter()
-        .filter_map(|m| m["body"].as_str())
-        .collect();
-    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
-    for s in &fpr {
-        match pb::ShipmentState::try_from(s.shipment_state) {
-            Ok(pb::ShipmentState::Ongoing) => r.stuck += 1,
-            Ok(pb::ShipmentState::Error) if s.error_kind == "pin_delivery_unknown" => {
-                r.pin_unknown += 1;
-                r.notes
-                    .push(format!("{}: {}", s.shipment_id, s.error_message));
-            }
-            Ok(pb::ShipmentState::Error) => {
-                r.parked += 1;
-                let idp = if s.idp == pb::Idp::Okta as i32 {
-                    "okta"
-                } else {
-                    "entra"
-                };
-                let n = kinds
-                    .entry(format!("{} ({idp})", s.error_kind))
-                    .or_default();
-                *n += 1;
-                if *n == 1 {
-                    r.notes
-                        .push(format!("{}: {}", s.shipment_id, s.error_message));
-                }
-            }
-            _ => {}
-        }
-        if s.serial_number.is_empty() {
-            continue;
-        }
-        let pins = bodies
-            .iter()
-            .filter(|b| mentions(b, &s.serial_number))
-            .count();
-        r.duplicate_pins += pins.saturating_sub(1);
-        if pins == 0 && s.shipment_state == pb::ShipmentState::Complete as i32 {
-            r.lost += 1;
-            r.notes
-                .push(format!("{} complete but no PIN arrived", s.shipment_id));
-        }
-    }
-    for (k, n) in kinds {
-        r.notes.push(format!("parked: {n} × {k}"));
-    }
-    Ok(r)
-}
-
 /// A valid CreateShipment for `u`: every shipping field given, and for Entra ID the user
 /// themself as PIN recipient (so no manager lookup decides the outcome).
 pub fn order_request(key: &str, u: &User) -> pb::CreateShipmentRequest {
@@ -367,15 +174,6 @@ pub fn order_request(key: &str, u: &User) -> pb::CreateShipmentRequest {
         validate_only: false,
         accept_only: false,
     }
-}
-
-/// Whether `body` mentions `serial` as a whole number.
-fn mentions(body: &str, serial: &str) -> bool {
-    body.match_indices(serial).any(|(i, _)| {
-        let before = body[..i].chars().next_back();
-        let after = body[i + serial.len()..].chars().next();
-        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
-    })
 }
 
 /// A small xorshift generator (kill timing needs no cryptographic randomness).
@@ -531,134 +329,4 @@ pub async fn storm_phase(exe: &Path, o: &Options) -> anyhow::Result<Report> {
     stack.settle(o.settle).await?;
     clear_faults(&stack).await?;
     tally(&stack, &users, &accepted).await
-}
-
-/// What the disk phase found.
-#[derive(Debug, Default, Clone)]
-pub struct DiskReport {
-    /// Why it did not run (no tmpfs can be mounted here), if it did not.
-    pub skipped: Option<String>,
-    /// Orders fpr acknowledged before the disk filled up.
-    pub acknowledged: usize,
-    /// Orders refused with UNAVAILABLE naming the full disk.
-    pub refused_full: usize,
-    /// Other answers while the disk was full (each listed in `notes`).
-    pub unclear: usize,
-    /// Whether the orchestrator refused to start on a read-only store, and what it said.
-    pub read_only_refused: Option<String>,
-    /// Acknowledged orders missing after the disk had room again and the store was reopened.
-    pub missing: usize,
-    /// Orders acknowledged after the store was reopened with room (should be all asked).
-    pub after: usize,
-    /// Details.
-    pub notes: Vec<String>,
-}
-
-/// Unmounts a tmpfs when dropped.
-struct Mounted(PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-fn mount(args: &[&str], at: &Path) -> bool {
-    Command::new("mount")
-        .args(args)
-        .arg(at)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The disk phase: the orchestrator's store on a small tmpfs that fills up, then goes
-/// read-only, then gets room again. Needs root (to mount); otherwise it says so and skips.
-pub async fn disk_phase(exe: &Path) -> anyhow::Result<DiskReport> {
-    let mut r = DiskReport::default();
-    let mnt = tempfile::tempdir()?;
-    if !mount(&["-t", "tmpfs", "-o", "size=1m", "tmpfs"], mnt.path()) {
-        r.skipped = Some("cannot mount a tmpfs here (needs root)".into());
-        return Ok(r);
-    }
-    let _mounted = Mounted(mnt.path().to_owned());
-    let store = mnt.path().join("store");
-    let stack = start_in(exe, Clock::Manual, 600, Some(&store), &[]).await?;
-    let users = stack.users(600).await?;
-    let mut acked = Vec::new();
-    let mut refusals_in_a_row = 0;
-    for (i, u) in users.iter().enumerate() {
-        let mut c = stack.client()?;
-        match c
-            .create_shipment(order_request(&format!("disk-{i}"), u))
-            .await
-        {
-            Ok(resp) => {
-                acked.push(resp.into_inner().shipment_id);
-                refusals_in_a_row = 0;
-            }
-            Err(e) if e.code() == tonic::Code::Unavailable && e.message().contains("full") => {
-                r.refused_full += 1;
-                refusals_in_a_row += 1;
-            }
-            Err(e) => {
-                r.unclear += 1;
-                r.notes.push(format!("{:?}: {}", e.code(), e.message()));
-                refusals_in_a_row += 1;
-                if e.code() == tonic::Code::Unknown || e.code() == tonic::Code::Unavailable {
-                    // The process may have died: bring it back as a supervisor would.
-                    stack.kill_orchestrator();
-                    if let Err(err) = stack.start_orchestrator(None) {
-                        r.notes.push(format!("restart on the full disk: {err:#}"));
-                    }
-                }
-            }
-        }
-        if refusals_in_a_row >= 5 {
-            break;
-        }
-    }
-    r.acknowledged = acked.len();
-    stack.kill_orchestrator();
-    if mount(&["-o", "remount,ro"], mnt.path()) {
-        let (status, said) = stack.start_orchestrator_failing()?;
-        if !status.success() {
-            r.read_only_refused = Some(said);
-        }
-    }
-    if !mount(&["-o", "remount,rw,size=256m"], mnt.path()) {
-        bail!("could not give the tmpfs room again");
-    }
-    stack.start_orchestrator(None)?;
-    let mut c = stack.client()?;
-    for id in &acked {
-        let found = c
-            .get_shipment(pb::GetShipmentRequest {
-                shipment_id: id.clone(),
-            })
-            .await;
-        if found.is_err() {
-            r.missing += 1;
-            r.notes.push(format!("acknowledged {id} missing"));
-        }
-    }
-    for (i, u) in users.iter().enumerate().skip(acked.len() + 50).take(5) {
-        if c.create_shipment(order_request(&format!("disk-after-{i}"), u))
-            .await
-            .is_ok()
-        {
-            r.after += 1;
-        }
-    }
-    Ok(r)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn serials_are_matched_as_whole_numbers() {
-        assert!(super::mentions("serial 1234, PIN 5678", "1234"));
-        assert!(!super::mentions("serial 12345", "1234"));
-        assert!(!super::mentions("serial 91234", "1234"));
-    }
 }

@@ -4,15 +4,6 @@
 //!
 //! It reads no file and holds no secret: services load their own files and read secrets at
 //! use time.
-//!
-//! ```
-//! use fpr_config::{Source as _, set_path};
-//! let mut doc: toml::Table = toml::from_str("[a]\nb = 1").unwrap();
-//! set_path(&mut doc, "a.c", "x".into());
-//! assert_eq!(doc["a"]["c"].as_str(), Some("x"));
-//! let env: std::collections::BTreeMap<String, String> = [("K".to_string(), "v".to_string())].into();
-//! assert_eq!(env.var("K").as_deref(), Some("v"));
-//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -42,6 +33,17 @@ impl Source for BTreeMap<String, String> {
 
 /// Sets dotted `key` (e.g. `yubico.sign_jwks_url`) in `doc`, creating tables on the way.
 /// Whole numbers become TOML integers, everything else strings.
+///
+/// # Example
+///
+/// ```
+/// use fpr_config::{Source as _, set_path};
+/// let mut doc: toml::Table = toml::from_str("[a]\nb = 1").unwrap();
+/// set_path(&mut doc, "a.c", "x".into());
+/// assert_eq!(doc["a"]["c"].as_str(), Some("x"));
+/// let env: std::collections::BTreeMap<String, String> = [("K".to_string(), "v".to_string())].into();
+/// assert_eq!(env.var("K").as_deref(), Some("v"));
+/// ```
 pub fn set_path(doc: &mut toml::Table, key: &str, value: String) {
     let v = value
         .parse::<i64>()

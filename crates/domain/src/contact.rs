@@ -1,4 +1,4 @@
-//! Recipient and address rules of YubiEnterprise (UPSTREAM-APIS.md §1.8), counted in UTF-8
+//! Recipient and address rules of YubiEnterprise (docs/design/upstream-apis.md §1.8), counted in UTF-8
 //! bytes, over a getter so both the nested FPR shape and the flat `shipments_exact` shape use
 //! them.
 
@@ -15,6 +15,16 @@ fn join(prefix: &str, name: &str) -> String {
 /// Checks the recipient and address fields that `get` returns. `rprefix`/`aprefix` prefix the
 /// reported field paths; `company` is the company field's name (`recipient_company` nested,
 /// `recipient` flat). Returns every violation.
+///
+/// # Example
+///
+/// ```
+/// use fpr_domain::contact;
+/// let fields = [("recipient_firstname", "Jan")];
+/// let get = |name: &str| fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+/// let violations = contact::check(&get, "recipient", "mailing_address", "recipient_company");
+/// assert!(violations.iter().any(|v| v.field == "recipient.recipient_lastname"));
+/// ```
 pub fn check(
     get: &dyn Fn(&str) -> Option<String>,
     rprefix: &str,

@@ -1,19 +1,11 @@
 //! fpr's shipment model and the validation of every request field, to the YubiEnterprise limits
-//! of UPSTREAM-APIS.md §1.8.
+//! of docs/design/upstream-apis.md §1.8.
 //!
 //! This crate does no I/O and holds no secret. The field rules live here once: the
 //! orchestrator checks requests with them before any upstream call, and the sandbox's
 //! YubiEnterprise refuses with the same rules. The shipping fields are one table
 //! ([`shipping::FIELDS`]), from which the API's messages, YubiEnterprise's bodies and the
 //! Okta profile mapping are made.
-//!
-//! ```
-//! use fpr_domain::contact;
-//! let fields = [("recipient_firstname", "Jan")];
-//! let get = |name: &str| fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
-//! let violations = contact::check(&get, "recipient", "mailing_address", "recipient_company");
-//! assert!(violations.iter().any(|v| v.field == "recipient.recipient_lastname"));
-//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,6 +14,7 @@ pub mod email;
 pub mod model;
 pub mod shipping;
 pub mod validate;
+pub mod yubikey;
 
 /// One broken rule: the field's path and the rule with its limit.
 #[derive(Debug, Clone, PartialEq, Eq)]

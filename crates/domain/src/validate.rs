@@ -4,9 +4,6 @@ use fpr_proto::v1 as pb;
 
 use crate::{Violation, contact};
 
-/// Product ids FIDO Pre-reg can program (UPSTREAM-APIS.md §1.6).
-pub const FPR_PRODUCTS: &[u32] = &[1, 29, 54, 55];
-
 /// A checked CreateShipment, with defaults applied.
 #[derive(Debug, Clone)]
 pub struct Create {
@@ -149,11 +146,12 @@ pub fn create(req: &pb::CreateShipmentRequest) -> Result<Create, Vec<Violation>>
             }
             for (i, item) in y.shipment_items.iter().enumerate() {
                 let f = |n: &str| format!("{P}.shipment_items[{i}].{n}");
-                if !FPR_PRODUCTS.contains(&item.product_id) {
+                if !crate::yubikey::product_by_id(item.product_id).is_some_and(|p| p.fpr) {
                     v.push(Violation::new(
                         f("product_id"),
                         format!(
-                            "a FIDO Pre-reg model ({FPR_PRODUCTS:?}), got {}",
+                            "a FIDO Pre-reg model ({:?}), got {}",
+                            crate::yubikey::fpr_product_ids(),
                             item.product_id
                         ),
                     ));

@@ -1,4 +1,4 @@
-//! JWE compact encryption and decryption under the profile's allow-list (PROTOCOL.md).
+//! JWE compact encryption and decryption under the profile's allow-list (docs/design/protocol.md).
 
 use std::fmt;
 use std::str::FromStr;
@@ -160,7 +160,7 @@ impl fmt::Display for ContentEncryption {
     }
 }
 
-/// The pair of algorithms a JWE is made with. Configuration, not constants (PROTOCOL.md).
+/// The pair of algorithms a JWE is made with. Configuration, not constants (docs/design/protocol.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Algorithms {
     /// Key management.

@@ -33,6 +33,26 @@ pub fn sign(payload: &[u8], key: &SigningKey) -> Result<String> {
 /// Verifies a compact JWS with the key its `kid` names in `keys`, after the profile's checks:
 /// size, shape, `alg` in {ES256, ES384, ES512} and matching the key's curve, no key-naming
 /// headers, key `use` not `enc`.
+///
+/// # Example
+///
+/// ```
+/// use fpr_jose::{Curve, Jwks, PrivateKey, SigningKey, jwe, jws};
+///
+/// let response_key = PrivateKey::generate(Curve::P384, "req-1")?;
+/// let signer = SigningKey::generate(Curve::P384, "yubico-sig-1")?;
+/// let pinned = Jwks::try_new(vec![signer.public().clone()])?;
+///
+/// // Yubico's side: sign, then encrypt to the response key.
+/// let signed = jws::sign(br#"{"typ":"fido-pin-response"}"#, &signer)?;
+/// let token = jwe::encrypt(signed.as_bytes(), response_key.public(), jwe::Algorithms::default())?;
+///
+/// // The vault's side: decrypt with the response key, verify against the pinned set.
+/// let inner = jwe::decrypt(&token, &response_key)?;
+/// let verified = jws::verify(std::str::from_utf8(&inner).unwrap(), &pinned)?;
+/// assert_eq!(verified.kid, "yubico-sig-1");
+/// # Ok::<(), fpr_jose::Error>(())
+/// ```
 pub fn verify(token: &str, keys: &Jwks) -> Result<Verified> {
     let parts = header::split(token, 3)?;
     let h = header::parse(parts[0])?;

@@ -1,4 +1,4 @@
-//! The JSON plaintexts inside every JWE and JWS of PROTOCOL.md.
+//! The JSON plaintexts inside every JWE and JWS of docs/design/protocol.md.
 
 use std::fmt;
 

@@ -6,12 +6,6 @@
 //! can offer gRPC reflection.
 //!
 //! This crate holds no logic: no validation, no I/O.
-//!
-//! ```
-//! use fpr_proto::vault::v1::PinPolicy;
-//! let policy = PinPolicy { length: 8, force_change: false };
-//! assert_eq!(policy.length, 8);
-//! ```
 #![forbid(unsafe_code)]
 
 /// The vault service, package `fpr.vault.v1`.

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::App;
 use crate::http::{guid, json, now, okta_id};
 use crate::state::{Address, Fault, Idp, Mail, User};
-use crate::ye::{ERROR_STATES, admin_view, current_state, state_message};
+use crate::yubienterprise::{ERROR_STATES, admin_view, current_state, state_message};
 
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()

@@ -1,24 +1,9 @@
-//! The fpr sandbox: YubiEnterprise and Yubico's fulfilment, Microsoft Entra ID (login + Graph),
-//! Okta's WebAuthn preregistration API and a PIN mailbox, on one HTTP port (plus an SMTP port for
-//! the mailbox). It is how fpr runs and is tested without vendor accounts, and a product feature:
-//! YubiEnterprise has no sandbox of its own.
-//!
-//! It behaves like the real services of `UPSTREAM-APIS.md` and speaks the contract of
-//! `PROTOCOL.md`: Yubico's side decrypts the sealed requests, makes the credential with a
-//! software authenticator (real packed attestation chained to the sandbox root CA), generates
-//! the PIN and returns signed, encrypted responses; Graph verifies registrations as Entra does.
-//!
-//! NO SECURITY: the sandbox holds PINs in its mailbox and its keys in its data directory. Never
-//! point production at it.
-//!
-//! ```no_run
-//! # async fn run() -> anyhow::Result<()> {
-//! let sandbox = fpr_sandbox::Sandbox::new(fpr_sandbox::Config::default())?;
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! let running = sandbox.serve(listener).await?;
-//! println!("sandbox on {}", running.addr);
-//! # Ok(()) }
-//! ```
+//! The fpr sandbox: YubiEnterprise with Yubico's fulfilment, Microsoft login and Graph, Okta's
+//! preregistration and Users APIs, and a PIN mailbox, on one HTTP port (and an SMTP port), as
+//! docs/design/upstream-apis.md and protocol.md describe them. fpr runs and is tested with it;
+//! YubiEnterprise has no sandbox of its own. Each upstream has its module: API, state, behaviour.
+//! NO SECURITY: it keeps PINs in its mailbox and its keys in its data directory, and issues any
+//! token it is asked for. Never point production at it; the services never link it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![allow(
@@ -35,7 +20,7 @@ mod okta;
 mod seed;
 pub mod smtp;
 pub mod state;
-mod ye;
+mod yubienterprise;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -225,6 +210,17 @@ impl App {
 }
 
 /// A sandbox ready to serve.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn run() -> anyhow::Result<()> {
+/// let sandbox = fpr_sandbox::Sandbox::new(fpr_sandbox::Config::default())?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let running = sandbox.serve(listener).await?;
+/// println!("sandbox on {}", running.addr);
+/// # Ok(()) }
+/// ```
 pub struct Sandbox {
     app: Arc<App>,
 }
@@ -331,7 +327,7 @@ impl Sandbox {
     /// The router (for tests that want to mount it elsewhere).
     fn router(&self) -> Router {
         Router::new()
-            .merge(ye::routes())
+            .merge(yubienterprise::routes())
             .merge(entra::routes())
             .merge(okta::routes())
             .merge(admin::routes())

@@ -1,29 +1,9 @@
-//! fpr's storage trait and its two implementations: sled (the vault) and redb (the
-//! orchestrator's shipments, [`RedbStore`]).
-//!
-//! Services keep state in named trees of ordered byte keys and values. The trait is the seam
-//! between the domain and the engines: services depend on [`Tree`], tests may use any
-//! implementation, and the engines' types do not leak past this crate.
-//!
-//! Durability is explicit: a write is not durable until [`Tree::flush`] returns, and services
-//! flush before they report success; concurrent flushes share one sync (group commit).
-//! Atomicity is per batch within one tree.
-//!
-//! This crate never interprets values: it stores bytes, so whatever it is given must already be
-//! sealed if it is secret.
-//!
-//! ```
-//! use fpr_store::{Batch, SledStore, Store as _};
-//! let dir = tempfile::tempdir()?;
-//! let store = SledStore::open(dir.path())?;
-//! let tree = store.tree("example")?;
-//! let mut batch = Batch::default();
-//! batch.insert(b"a", b"1");
-//! tree.apply(batch)?;
-//! tree.flush()?;
-//! assert_eq!(tree.get(b"a")?.as_deref(), Some(&b"1"[..]));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! fpr's storage trait and its two engines: sled (the vault) and redb (the orchestrator's
+//! shipments, [`RedbStore`]). Services see named trees of ordered byte keys ([`Tree`]); the
+//! engines' types never leak past this crate.
+//! Durability is explicit: a write is durable when [`Tree::flush`] returns, services flush before
+//! they report success, and concurrent flushes share one sync (group commit). A batch is atomic
+//! within one tree. Values are opaque bytes: whatever is secret is sealed before it gets here.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -290,6 +270,21 @@ impl<D> GroupFlush<D> {
 
 /// A [`Store`] on sled.
 #[derive(Clone, Debug)]
+///
+/// # Example
+///
+/// ```
+/// use fpr_store::{Batch, SledStore, Store as _};
+/// let dir = tempfile::tempdir()?;
+/// let store = SledStore::open(dir.path())?;
+/// let tree = store.tree("example")?;
+/// let mut batch = Batch::default();
+/// batch.insert(b"a", b"1");
+/// tree.apply(batch)?;
+/// tree.flush()?;
+/// assert_eq!(tree.get(b"a")?.as_deref(), Some(&b"1"[..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct SledStore {
     db: sled::Db,
     group: Arc<GroupFlush<sled::Db>>,

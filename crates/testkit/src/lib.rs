@@ -4,13 +4,6 @@
 //!
 //! NO SECURITY: this crate exists for tests. Its Yubico keys are generated per run and its
 //! servers speak plaintext on loopback.
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let yubico = fpr_testkit::Yubico::new();
-//! assert_eq!(yubico.signing_jwks().keys().len(), 2);
-//! # }
-//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -1,4 +1,4 @@
-//! A test Yubico: what Yubico's fulfilment does with sealed requests, per PROTOCOL.md.
+//! A test Yubico: what Yubico's fulfilment does with sealed requests, per docs/design/protocol.md.
 
 use fpr_jose::jwe::{self, Algorithms};
 use fpr_jose::protocol::{
@@ -11,6 +11,15 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 /// Two transport keys and two signing keys, like Yubico's published sets.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let yubico = fpr_testkit::Yubico::new();
+/// assert_eq!(yubico.signing_jwks().keys().len(), 2);
+/// # }
+/// ```
 pub struct Yubico {
     /// Transport (decryption) keys.
     pub transport: Vec<PrivateKey>,

@@ -151,6 +151,19 @@ pub struct AttestedCredential {
 }
 
 /// Parsed authenticator data.
+///
+/// # Example
+///
+/// ```
+/// use fpr_webauthn::{AuthenticatorData, flags};
+/// // rpIdHash, flags, a zero signature counter.
+/// let mut bytes = fpr_webauthn::sha256(b"login.microsoft.com").to_vec();
+/// bytes.push(flags::UP | flags::UV);
+/// bytes.extend_from_slice(&0u32.to_be_bytes());
+/// let parsed = AuthenticatorData::parse(&bytes)?;
+/// assert!(parsed.user_present() && parsed.user_verified());
+/// # Ok::<(), fpr_webauthn::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthenticatorData {
     /// SHA-256 of the RP id.

@@ -4,17 +4,6 @@
 //! It owns no keys, does no I/O and cannot make a credential (the sandbox's software key is
 //! `fpr-softkey`). It verifies with aws-lc-rs and parses X.509 with x509-parser (without its
 //! `verify` feature, which would bring a second crypto provider).
-//!
-//! ```
-//! use fpr_webauthn::{AuthenticatorData, flags};
-//! // rpIdHash, flags, a zero signature counter.
-//! let mut bytes = fpr_webauthn::sha256(b"login.microsoft.com").to_vec();
-//! bytes.push(flags::UP | flags::UV);
-//! bytes.extend_from_slice(&0u32.to_be_bytes());
-//! let parsed = AuthenticatorData::parse(&bytes)?;
-//! assert!(parsed.user_present() && parsed.user_verified());
-//! # Ok::<(), fpr_webauthn::Error>(())
-//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

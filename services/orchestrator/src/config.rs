@@ -12,6 +12,12 @@ use crate::Error;
 
 pub use fpr_config::{Env, Source};
 
+mod callers;
+mod upstreams;
+use self::callers::*;
+pub use self::callers::{AuthConfig, RestConfig, RestIdp};
+pub use self::upstreams::{EntraConfig, OktaConfig, OktaOauth, YeConfig};
+
 /// A secret's location: a file (preferred) or an environment variable; read at each use.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,7 +101,8 @@ pub struct Config {
     /// Retry of transient upstream failures.
     #[serde(default)]
     pub retry: RetryConfig,
-    /// `displayName` of registered keys; `{model}` and `{serial}` are filled in (≤ 30 characters).
+    /// `displayName` of registered keys (≤ 30 characters): `{model}` is the ordered product's name
+    /// and `{serial}` the key's serial number.
     #[serde(default = "default_display")]
     pub key_display_name: String,
     /// Per-request upstream timeout.
@@ -121,188 +128,8 @@ pub struct Config {
     pub rest: Option<RestConfig>,
 }
 
-/// The HTTP listener serving the FIDO Connector's REST API (`/v1/...`) beside the gRPC one:
-/// same tokens and roles, TLS when `tls` is set.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RestConfig {
-    /// Listen address (ip:port).
-    pub listen: String,
-    /// The IdP of a create request without an `idp` field (the connector knows only Entra ID).
-    #[serde(default = "default_rest_idp")]
-    pub default_idp: RestIdp,
-    /// How long `POST /v1/fpr/shipments` waits for the order to be placed, to answer with the
-    /// YubiEnterprise shipment id as the connector does; past it, it answers with fpr's id and
-    /// `"order_placed": false` (the order is still placed). 0 to 5 minutes.
-    #[serde(default = "default_order_wait", with = "humantime_serde")]
-    pub order_wait: Duration,
-}
-
-/// The IdP of a REST create request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum RestIdp {
-    /// Microsoft Entra ID.
-    Entra,
-    /// Okta.
-    Okta,
-}
-
 fn default_log_format() -> String {
     "text".into()
-}
-
-fn default_rest_idp() -> RestIdp {
-    RestIdp::Entra
-}
-
-fn default_order_wait() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_max_response_bytes() -> usize {
-    fpr_upstream::DEFAULT_MAX_BODY
-}
-
-/// YubiEnterprise settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct YeConfig {
-    /// `YE_API_BASE_URL`.
-    pub base_url: Url,
-    /// The API token.
-    pub token: SecretRef,
-}
-
-/// Entra settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EntraConfig {
-    /// `AZURE_TENANT_ID`.
-    pub tenant: String,
-    /// `ENTRA_FIDO_API_CLIENT_ID`.
-    pub client_id: String,
-    /// The client secret (`ENTRA-FIDO-API-CLIENT-SECRET`).
-    pub client_secret: SecretRef,
-    /// Login base (default `https://login.microsoftonline.com`).
-    #[serde(default = "default_login")]
-    pub login_base: Url,
-    /// Graph base (default `https://graph.microsoft.com`).
-    #[serde(default = "default_graph")]
-    pub graph_base: Url,
-    /// `ENTRA_FIDO_API_VERSION`: `beta` (default) or `v1.0`.
-    #[serde(default = "default_version")]
-    pub api_version: String,
-    /// `ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES` (5–43,200; default 20,160).
-    #[serde(default = "default_challenge")]
-    pub challenge_timeout_minutes: u32,
-}
-
-/// Okta settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OktaConfig {
-    /// `https://{yourOktaDomain}`.
-    pub base_url: Url,
-    /// The SSWS API token (or use `oauth`).
-    #[serde(default)]
-    pub token: Option<SecretRef>,
-    /// An OAuth 2.0 service app with `private_key_jwt` (instead of `token`).
-    #[serde(default)]
-    pub oauth: Option<OktaOauth>,
-    /// `enrollmentRpIds` (default: the org's host name).
-    #[serde(default)]
-    pub enrollment_rp_ids: Vec<String>,
-    /// When a send-pin's answer is lost (fpr stopped during it, a timeout, a 5xx, a broken
-    /// connection), ask Okta once more instead of reporting `pin_delivery_unknown`. Okta's
-    /// send-pin mails the same PIN to the same user again, so the price is a possible second
-    /// identical mail; the default (false) asks a person instead.
-    #[serde(default)]
-    pub resend_pin_when_unknown: bool,
-}
-
-impl OktaConfig {
-    /// The RP ids to enroll for.
-    pub fn rp_ids(&self) -> Vec<String> {
-        if self.enrollment_rp_ids.is_empty() {
-            self.base_url
-                .host_str()
-                .map(|h| vec![h.to_owned()])
-                .unwrap_or_default()
-        } else {
-            self.enrollment_rp_ids.clone()
-        }
-    }
-
-    /// How the client authenticates.
-    pub fn auth(&self) -> Result<fpr_okta::Auth, Error> {
-        match (&self.token, &self.oauth) {
-            (Some(t), None) => Ok(fpr_okta::Auth::Ssws(t.source("okta.token")?)),
-            (None, Some(o)) => Ok(fpr_okta::Auth::PrivateKeyJwt {
-                client_id: o.client_id.clone(),
-                key: o.private_key.source("okta.oauth.private_key")?,
-                key_id: o.key_id.clone(),
-            }),
-            _ => Err(Error::Config {
-                key: "okta.token".into(),
-                reason: "set exactly one of token (SSWS) or [okta.oauth]".into(),
-            }),
-        }
-    }
-}
-
-/// An Okta OAuth service app (client credentials, `private_key_jwt`, scope `okta.users.manage`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OktaOauth {
-    /// The app's client id.
-    pub client_id: String,
-    /// PEM private key (EC P-256 or RSA, PKCS#8).
-    pub private_key: SecretRef,
-    /// The key id registered with the app.
-    pub key_id: String,
-}
-
-/// Inbound auth.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Expected `iss`.
-    pub issuer: String,
-    /// Where the issuer's keys are.
-    pub jwks_url: Url,
-    /// `FIDO_Connector_Allowed_Audiences`.
-    pub allowed_audiences: Vec<String>,
-    /// `FIDO_Connector_Allowed_Client_Apps` (azp/appid). Required: an empty list is refused at
-    /// start unless `danger_allow_any_client_app` is set.
-    #[serde(default)]
-    pub allowed_client_apps: Vec<String>,
-    /// Accept a token of any app of the issuer when `allowed_client_apps` is empty (warns).
-    #[serde(default)]
-    pub danger_allow_any_client_app: bool,
-    /// The claim that carries the caller's app roles: `roles` for Entra ID app roles; an Okta
-    /// authorization server needs a custom claim (e.g. `fpr_roles`), named here.
-    #[serde(default = "default_roles_claim")]
-    pub roles_claim: String,
-    /// Tolerance for `exp`, `nbf` and `iat` against this host's clock (0 to 5 minutes).
-    #[serde(default = "default_clock_skew", with = "humantime_serde")]
-    pub clock_skew: Duration,
-    /// A token signed by a key id the cache does not know makes fpr fetch the issuer's keys at
-    /// most once per this interval; other unknown kids are refused without a fetch.
-    #[serde(default = "default_key_refresh", with = "humantime_serde")]
-    pub unknown_kid_refresh_interval: Duration,
-}
-
-fn default_roles_claim() -> String {
-    "roles".into()
-}
-
-fn default_clock_skew() -> Duration {
-    Duration::from_secs(60)
-}
-
-fn default_key_refresh() -> Duration {
-    Duration::from_secs(60)
 }
 
 /// Job schedules (cron with seconds, as the seed).
@@ -381,20 +208,6 @@ fn default_vault_timeout() -> Duration {
 }
 fn default_reconcile_after() -> Duration {
     Duration::from_secs(60)
-}
-#[expect(clippy::expect_used, reason = "a constant URL")]
-fn default_login() -> Url {
-    Url::parse("https://login.microsoftonline.com").expect("constant URL")
-}
-#[expect(clippy::expect_used, reason = "a constant URL")]
-fn default_graph() -> Url {
-    Url::parse("https://graph.microsoft.com").expect("constant URL")
-}
-fn default_version() -> String {
-    "beta".into()
-}
-fn default_challenge() -> u32 {
-    20_160
 }
 fn default_process() -> String {
     "0 0 * * * *".into()
@@ -718,82 +531,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::*;
-
-    const BASE: &str = r#"
-        [yubienterprise]
-        base_url = "https://api.console.yubico.com/v1"
-        token = { env = "YE_TOKEN" }
-        [entra]
-        tenant = "t"
-        client_id = "c"
-        client_secret = { file = "/run/secrets/graph" }
-        [auth]
-        issuer = "https://login.microsoftonline.com/t/v2.0"
-        jwks_url = "https://login.microsoftonline.com/t/discovery/v2.0/keys"
-        allowed_audiences = ["api://fido-connector-api"]
-        allowed_client_apps = ["app-0"]
-    "#;
-
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn seed_variables_override_the_file() {
-        let c = Config::from_toml(
-            BASE,
-            &env(&[
-                ("CRON_DATA_CLEANUP_COMPLETED_DAYS", "30"),
-                ("ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES", "60"),
-                ("FIDO_Connector_Allowed_Audiences", "api://a, api://b"),
-                ("FIDO_Connector_Allowed_Client_Apps", "app-1"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(
-            (
-                c.jobs.cleanup_completed_days,
-                c.entra.challenge_timeout_minutes
-            ),
-            (30, 60)
-        );
-        assert_eq!(c.auth.allowed_audiences, vec!["api://a", "api://b"]);
-        assert_eq!(c.jobs.process_schedule, "0 0 * * * *", "the seed's default");
-        assert_eq!(c.settings()["ENTRA_FIDO_API_CLIENT_SECRET"], "[redacted]");
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        for (vars, key) in [
-            (
-                vec![("CRON_PROCESS_SHIPMENT_SCHEDULE", "every hour")],
-                "jobs.process_schedule",
-            ),
-            (
-                vec![("ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES", "4")],
-                "entra.challenge_timeout_minutes",
-            ),
-            (vec![("ENTRA_FIDO_API_VERSION", "v2")], "entra.api_version"),
-            (
-                vec![("FIDO_Connector_Allowed_Client_Apps", " ")],
-                "auth.allowed_client_apps",
-            ),
-            (
-                vec![("YE_API_BASE_URL", "http://plain.example/v1")],
-                "yubienterprise.base_url",
-            ),
-        ] {
-            match Config::from_toml(BASE, &env(&vars)) {
-                Err(Error::Config { key: k, .. }) => assert_eq!(k, key),
-                other => panic!("{key}: {other:?}"),
-            }
-        }
-    }
-}
+mod tests;

@@ -280,6 +280,19 @@ fn rpc_span(req: &http::Request<()>) -> tracing::Span {
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then drains.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn run() -> Result<(), fpr_vault::Error> {
+/// use fpr_vault::{Config, config::Env, server};
+/// let config = Config::load(Some("vault.toml".as_ref()), &Env)?;
+/// let service = server::build(&config).await?;
+/// let listener = server::bind(&config).await?;
+/// let uids = server::allowed_uids(&config, &listener);
+/// server::serve(service, listener, uids, std::future::pending()).await
+/// # }
+/// ```
 pub async fn serve(
     service: VaultService,
     listener: Listener,

@@ -4,13 +4,6 @@
 //! `docs/decisions/0004-graph-client.md` for why fpr has its own client.
 //!
 //! It never logs tokens, secrets or bodies; the client secret is read at each token request.
-//!
-//! ```
-//! // Graph mixes three encodings of challenges and ids (UPSTREAM-APIS.md §2.5).
-//! assert_eq!(fpr_entra::decode_graph_b64("AQID", false), Some(vec![1, 2, 3]));
-//! assert_eq!(fpr_entra::decode_graph_b64("AQI=", false), Some(vec![1, 2]));
-//! assert_eq!(fpr_entra::decode_graph_b64("AQI1", true), Some(vec![1, 2]));
-//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -116,9 +109,18 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Decodes a Graph challenge or id in any of its three encodings (UPSTREAM-APIS.md §2.5):
+/// Decodes a Graph challenge or id in any of its three encodings (docs/design/upstream-apis.md §2.5):
 /// standard base64 (has `+`, `/` or `=`), base64url with a trailing padding-count digit, or plain
 /// unpadded base64url. `beta` resolves the ambiguous lengths toward the digit-suffix form.
+///
+/// # Example
+///
+/// ```
+/// // Graph mixes three encodings of challenges and ids (docs/design/upstream-apis.md §2.5).
+/// assert_eq!(fpr_entra::decode_graph_b64("AQID", false), Some(vec![1, 2, 3]));
+/// assert_eq!(fpr_entra::decode_graph_b64("AQI=", false), Some(vec![1, 2]));
+/// assert_eq!(fpr_entra::decode_graph_b64("AQI1", true), Some(vec![1, 2]));
+/// ```
 pub fn decode_graph_b64(s: &str, beta: bool) -> Option<Vec<u8>> {
     if s.contains(['+', '/', '=']) {
         return STANDARD.decode(s).ok();

@@ -1,18 +1,10 @@
-//! A thin Okta client for FIDO2 preregistration (UPSTREAM-APIS.md §3): the Users API for
+//! A thin Okta client for FIDO2 preregistration (docs/design/upstream-apis.md §3): the Users API for
 //! shipping data, and `enroll`, `activate`, `send-pin`, delete and `mark-error` of the
 //! WebAuthn preregistration API. SSWS auth; the token is read at each call. A 429 is reported
 //! as transient with the wait from `X-Rate-Limit-Reset` (or `Retry-After`), which the
 //! orchestrator honours before it calls again.
 //!
 //! fpr never holds an Okta PIN: Okta decrypts the PIN response and e-mails the PIN itself.
-//!
-//! ```no_run
-//! # async fn f() -> Result<(), fpr_upstream::Error> {
-//! let okta = fpr_okta::Client::new("https://example.okta.com".parse().unwrap(), fpr_upstream::SecretSource::Env("OKTA_TOKEN".into()), std::time::Duration::from_secs(30))?;
-//! let p = okta.user("ada@example.com").await?;
-//! println!("{}", p.id);
-//! # Ok(()) }
-//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -78,6 +70,16 @@ pub enum Auth {
 }
 
 /// The client.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn f() -> Result<(), fpr_upstream::Error> {
+/// let okta = fpr_okta::Client::new("https://example.okta.com".parse().unwrap(), fpr_upstream::SecretSource::Env("OKTA_TOKEN".into()), std::time::Duration::from_secs(30))?;
+/// let p = okta.user("ada@example.com").await?;
+/// println!("{}", p.id);
+/// # Ok(()) }
+/// ```
 pub struct Client {
     http: reqwest::Client,
     base: Url,

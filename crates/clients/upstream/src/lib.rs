@@ -4,12 +4,6 @@
 //!
 //! It never logs or returns a secret or a response body beyond the upstream's own error code
 //! and message.
-//!
-//! ```
-//! use fpr_upstream::{Error, classify_status};
-//! assert!(matches!(classify_status("graph", 429, None, Some(3), "throttled"), Error::Transient { retry_after: Some(3), .. }));
-//! assert!(matches!(classify_status("graph", 404, None, None, "no user"), Error::NotFound { .. }));
-//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -127,6 +121,14 @@ pub fn retry_after_of(headers: &reqwest::header::HeaderMap, now: i64) -> Option<
 }
 
 /// Classifies a non-success status with the code and message taken from its body.
+///
+/// # Example
+///
+/// ```
+/// use fpr_upstream::{Error, classify_status};
+/// assert!(matches!(classify_status("graph", 429, None, Some(3), "throttled"), Error::Transient { retry_after: Some(3), .. }));
+/// assert!(matches!(classify_status("graph", 404, None, None, "no user"), Error::NotFound { .. }));
+/// ```
 pub fn classify_status(
     upstream: &'static str,
     status: u16,

@@ -1,18 +1,8 @@
 //! A thin YubiEnterprise API client: FIDO Pre-reg shipments (`/fpr/shipments`) and their edit
-//! and cancel through the Delivery API (`/shipments_exact/{id}`), per UPSTREAM-APIS.md §1.
+//! and cancel through the Delivery API (`/shipments_exact/{id}`), per docs/design/upstream-apis.md §1.
 //!
 //! It sends what it is given and reads what the orchestrator needs; it never logs request or
 //! response bodies (they carry JWEs and addresses). The API token is read at each call.
-//!
-//! ```no_run
-//! # async fn f() -> Result<(), fpr_upstream::Error> {
-//! use fpr_yubienterprise::Client;
-//! use fpr_upstream::SecretSource;
-//! let ye = Client::new("https://api.console.yubico.com/v1".parse().unwrap(), SecretSource::Env("YE_API_TOKEN".into()), std::time::Duration::from_secs(30))?;
-//! let s = ye.get_fpr_shipment("U89bvfKKCtQfhnqaFBrAZW").await?;
-//! println!("state {}", s.state_id);
-//! # Ok(()) }
-//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -85,6 +75,18 @@ pub struct Page {
 }
 
 /// The client.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn f() -> Result<(), fpr_upstream::Error> {
+/// use fpr_yubienterprise::Client;
+/// use fpr_upstream::SecretSource;
+/// let ye = Client::new("https://api.console.yubico.com/v1".parse().unwrap(), SecretSource::Env("YE_API_TOKEN".into()), std::time::Duration::from_secs(30))?;
+/// let s = ye.get_fpr_shipment("U89bvfKKCtQfhnqaFBrAZW").await?;
+/// println!("state {}", s.state_id);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -300,7 +302,7 @@ impl Client {
     }
 }
 
-/// Whether a state is one of YubiEnterprise's error states (UPSTREAM-APIS.md §1.7).
+/// Whether a state is one of YubiEnterprise's error states (docs/design/upstream-apis.md §1.7).
 pub fn is_error_state(state: u32) -> bool {
     matches!(state, 1 | 6 | 7 | 8 | 9 | 99 | 105 | 106)
 }

@@ -160,13 +160,16 @@ impl IdpFlow for Entra {
             .await
             .map_err(|e| up("registration_failed", e))?;
         if !existing.iter().any(|m| m.id == method_id) {
-            let model = fpr_webauthn::AttestationObject::parse(
+            let aaguid = fpr_webauthn::AttestationObject::parse(
                 &fpr_webauthn::b64d_any(&cred.attestation_object).unwrap_or_default(),
             )
             .ok()
             .and_then(|o| o.auth_data.attested.map(|a| a.aaguid))
-            .map(|a| model_name(&fpr_webauthn::aaguid_string(&a)))
-            .unwrap_or("Security key");
+            .map(|a| fpr_webauthn::aaguid_string(&a));
+            let product_id = rec.shipping["shipment_items"][0]["product_id"]
+                .as_u64()
+                .and_then(|id| u32::try_from(id).ok());
+            let model = model_name(product_id, aaguid.as_deref());
             let display = self
                 .display_name
                 .replace("{model}", model)
@@ -232,17 +235,19 @@ impl IdpFlow for Entra {
     }
 }
 
-/// The model name for an AAGUID (FIDO MDS descriptions of YubiKeys).
-pub fn model_name(aaguid: &str) -> &'static str {
-    match aaguid {
-        "a25342c0-3cdc-4414-8e46-f4807fca511c"
-        | "d7781e5d-e353-46aa-afe2-3ca49f13332a"
-        | "2fc0579f-8113-47ea-b116-bb5a8db9202a" => "YubiKey 5 NFC",
-        "fcc0118f-cd45-435b-8da1-9782b2da0715"
-        | "79f3c8ba-9e35-484b-8f47-53a5a0f5c630"
-        | "c1f9a0bc-1dd2-404a-b27f-8e29047a43fd" => "YubiKey 5 NFC FIPS",
-        _ => "YubiKey",
-    }
+/// The name `{model}` stands for in a registered key's display name: the product that was
+/// ordered, else the model the AAGUID names, both from the workspace's one table
+/// (`fpr_domain::yubikey`).
+pub fn model_name(product_id: Option<u32>, aaguid: Option<&str>) -> &'static str {
+    product_id
+        .and_then(fpr_domain::yubikey::product_by_id)
+        .map(|p| p.name)
+        .or_else(|| {
+            aaguid
+                .and_then(fpr_domain::yubikey::model_by_aaguid)
+                .map(|m| m.name)
+        })
+        .unwrap_or("Security key")
 }
 
 /// Checks a credential against the creation options it answers: clientData type and

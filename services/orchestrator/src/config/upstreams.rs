@@ -1,0 +1,117 @@
+//! Settings of the three upstreams: YubiEnterprise, Microsoft Entra ID (Graph) and Okta.
+
+use super::*;
+
+/// YubiEnterprise settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct YeConfig {
+    /// `YE_API_BASE_URL`.
+    pub base_url: Url,
+    /// The API token.
+    pub token: SecretRef,
+}
+
+/// Entra settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntraConfig {
+    /// `AZURE_TENANT_ID`.
+    pub tenant: String,
+    /// `ENTRA_FIDO_API_CLIENT_ID`.
+    pub client_id: String,
+    /// The client secret (`ENTRA-FIDO-API-CLIENT-SECRET`).
+    pub client_secret: SecretRef,
+    /// Login base (default `https://login.microsoftonline.com`).
+    #[serde(default = "default_login")]
+    pub login_base: Url,
+    /// Graph base (default `https://graph.microsoft.com`).
+    #[serde(default = "default_graph")]
+    pub graph_base: Url,
+    /// `ENTRA_FIDO_API_VERSION`: `beta` (default) or `v1.0`.
+    #[serde(default = "default_version")]
+    pub api_version: String,
+    /// `ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES` (5–43,200; default 20,160).
+    #[serde(default = "default_challenge")]
+    pub challenge_timeout_minutes: u32,
+}
+
+/// Okta settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaConfig {
+    /// `https://{yourOktaDomain}`.
+    pub base_url: Url,
+    /// The SSWS API token (or use `oauth`).
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// An OAuth 2.0 service app with `private_key_jwt` (instead of `token`).
+    #[serde(default)]
+    pub oauth: Option<OktaOauth>,
+    /// `enrollmentRpIds` (default: the org's host name).
+    #[serde(default)]
+    pub enrollment_rp_ids: Vec<String>,
+    /// When a send-pin's answer is lost (fpr stopped during it, a timeout, a 5xx, a broken
+    /// connection), ask Okta once more instead of reporting `pin_delivery_unknown`. Okta's
+    /// send-pin mails the same PIN to the same user again, so the price is a possible second
+    /// identical mail; the default (false) asks a person instead.
+    #[serde(default)]
+    pub resend_pin_when_unknown: bool,
+}
+
+impl OktaConfig {
+    /// The RP ids to enroll for.
+    pub fn rp_ids(&self) -> Vec<String> {
+        if self.enrollment_rp_ids.is_empty() {
+            self.base_url
+                .host_str()
+                .map(|h| vec![h.to_owned()])
+                .unwrap_or_default()
+        } else {
+            self.enrollment_rp_ids.clone()
+        }
+    }
+
+    /// How the client authenticates.
+    pub fn auth(&self) -> Result<fpr_okta::Auth, Error> {
+        match (&self.token, &self.oauth) {
+            (Some(t), None) => Ok(fpr_okta::Auth::Ssws(t.source("okta.token")?)),
+            (None, Some(o)) => Ok(fpr_okta::Auth::PrivateKeyJwt {
+                client_id: o.client_id.clone(),
+                key: o.private_key.source("okta.oauth.private_key")?,
+                key_id: o.key_id.clone(),
+            }),
+            _ => Err(Error::Config {
+                key: "okta.token".into(),
+                reason: "set exactly one of token (SSWS) or [okta.oauth]".into(),
+            }),
+        }
+    }
+}
+
+/// An Okta OAuth service app (client credentials, `private_key_jwt`, scope `okta.users.manage`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaOauth {
+    /// The app's client id.
+    pub client_id: String,
+    /// PEM private key (EC P-256 or RSA, PKCS#8).
+    pub private_key: SecretRef,
+    /// The key id registered with the app.
+    pub key_id: String,
+}
+
+#[expect(clippy::expect_used, reason = "a constant URL")]
+pub(super) fn default_login() -> Url {
+    Url::parse("https://login.microsoftonline.com").expect("constant URL")
+}
+#[expect(clippy::expect_used, reason = "a constant URL")]
+pub(super) fn default_graph() -> Url {
+    Url::parse("https://graph.microsoft.com").expect("constant URL")
+}
+pub(super) fn default_version() -> String {
+    "beta".into()
+}
+pub(super) fn default_challenge() -> u32 {
+    20_160
+}
