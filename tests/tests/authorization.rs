@@ -7,9 +7,9 @@
     reason = "test helpers"
 )]
 
-use fpr_jose::jwt::RsaJwtSigner;
 use fpr_jose::util::{b64e, hmac_sha256};
 use fpr_proto::v1 as pb;
+use fpr_sandbox::tokens::TokenSigner;
 use fpr_tests::{Call, ShipmentClient, Stack, captured_logs, create_request, manual_sandbox};
 use serde_json::{Value, json};
 use tonic::Code;
@@ -183,8 +183,8 @@ async fn inbound_token_catalogue() {
     let good_claims = minted["claims"].clone();
     let jwks: Value = serde_json::from_str(&stack.sandbox.tenant_jwks().await).unwrap();
     let tenant_kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
-    let rogue = RsaJwtSigner::generate("rogue-kid-1").unwrap();
-    let impostor = RsaJwtSigner::generate(&tenant_kid).unwrap();
+    let rogue = TokenSigner::generate("rogue-kid-1").unwrap();
+    let impostor = TokenSigner::generate(&tenant_kid).unwrap();
     let with = |edits: Value| {
         let mut c = good_claims.clone();
         for (k, v) in edits.as_object().unwrap() {
@@ -307,7 +307,7 @@ async fn inbound_token_catalogue() {
     let before = stack.verifier.fetches();
     let mut tasks = Vec::new();
     for i in 0..40 {
-        let t = RsaJwtSigner::generate(&format!("flood-{i}"))
+        let t = TokenSigner::generate(&format!("flood-{i}"))
             .unwrap()
             .sign(&good_claims)
             .unwrap();

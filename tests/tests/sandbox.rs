@@ -811,7 +811,7 @@ async fn entra_tokens_users_and_registration_rules() {
         .json()
         .await
         .unwrap();
-    let claims = fpr_jose::jwt::verify_rs256(
+    let claims = fpr_sandbox::tokens::verify(
         v["access_token"].as_str().unwrap(),
         keys["keys"].as_array().unwrap(),
     )

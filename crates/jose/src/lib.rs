@@ -15,7 +15,6 @@ mod header;
 pub mod jwe;
 mod jwk;
 pub mod jws;
-pub mod jwt;
 pub mod protocol;
 pub mod seal;
 pub mod util;
@@ -28,56 +27,6 @@ pub const MAX_TOKEN_LEN: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests;
-
-/// Raw P-384 primitive timings, so benchmarks can state what fraction of the backend's
-/// ceiling they reach on the machine they run on. Not part of the API.
-#[doc(hidden)]
-pub mod calibrate {
-    use aws_lc_rs::{agreement, rand::SystemRandom, signature};
-
-    /// One P-384 key generation.
-    pub fn keygen() {
-        let _ = std::hint::black_box(agreement::PrivateKey::generate(&agreement::ECDH_P384));
-    }
-
-    /// Returns a closure doing one P-384 ECDH with a pre-parsed peer point.
-    pub fn ecdh() -> impl FnMut() {
-        let me = agreement::PrivateKey::generate(&agreement::ECDH_P384).ok();
-        let peer = agreement::PrivateKey::generate(&agreement::ECDH_P384)
-            .ok()
-            .and_then(|k| k.compute_public_key().ok())
-            .map(|p| p.as_ref().to_vec())
-            .unwrap_or_default();
-        move || {
-            if let Some(me) = &me {
-                let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P384, &peer);
-                let _ = std::hint::black_box(agreement::agree(me, peer, (), |z| Ok(z.len())));
-            }
-        }
-    }
-
-    /// Returns a closure doing one ES384 verification with a pre-parsed key.
-    pub fn verify() -> impl FnMut() {
-        use signature::KeyPair as _;
-        let kp =
-            signature::EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_FIXED_SIGNING).ok();
-        let sig = kp
-            .as_ref()
-            .and_then(|k| k.sign(&SystemRandom::new(), b"calibrate").ok());
-        let vk = kp.as_ref().and_then(|k| {
-            signature::ParsedPublicKey::new(
-                &signature::ECDSA_P384_SHA384_FIXED,
-                k.public_key().as_ref(),
-            )
-            .ok()
-        });
-        move || {
-            if let (Some(vk), Some(sig)) = (&vk, &sig) {
-                let _ = std::hint::black_box(vk.verify_sig(b"calibrate", sig.as_ref()));
-            }
-        }
-    }
-}
 
 /// Entry points for the `cargo fuzz` targets in `fuzz/` and the corpus replay test. Each must
 /// never panic, whatever the input. Not part of the API.

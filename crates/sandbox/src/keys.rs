@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use fpr_jose::jwt::RsaJwtSigner;
 use fpr_jose::{Curve, Jwks, PrivateKey, SigningKey};
 use fpr_softkey::AttestationCa;
 
@@ -23,7 +22,7 @@ pub struct Keys {
     /// The attestation CA of the software authenticator.
     pub ca: AttestationCa,
     /// The Entra tenant's token signing key.
-    pub tenant: RsaJwtSigner,
+    pub tenant: crate::tokens::TokenSigner,
     dir: Option<PathBuf>,
 }
 
@@ -88,7 +87,7 @@ impl Keys {
             return Ok(Self {
                 yubico: Mutex::new(YubicoKeys::generate(0)?),
                 ca: AttestationCa::generate()?,
-                tenant: RsaJwtSigner::generate("sandbox-tenant-1")?,
+                tenant: crate::tokens::TokenSigner::generate("sandbox-tenant-1")?,
                 dir: None,
             });
         };
@@ -103,9 +102,12 @@ impl Keys {
         std::fs::write(dir.join("attestation-root.pem"), ca.root_pem())?;
         let tenant_path = dir.join("tenant-key.pk8");
         let tenant = if tenant_path.exists() {
-            RsaJwtSigner::from_pkcs8("sandbox-tenant-1", &std::fs::read(&tenant_path)?)?
+            crate::tokens::TokenSigner::from_pkcs8(
+                "sandbox-tenant-1",
+                &std::fs::read(&tenant_path)?,
+            )?
         } else {
-            let t = RsaJwtSigner::generate("sandbox-tenant-1")?;
+            let t = crate::tokens::TokenSigner::generate("sandbox-tenant-1")?;
             write_secret(&tenant_path, &t.to_pkcs8()?)?;
             t
         };

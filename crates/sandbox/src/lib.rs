@@ -20,6 +20,7 @@ mod okta;
 mod seed;
 pub mod smtp;
 pub mod state;
+pub mod tokens;
 mod yubienterprise;
 
 use std::net::SocketAddr;

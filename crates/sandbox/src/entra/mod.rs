@@ -86,7 +86,7 @@ async fn graph_gate(
         ));
     }
     let ok = bearer(headers)
-        .and_then(|t| fpr_jose::jwt::verify_rs256(t, &[app.keys.tenant.public_jwk()]).ok())
+        .and_then(|t| crate::tokens::verify(t, &[app.keys.tenant.public_jwk()]).ok())
         .is_some_and(|c| c["aud"] == GRAPH_AUD && c["exp"].as_i64().is_some_and(|e| e > now()));
     if !ok {
         return Err(graph_error(
