@@ -54,7 +54,7 @@ fn write_secret(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 }
 
 impl YubicoKeys {
-    fn generate(generation: u32) -> anyhow::Result<Self> {
+    pub(crate) fn generate(generation: u32) -> anyhow::Result<Self> {
         Ok(Self {
             transport: vec![
                 PrivateKey::generate(Curve::P384, &transport_kid(generation + 1))?,

@@ -21,6 +21,9 @@ mod seed;
 pub mod smtp;
 pub mod state;
 pub mod tokens;
+pub mod yubico;
+
+pub use self::entra::public_key_options;
 mod yubienterprise;
 
 use std::net::SocketAddr;

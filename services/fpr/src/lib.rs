@@ -88,7 +88,7 @@ fn master_key(path: &Path) -> anyhow::Result<()> {
     if path.exists() {
         return Ok(());
     }
-    write_private(path, &fpr_jose::seal::MasterKey::generate_hex()?)
+    write_private(path, &fpr_vault::keystore::new_master_key_hex()?)
 }
 
 /// Starts sandbox, vault and orchestrator.

@@ -107,9 +107,11 @@ pub fn parse_idp(s: &str) -> Option<pb::Idp> {
 /// The idempotency key of a row without one: stable for the same batch id, IdP and user, so a
 /// rerun of the same file (or of it with bad rows fixed) orders nothing twice.
 pub fn derived_key(batch_id: &str, idp: pb::Idp, user_id: &str) -> String {
-    let digest = fpr_jose::util::sha256(
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
         format!("{}\n{}", idp.as_str_name(), user_id.trim().to_lowercase()).as_bytes(),
     );
+    let digest = digest.as_ref();
     let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
     let prefix: String = batch_id
         .chars()
@@ -244,6 +246,14 @@ pub fn build(
     } else {
         Err(problems)
     }
+}
+
+/// A random id for a request that has none: 128 bits from the system's generator, in hex.
+pub fn random_id() -> anyhow::Result<String> {
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut b)
+        .map_err(|_| anyhow::anyhow!("the system's random generator failed"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 #[cfg(test)]

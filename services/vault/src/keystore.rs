@@ -309,3 +309,8 @@ impl KeyStore {
         Ok(n)
     }
 }
+
+/// A new random master key, as the hex line a key file holds. Secret.
+pub fn new_master_key_hex() -> Result<zeroize::Zeroizing<String>, Error> {
+    MasterKey::generate_hex().map_err(Error::Crypto)
+}

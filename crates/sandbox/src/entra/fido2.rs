@@ -152,19 +152,32 @@ pub(super) async fn creation_options(
     let body = json!({
         "@odata.context": format!("https://graph.microsoft.com/{version}/$metadata#microsoft.graph.webauthnCredentialCreationOptions"),
         "challengeTimeoutDateTime": rfc3339(expires),
-        "publicKey": {
-            "rp": {"id": RP_ID, "name": "Microsoft"},
-            "user": {"id": encode(version, u.id.as_bytes()), "name": u.login, "displayName": u.display_name()},
-            "challenge": encode(version, &challenge),
-            "pubKeyCredParams": [{"type": "public-key", "alg": -7}, {"type": "public-key", "alg": -257}],
-            "timeout": 60000,
-            "excludeCredentials": exclude,
-            "authenticatorSelection": {"authenticatorAttachment": "cross-platform", "requireResidentKey": true, "userVerification": "required"},
-            "attestation": "direct",
-            "extensions": {"hmacCreateSecret": true, "enforceCredentialProtectionPolicy": true, "credentialProtectionPolicy": "userVerificationOptional"}
-        }
+        "publicKey": public_key_options(version, &u.id, &u.login, &u.display_name(), &challenge, exclude),
     });
     json(StatusCode::OK, body)
+}
+
+/// The `publicKey` member of Graph's creation options, as the sandbox issues them: ids and
+/// challenge in the encoding of `version`, the extensions a real tenant asks for.
+pub fn public_key_options(
+    version: &str,
+    user_id: &str,
+    login: &str,
+    display_name: &str,
+    challenge: &[u8],
+    exclude: Vec<Value>,
+) -> Value {
+    json!({
+        "rp": {"id": RP_ID, "name": "Microsoft"},
+        "user": {"id": encode(version, user_id.as_bytes()), "name": login, "displayName": display_name},
+        "challenge": encode(version, challenge),
+        "pubKeyCredParams": [{"type": "public-key", "alg": -7}, {"type": "public-key", "alg": -257}],
+        "timeout": 60000,
+        "excludeCredentials": exclude,
+        "authenticatorSelection": {"authenticatorAttachment": "cross-platform", "requireResidentKey": true, "userVerification": "required"},
+        "attestation": "direct",
+        "extensions": {"hmacCreateSecret": true, "enforceCredentialProtectionPolicy": true, "credentialProtectionPolicy": "userVerificationOptional"}
+    })
 }
 
 pub(super) fn bad(message: &str) -> Response {

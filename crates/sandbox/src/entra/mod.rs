@@ -18,6 +18,7 @@ use crate::{App, TOKEN_LIFETIME};
 mod fido2;
 mod login;
 mod users;
+pub use self::fido2::public_key_options;
 use self::fido2::*;
 pub(crate) use self::login::app_claims;
 use self::login::*;

@@ -7,12 +7,7 @@ use axum::extract::{Path, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
-use fpr_jose::jwe::{self, Algorithms};
-use fpr_jose::protocol::{
-    self, AttestationResponseJson, CredentialRequest, CredentialResponse, PinRequest, PinResponse,
-    RegistrationResponseJson,
-};
-use fpr_jose::{Curve, PublicJwk, SigningKey, jws};
+use fpr_jose::{Curve, SigningKey};
 use serde_json::{Value, json};
 
 use crate::http::{bearer, inject, json, now, token_eq, ye_id};

@@ -127,7 +127,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
             f.set("user_id", Some(user));
             let key = match idempotency_key {
                 Some(k) => k,
-                None => format!("ship-{}", fpr_jose::util::random_id()?),
+                None => format!("ship-{}", fpr::request::random_id()?),
             };
             f.set("idempotency_key", Some(key));
             let mut req = match fpr::request::build(&f, &Fields::default(), "ship") {

@@ -5,8 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use fpr_jose::jwe::{self, Algorithms};
-use fpr_jose::jws;
+use fpr_jose::jwe::Algorithms;
 use fpr_jose::protocol;
 use fpr_proto::vault::v1 as pb;
 use tokio::sync::Mutex;
@@ -16,7 +15,8 @@ use tracing::{Instrument as _, info, info_span, warn};
 mod checks;
 mod ops;
 
-pub use ops::seal_requests;
+pub use fpr_jose::protocol::PinSpec;
+pub use ops::{open_response, seal_requests};
 
 use self::checks::{binding, check_ref, rejected};
 use crate::Error;
@@ -217,15 +217,12 @@ impl Vault {
         token: &str,
     ) -> Result<(zeroize::Zeroizing<Vec<u8>>, String), Error> {
         let key = self.keystore.response_key(shipment_ref, rec)?;
-        let inner = jwe::decrypt(token, &key).map_err(|e| rejected(field, e))?;
-        let inner = std::str::from_utf8(&inner)
-            .map_err(|_| binding(field, "malformed", "inner JWS is not UTF-8".into()))?;
         let signing = self.keys.current(Kind::Signing);
-        let verified = match jws::verify(inner, &signing.jwks) {
+        let verified = match ops::open_response(token, &key, &signing.jwks) {
             Err(fpr_jose::Error::UnknownKid(_))
                 if self.keys.refresh_for_unknown_kid(Kind::Signing).await =>
             {
-                jws::verify(inner, &self.keys.current(Kind::Signing).jwks)
+                ops::open_response(token, &key, &self.keys.current(Kind::Signing).jwks)
             }
             other => other,
         }

@@ -403,3 +403,16 @@ pub fn seal_requests(
     )?;
     Ok((key, cred_jwe, pin_jwe))
 }
+
+/// Opens a Yubico response: decrypts the JWE with the shipment's response key, then verifies
+/// the JWS inside against the pinned signing set. The caller checks the payload's binding.
+pub fn open_response(
+    token: &str,
+    key: &PrivateKey,
+    signing: &fpr_jose::Jwks,
+) -> Result<fpr_jose::jws::Verified, fpr_jose::Error> {
+    let inner = jwe::decrypt(token, key)?;
+    let inner = std::str::from_utf8(&inner)
+        .map_err(|_| fpr_jose::Error::Malformed("inner JWS is not UTF-8"))?;
+    fpr_jose::jws::verify(inner, signing)
+}
