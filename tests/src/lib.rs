@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod sandbox_calls;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -944,4 +945,28 @@ pub async fn ship_at_yubico(stack: &Stack, ye_id: &str) {
         )
         .await;
     assert_eq!(s, 200);
+}
+
+/// CreateShipment of an Entra order for `user`, which must succeed.
+pub async fn create_shipment(
+    client: &mut ShipmentClient,
+    key: &str,
+    user: &str,
+) -> fpr_proto::v1::CreateShipmentResponse {
+    client
+        .create_shipment(create_request(key, user))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// ProcessShipments, which must succeed.
+pub async fn process_shipments(
+    client: &mut ShipmentClient,
+) -> fpr_proto::v1::ProcessShipmentsResponse {
+    client
+        .process_shipments(fpr_proto::v1::ProcessShipmentsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
 }

@@ -24,7 +24,7 @@ pub mod stack;
 
 /// Where `fpr up` listens.
 #[derive(Debug, Clone)]
-pub struct Up {
+pub struct UpSettings {
     /// Data directory (`./fpr-data`).
     pub data_dir: PathBuf,
     /// Sandbox HTTP address.
@@ -92,7 +92,7 @@ fn master_key(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Starts sandbox, vault and orchestrator.
-pub async fn up(cfg: &Up) -> anyhow::Result<Running> {
+pub async fn start_all(cfg: &UpSettings) -> anyhow::Result<Running> {
     let dir = &cfg.data_dir;
     std::fs::create_dir_all(dir.join("vault")).context("creating the data directory")?;
     // One recorder for the vault and the orchestrator of this process, installed before

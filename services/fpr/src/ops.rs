@@ -11,12 +11,12 @@ use crate::output::{self, LIST_HEADERS, list_row, shipment_detail, shipment_json
 
 /// Output mode.
 #[derive(Debug, Clone, Copy)]
-pub struct Out {
+pub struct OutputMode {
     /// JSON instead of tables.
     pub json: bool,
 }
 
-impl Out {
+impl OutputMode {
     /// Prints one shipment.
     pub fn shipment(self, s: &pb::Shipment) {
         if self.json {
@@ -33,7 +33,7 @@ pub fn grpc(status: tonic::Status) -> anyhow::Error {
 }
 
 /// `fpr status`: exit code 1 when a dependency is failing.
-pub async fn status(mut c: Client, out: Out) -> anyhow::Result<u8> {
+pub async fn status(mut c: Client, out: OutputMode) -> anyhow::Result<u8> {
     let s = c
         .get_status(pb::GetStatusRequest {})
         .await
@@ -80,7 +80,11 @@ pub async fn status(mut c: Client, out: Out) -> anyhow::Result<u8> {
 }
 
 /// `fpr ship`: one order.
-pub async fn ship(c: &Client, req: pb::CreateShipmentRequest, out: Out) -> anyhow::Result<()> {
+pub async fn ship(
+    c: &Client,
+    req: pb::CreateShipmentRequest,
+    out: OutputMode,
+) -> anyhow::Result<()> {
     let key = req.idempotency_key.clone();
     let dry = req.validate_only;
     let r = client::create(c, req).await.map_err(grpc)?;
@@ -109,7 +113,7 @@ pub async fn ship(c: &Client, req: pb::CreateShipmentRequest, out: Out) -> anyho
 }
 
 /// `fpr get`.
-pub async fn get(mut c: Client, id: String, out: Out) -> anyhow::Result<()> {
+pub async fn get(mut c: Client, id: String, out: OutputMode) -> anyhow::Result<()> {
     let s = c
         .get_shipment(pb::GetShipmentRequest { shipment_id: id })
         .await
@@ -124,7 +128,7 @@ pub async fn list(
     mut c: Client,
     mut req: pb::ListShipmentsRequest,
     limit: usize,
-    out: Out,
+    out: OutputMode,
 ) -> anyhow::Result<()> {
     let mut all = Vec::new();
     let mut more = false;
@@ -171,7 +175,7 @@ pub async fn list(
 }
 
 /// `fpr watch`: every change until the shipment ends; JSON is one object a line.
-pub async fn watch(mut c: Client, id: String, out: Out) -> anyhow::Result<()> {
+pub async fn watch(mut c: Client, id: String, out: OutputMode) -> anyhow::Result<()> {
     let mut stream = c
         .watch_shipment(pb::WatchShipmentRequest { shipment_id: id })
         .await
@@ -215,7 +219,7 @@ pub async fn watch(mut c: Client, id: String, out: Out) -> anyhow::Result<()> {
 }
 
 /// `fpr update`, `cancel`, `retry`, `complete`, `resend-pin`: one call returning the shipment.
-pub async fn act(mut c: Client, action: Action, out: Out) -> anyhow::Result<()> {
+pub async fn act(mut c: Client, action: Action, out: OutputMode) -> anyhow::Result<()> {
     let s = match action {
         Action::Update(r) => c.update_shipment(*r).await,
         Action::Cancel(r) => c.cancel_shipment(r).await,
@@ -245,7 +249,7 @@ pub enum Action {
 }
 
 /// `fpr process-now`.
-pub async fn process_now(mut c: Client, out: Out) -> anyhow::Result<()> {
+pub async fn process_now(mut c: Client, out: OutputMode) -> anyhow::Result<()> {
     let r = c
         .process_shipments(pb::ProcessShipmentsRequest {})
         .await
@@ -267,7 +271,7 @@ pub async fn process_now(mut c: Client, out: Out) -> anyhow::Result<()> {
 }
 
 /// `fpr keys`: the Yubico transport and signing keys the vault has pinned, over its socket.
-pub async fn keys(socket: &Path, out: Out) -> anyhow::Result<()> {
+pub async fn keys(socket: &Path, out: OutputMode) -> anyhow::Result<()> {
     use fpr_proto::vault::v1 as vpb;
     let channel = fpr_orchestrator::server::vault_channel(socket)
         .with_context(|| format!("the vault socket {}", socket.display()))?;
@@ -328,7 +332,7 @@ pub async fn keys(socket: &Path, out: Out) -> anyhow::Result<()> {
 pub async fn health(
     channel: tonic::transport::Channel,
     service: String,
-    out: Out,
+    out: OutputMode,
 ) -> anyhow::Result<u8> {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,

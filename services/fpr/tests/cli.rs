@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{ADDRESS, ITEM, Up, all_bytes, ok, users_csv};
+use common::{ADDRESS, ITEM, UpProcess, all_bytes, ok, users_csv};
 use serde_json::Value;
 
 fn json(o: &std::process::Output) -> Value {
@@ -18,7 +18,7 @@ fn json(o: &std::process::Output) -> Value {
 
 #[test]
 fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
-    let up = Up::start(&[]);
+    let up = UpProcess::start(&[]);
 
     // The demo with no token anywhere: it gets one from the sandbox tenant.
     let out = up
@@ -168,7 +168,7 @@ fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
 
 #[test]
 fn a_csv_with_bad_rows_is_refused_listing_every_bad_row_and_nothing_is_ordered() {
-    let up = Up::start(&[]);
+    let up = UpProcess::start(&[]);
     let good = users_csv(&up, 4);
     let mut lines: Vec<String> = good.lines().map(str::to_owned).collect();
     // Line 6: a first name over 15; line 7: region spelled out and a non-numeric product;
@@ -272,7 +272,7 @@ fn a_csv_with_bad_rows_is_refused_listing_every_bad_row_and_nothing_is_ordered()
 
 #[test]
 fn a_1000_row_batch_orders_every_row_writes_a_result_csv_and_a_rerun_orders_nothing() {
-    let up = Up::start(&["--seed-users", "1100"]);
+    let up = UpProcess::start(&["--seed-users", "1100"]);
     let file = up.dir.path().join("hris-export.csv");
     std::fs::write(&file, users_csv(&up, 1000)).unwrap();
     let mut args = vec!["batch", file.to_str().unwrap(), "--concurrency", "16"];
@@ -340,7 +340,7 @@ fn a_1000_row_batch_orders_every_row_writes_a_result_csv_and_a_rerun_orders_noth
 /// stopped, restores every shipment, and the vault's keys still open (the PIN can be sent again).
 #[test]
 fn a_copy_of_the_data_directory_restores_every_shipment() {
-    let up = Up::start(&[]);
+    let up = UpProcess::start(&[]);
     let demo = up
         .command(&[
             "demo",
@@ -367,7 +367,7 @@ fn a_copy_of_the_data_directory_restores_every_shipment() {
         .unwrap();
     assert!(copy.success());
     drop(dir);
-    let up = Up::start_in(restored, &[]);
+    let up = UpProcess::start_in(restored, &[]);
     let after = json(&up.fpr(&["list", "--json"]));
     assert_eq!(after, before);
     let entra = after
@@ -389,7 +389,7 @@ fn a_copy_of_the_data_directory_restores_every_shipment() {
 /// clock so shipments stay editable until told to ship.
 #[test]
 fn update_cancel_retry_and_complete_act_on_yubienterprise() {
-    let up = Up::start(&["--clock", "manual"]);
+    let up = UpProcess::start(&["--clock", "manual"]);
     let ship = |key: &str, user: &str| -> Value {
         let mut args = vec![
             "ship",

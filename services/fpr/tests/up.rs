@@ -10,7 +10,7 @@ mod common;
 
 #[test]
 fn up_starts_everything_and_stops_on_sigterm() {
-    let up = common::Up::start(&[]);
+    let up = common::UpProcess::start(&[]);
     let token = up
         .banner
         .lines()
@@ -86,7 +86,7 @@ fn up_starts_everything_and_stops_on_sigterm() {
 
 #[test]
 fn up_stops_when_its_terminal_closes() {
-    let up = common::Up::start(&[]);
+    let up = common::UpProcess::start(&[]);
     let (rest, _dir) = up.stop_with("-HUP");
     assert!(rest.contains("fpr stopped"));
 }
@@ -96,7 +96,7 @@ fn up_stops_when_its_terminal_closes() {
 #[test]
 fn json_logs_carry_the_shipment_and_the_trace() {
     // Traces on (the collector is not there: the export fails quietly, the ids exist).
-    let up = common::Up::start_env(
+    let up = common::UpProcess::start_env(
         tempfile::tempdir().unwrap(),
         &[],
         &[

@@ -16,7 +16,7 @@ mod callers;
 mod upstreams;
 use self::callers::*;
 pub use self::callers::{AuthConfig, RestConfig, RestIdp};
-pub use self::upstreams::{EntraConfig, OktaConfig, OktaOauth, YeConfig};
+pub use self::upstreams::{EntraConfig, OktaConfig, OktaOauth, YubiEnterpriseConfig};
 
 /// A secret's location: a file (preferred) or an environment variable; read at each use.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -80,7 +80,7 @@ pub struct Config {
     #[serde(default = "default_vault")]
     pub vault_socket: PathBuf,
     /// YubiEnterprise.
-    pub yubienterprise: YeConfig,
+    pub yubienterprise: YubiEnterpriseConfig,
     /// Microsoft Entra ID.
     pub entra: EntraConfig,
     /// Okta (optional: without it, Okta shipments are refused).

@@ -33,7 +33,7 @@ pub fn vault_channel(socket: &Path) -> Result<Channel, Error> {
 }
 
 /// The running parts, for `serve` and for tests.
-pub struct Built {
+pub struct ServerParts {
     /// The gRPC service.
     pub service: ShipmentService,
     /// The inbound token verifier.
@@ -52,7 +52,7 @@ pub struct Built {
     pub metrics: Option<TcpListener>,
 }
 
-impl Built {
+impl ServerParts {
     /// The address the REST API listens on, when configured.
     pub fn rest_addr(&self) -> Option<std::net::SocketAddr> {
         self.rest.as_ref().and_then(|(l, _, _)| l.local_addr().ok())
@@ -65,7 +65,7 @@ impl Built {
 }
 
 /// Opens the store and builds clients and the service; `vault` is the channel to the vault.
-pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
+pub async fn build(config: &Config, vault: Channel) -> Result<ServerParts, Error> {
     if config.danger_allow_plaintext_http {
         tracing::warn!("danger_allow_plaintext_http is on: upstream URLs may be plain http");
     }
@@ -78,7 +78,7 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
         }
     }
     let shipments = Shipments::open_dir(&config.store_path, config.store_cache_mb << 20)?;
-    let ye = fpr_yubienterprise::Client::new(
+    let yubienterprise = fpr_yubienterprise::Client::new(
         config.yubienterprise.base_url.clone(),
         config.ye_token()?,
         config.upstream_timeout,
@@ -107,7 +107,7 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
     let wf = Arc::new(Workflow::new(
         shipments,
         workflow::vault::Vault::new(vault, config.vault_timeout),
-        ye,
+        yubienterprise,
         entra,
         okta,
         workflow::Settings {
@@ -180,7 +180,7 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
             Some(l)
         }
     };
-    Ok(Built {
+    Ok(ServerParts {
         service,
         verifier,
         tls,
@@ -192,7 +192,7 @@ pub async fn build(config: &Config, vault: Channel) -> Result<Built, Error> {
 
 /// Serves on `listener` (with health and reflection outside auth) until `shutdown`.
 pub async fn serve(
-    built: Built,
+    built: ServerParts,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {

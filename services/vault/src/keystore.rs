@@ -34,7 +34,7 @@ pub struct Receipt {
 
 /// One shipment's record. Public fields only; the private scalar is sealed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Record {
+pub struct KeyRecord {
     /// Request id, also the response key's kid.
     pub request_id: String,
     /// Base64 of the sealed private scalar (AAD: shipment ref and request id).
@@ -180,7 +180,7 @@ impl KeyStore {
     }
 
     /// The record of a shipment.
-    pub fn get(&self, shipment_ref: &str) -> Result<Option<Record>, Error> {
+    pub fn get(&self, shipment_ref: &str) -> Result<Option<KeyRecord>, Error> {
         match self.tree.get(&record_key(shipment_ref))? {
             None => Ok(None),
             Some(v) => serde_json::from_slice(&v)
@@ -202,13 +202,13 @@ impl KeyStore {
         pin_request_jwe: String,
         recipients: Vec<String>,
         created_at: i64,
-    ) -> Result<Record, Error> {
+    ) -> Result<KeyRecord, Error> {
         let scalar = key.scalar().map_err(Error::Crypto)?;
         let master = self.read_master();
         let sealed = master
             .seal(&aad(shipment_ref, key.kid()), &scalar)
             .map_err(Error::Crypto)?;
-        let rec = Record {
+        let rec = KeyRecord {
             request_id: key.kid().to_owned(),
             sealed_key: STANDARD.encode(sealed),
             inputs_digest,
@@ -239,7 +239,7 @@ impl KeyStore {
 
     /// Replaces a record (after an open or a delivery) and flushes. The sealed key is kept as
     /// stored: a rotation may have re-sealed it since `rec` was read.
-    pub fn update(&self, shipment_ref: &str, rec: &Record) -> Result<(), Error> {
+    pub fn update(&self, shipment_ref: &str, rec: &KeyRecord) -> Result<(), Error> {
         let _master = self.read_master();
         let mut rec = rec.clone();
         if let Some(stored) = self.get(shipment_ref)? {
@@ -256,7 +256,7 @@ impl KeyStore {
 
     /// Unseals a record's response key (as stored now: a rotation may have re-sealed it since
     /// `rec` was read).
-    pub fn response_key(&self, shipment_ref: &str, rec: &Record) -> Result<PrivateKey, Error> {
+    pub fn response_key(&self, shipment_ref: &str, rec: &KeyRecord) -> Result<PrivateKey, Error> {
         let master = self.read_master();
         let stored = self.get(shipment_ref)?;
         let rec = stored.as_ref().unwrap_or(rec);
@@ -288,7 +288,7 @@ impl KeyStore {
         let mut n = 0;
         for (k, v) in self.tree.scan_prefix(RECORD_PREFIX)? {
             let shipment_ref = String::from_utf8_lossy(&k[RECORD_PREFIX.len()..]).into_owned();
-            let mut rec: Record = serde_json::from_slice(&v)
+            let mut rec: KeyRecord = serde_json::from_slice(&v)
                 .map_err(|_| Error::CorruptRecord(shipment_ref.clone()))?;
             let a = aad(&shipment_ref, &rec.request_id);
             let sealed = STANDARD

@@ -8,7 +8,7 @@
 
 use std::process::Command;
 
-fn vault() -> Command {
+fn vault_command() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_fpr-vault"));
     c.env_remove("FPR_VAULT_CONFIG").env("FPR_LOG", "warn");
     c
@@ -16,7 +16,7 @@ fn vault() -> Command {
 
 #[test]
 fn help_lists_the_commands() {
-    let out = vault().arg("--help").output().unwrap();
+    let out = vault_command().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for cmd in [
@@ -35,7 +35,7 @@ fn bad_config_exits_64_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("vault.toml");
     std::fs::write(&cfg, "[jose]\nalg = \"RSA1_5\"\n[store]\nmaster_key_file = \"/nonexistent\"\n[delivery.smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\n").unwrap();
-    let out = vault()
+    let out = vault_command()
         .arg("--config")
         .arg(&cfg)
         .arg("check")
@@ -49,7 +49,7 @@ fn bad_config_exits_64_naming_the_key() {
 fn generate_then_check_then_rotate() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("master.key");
-    let out = vault()
+    let out = vault_command()
         .arg("generate-master-key")
         .arg(&key)
         .output()
@@ -66,7 +66,7 @@ fn generate_then_check_then_rotate() {
     );
     // It refuses to overwrite an existing key.
     assert!(
-        !vault()
+        !vault_command()
             .arg("generate-master-key")
             .arg(&key)
             .output()
@@ -85,7 +85,7 @@ fn generate_then_check_then_rotate() {
         ),
     )
     .unwrap();
-    let out = vault()
+    let out = vault_command()
         .arg("--config")
         .arg(&cfg)
         .arg("check")
@@ -105,7 +105,7 @@ fn generate_then_check_then_rotate() {
 
     let new_key = dir.path().join("new.key");
     assert!(
-        vault()
+        vault_command()
             .arg("generate-master-key")
             .arg(&new_key)
             .output()
@@ -113,7 +113,7 @@ fn generate_then_check_then_rotate() {
             .status
             .success()
     );
-    let out = vault()
+    let out = vault_command()
         .arg("--config")
         .arg(&cfg)
         .arg("rotate-master-key")
@@ -127,7 +127,7 @@ fn generate_then_check_then_rotate() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The old key no longer opens the store.
-    let out = vault()
+    let out = vault_command()
         .arg("--config")
         .arg(&cfg)
         .arg("check")
@@ -152,7 +152,7 @@ fn audit_verify_reports_the_first_broken_line() {
         .unwrap();
     }
     drop(log);
-    let out = vault()
+    let out = vault_command()
         .args(["audit", "verify"])
         .arg(&path)
         .output()
@@ -161,7 +161,7 @@ fn audit_verify_reports_the_first_broken_line() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("intact, 3 entries"));
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replacen("DeliverPin", "GetStatus", 1)).unwrap();
-    let out = vault()
+    let out = vault_command()
         .args(["audit", "verify"])
         .arg(&path)
         .output()

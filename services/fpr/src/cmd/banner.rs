@@ -1,11 +1,11 @@
 //! `fpr up`: the whole system in this process, and the banner that says where each part is.
 
-pub(crate) async fn up(cfg: fpr::Up) -> anyhow::Result<()> {
+pub(crate) async fn run_up(cfg: fpr::UpSettings) -> anyhow::Result<()> {
     // A closed terminal (SIGHUP) stops it too: the in-process vault would otherwise take the
     // signal as "re-read the master key" and leave it running with nobody to stop it. Listened
     // for before the banner, so that a SIGHUP sent as soon as the banner shows is not missed.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let running = fpr::up(&cfg).await?;
+    let running = fpr::start_all(&cfg).await?;
     let o = running.orchestrator;
     println!("fpr is up (NO SECURITY: sandbox upstreams, for trying fpr out)");
     println!("  orchestrator  grpc://{o}   (fpr.v1.ShipmentService; health and reflection open)");

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use fpr::client::{self, Target};
-use fpr::ops::{self, Action, Out};
+use fpr::ops::{self, Action, OutputMode};
 use fpr::request::Fields;
 use fpr_proto::v1 as pb;
 
 use super::args::{Cli, Command, parse_idp_flag};
-use super::banner::up;
+use super::banner::run_up;
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
     let target = Target {
@@ -18,7 +18,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
         ca_file: cli.ca_file.clone(),
         token_file: cli.token_file.clone(),
     };
-    let out = Out { json: cli.json };
+    let out = OutputMode { json: cli.json };
     let sandbox_token = match &cli.token_from_sandbox {
         Some(url)
             if !matches!(
@@ -51,7 +51,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
             speedup,
             seed_users,
         } => {
-            up(fpr::Up {
+            run_up(fpr::UpSettings {
                 data_dir,
                 sandbox,
                 smtp,
@@ -80,7 +80,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
             let ok = if self_contained {
                 let dir = tempfile::tempdir()?;
                 let any: SocketAddr = ([127, 0, 0, 1], 0).into();
-                let running = fpr::up(&fpr::Up {
+                let running = fpr::start_all(&fpr::UpSettings {
                     data_dir: dir.path().to_owned(),
                     sandbox: any,
                     smtp: any,

@@ -36,7 +36,7 @@ pub const ADDRESS: [&str; 10] = [
 ];
 
 /// A running `fpr up`.
-pub struct Up {
+pub struct UpProcess {
     pub child: Child,
     pub dir: tempfile::TempDir,
     /// `http://127.0.0.1:port` of the orchestrator.
@@ -48,19 +48,19 @@ pub struct Up {
     out: BufReader<std::process::ChildStdout>,
 }
 
-impl Up {
+impl UpProcess {
     /// Starts `fpr up` with extra arguments; its logs (stderr) go to `log()`.
-    pub fn start(extra: &[&str]) -> Up {
+    pub fn start(extra: &[&str]) -> UpProcess {
         Self::start_in(tempfile::tempdir().unwrap(), extra)
     }
 
     /// Starts `fpr up` with its data in `dir/data` (which may hold an earlier run's data).
-    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Up {
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> UpProcess {
         Self::start_env(dir, extra, &[])
     }
 
-    /// As [`Up::start_in`], with environment variables set for `fpr up`.
-    pub fn start_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Up {
+    /// As [`UpProcess::start_in`], with environment variables set for `fpr up`.
+    pub fn start_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> UpProcess {
         let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_fpr"))
             .args([
@@ -108,7 +108,7 @@ impl Up {
         };
         let addr = word_after("orchestrator").replace("grpc://", "http://");
         let sandbox = word_after("sandbox");
-        Up {
+        UpProcess {
             child,
             dir,
             addr,
@@ -200,7 +200,7 @@ impl Up {
     }
 }
 
-impl Drop for Up {
+impl Drop for UpProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -237,7 +237,7 @@ pub fn all_bytes(dir: &Path) -> Vec<u8> {
 
 /// A CSV of `n` sandbox users that can receive keys: Entra rows with full shipping data (as an
 /// HR export has it), Okta rows with the user only (fpr fills them from the Okta profile).
-pub fn users_csv(up: &Up, n: usize) -> String {
+pub fn users_csv(up: &UpProcess, n: usize) -> String {
     let users = up.sandbox_get("/_sandbox/users");
     let mut csv = String::from(
         "idp,upn,First Name,Last Name,email,phone,company,street,city,state,zip,country\n",

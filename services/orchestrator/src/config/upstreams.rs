@@ -5,7 +5,7 @@ use super::*;
 /// YubiEnterprise settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct YeConfig {
+pub struct YubiEnterpriseConfig {
     /// `YE_API_BASE_URL`.
     pub base_url: Url,
     /// The API token.

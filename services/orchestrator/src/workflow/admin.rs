@@ -41,10 +41,10 @@ impl Workflow {
                 info!(shipment.id = %rec.id, deliveries = rec.pin_deliveries, "PIN sent again on request");
                 Ok(rec)
             }
-            Err(Stop::Fail(_, m)) => Err(Error::Precondition(m)),
-            Err(Stop::Retry(m, _)) => Err(Error::Unavailable(m)),
-            Err(Stop::Internal(e)) => Err(e),
-            Err(Stop::Wait) => Ok(rec),
+            Err(Halt::Fail(_, m)) => Err(Error::Precondition(m)),
+            Err(Halt::Retry(m, _)) => Err(Error::Unavailable(m)),
+            Err(Halt::Internal(e)) => Err(e),
+            Err(Halt::Wait) => Ok(rec),
         }
     }
 
@@ -85,12 +85,15 @@ impl Workflow {
                 "the YubiEnterprise order is being confirmed; edit again in a minute".into(),
             ));
         }
-        if let Some(ye) = &rec.ye_shipment_id {
-            self.ye
-                .update_exact(ye, &fpr_domain::shipping::to_flat_body(&shipping))
+        if let Some(yubienterprise) = &rec.ye_shipment_id {
+            self.yubienterprise
+                .update_exact(
+                    yubienterprise,
+                    &fpr_domain::shipping::to_flat_body(&shipping),
+                )
                 .await
                 .map_err(|e| match e {
-                    Up::Rejected { .. } => {
+                    UpstreamError::Rejected { .. } => {
                         Error::Precondition(format!("YubiEnterprise no longer allows edits: {e}"))
                     }
                     other => Error::Upstream(other),
@@ -124,10 +127,10 @@ impl Workflow {
                 "the YubiEnterprise order is being confirmed; cancel again in a minute".into(),
             ));
         }
-        if let Some(ye) = &rec.ye_shipment_id {
-            match self.ye.delete_exact(ye).await {
-                Ok(()) | Err(Up::NotFound { .. }) => {}
-                Err(e @ Up::Rejected { .. }) => {
+        if let Some(yubienterprise) = &rec.ye_shipment_id {
+            match self.yubienterprise.delete_exact(yubienterprise).await {
+                Ok(()) | Err(UpstreamError::NotFound { .. }) => {}
+                Err(e @ UpstreamError::Rejected { .. }) => {
                     return Err(Error::Precondition(format!(
                         "YubiEnterprise no longer allows cancel: {e}"
                     )));

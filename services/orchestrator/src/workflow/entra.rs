@@ -8,7 +8,7 @@ use serde_json::Value;
 use tracing::info;
 
 use super::vault::Delivery;
-use super::{IdpFlow, PIN_DELIVERY_UNKNOWN, Stop, Workflow, now, refused, up};
+use super::{Halt, IdpFlow, PIN_DELIVERY_UNKNOWN, Workflow, now, upstream_halt, vault_halt};
 use crate::Error;
 
 /// Entra ID: the Graph client and the display name template of registered keys.
@@ -32,12 +32,12 @@ impl Entra {
     }
 
     /// The user, the PIN recipients (the request's, else the manager) and creation options.
-    async fn resolve(&self, rec: &mut Record) -> Result<Value, Stop> {
+    async fn resolve(&self, rec: &mut Record) -> Result<Value, Halt> {
         let user = self
             .client
             .user(&rec.user_id)
             .await
-            .map_err(|e| up("user_not_found", e))?;
+            .map_err(|e| upstream_halt("user_not_found", e))?;
         rec.idp_user_id = Some(user.id.clone());
         rec.display_name = user.display_name.clone();
         rec.upn = user.upn.clone();
@@ -46,9 +46,9 @@ impl Entra {
                 .client
                 .manager(&user.id)
                 .await
-                .map_err(|e| up("manager_lookup_failed", e))?;
+                .map_err(|e| upstream_halt("manager_lookup_failed", e))?;
             let Some(manager) = manager else {
-                return Err(Stop::Fail(
+                return Err(Halt::Fail(
                     "no_pin_recipient",
                     format!(
                         "{} has no manager to receive the PIN; set enrollment_contacts.emails_to",
@@ -57,7 +57,7 @@ impl Entra {
                 ));
             };
             let Some(mail) = manager.mail_address() else {
-                return Err(Stop::Fail(
+                return Err(Halt::Fail(
                     "no_pin_recipient",
                     format!(
                         "{}'s manager {} has no mail address; set enrollment_contacts.emails_to",
@@ -72,12 +72,12 @@ impl Entra {
         self.client
             .creation_options(&user.id)
             .await
-            .map_err(|e| up("creation_options_failed", e))
+            .map_err(|e| upstream_halt("creation_options_failed", e))
     }
 }
 
 impl IdpFlow for Entra {
-    async fn prepare(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Stop> {
+    async fn prepare(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Halt> {
         let options = match &rec.creation_options {
             Some(o) => o.clone(),
             None => {
@@ -85,15 +85,15 @@ impl IdpFlow for Entra {
                 // Durable before the vault seals: a retry after a lost answer sends the same
                 // options, which the vault answers with the requests it already sealed.
                 rec.creation_options = Some(options.clone());
-                wf.save(rec).await.map_err(Stop::Internal)?;
+                wf.save(rec).await.map_err(Halt::Internal)?;
                 options
             }
         };
         let sealed = wf.vault.seal(rec, options.to_string()).await.map_err(|e| {
             if e.reason == "recipient_not_allowed" {
-                Stop::Fail("recipient_not_allowed", e.to_string())
+                Halt::Fail("recipient_not_allowed", e.to_string())
             } else {
-                refused("seal_failed", e)
+                vault_halt("seal_failed", e)
             }
         })?;
         fpr_config::danger::crash_point("orchestrator.after_seal");
@@ -104,25 +104,25 @@ impl IdpFlow for Entra {
         Ok(())
     }
 
-    async fn register(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Stop> {
+    async fn register(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Halt> {
         let opened = wf
             .vault
             .open_credential(rec)
             .await
-            .map_err(|e| refused("response_rejected", e))?;
+            .map_err(|e| vault_halt("response_rejected", e))?;
         if opened.serial_number != rec.serial {
-            return Err(Stop::Fail(
+            return Err(Halt::Fail(
                 "response_rejected",
                 "the credential response's serial differs from YubiEnterprise's".into(),
             ));
         }
-        let cred = opened.credential.ok_or(Stop::Fail(
+        let cred = opened.credential.ok_or(Halt::Fail(
             "response_rejected",
             "no credential in the response".into(),
         ))?;
         let options = rec.creation_options.clone().unwrap_or_default();
         check_against_options(&options, &cred, &rec.upn)
-            .map_err(|m| Stop::Fail("response_mismatch", m))?;
+            .map_err(|m| Halt::Fail("response_mismatch", m))?;
         let rp_id = options
             .pointer("/rp/id")
             .and_then(Value::as_str)
@@ -142,9 +142,9 @@ impl IdpFlow for Entra {
             )
             .map_err(|r| {
                 tracing::warn!(shipment.id = %rec.id, check = r.check, "Attestation refused; not registering");
-                Stop::Fail("attestation_failed", r.to_string())
+                Halt::Fail("attestation_failed", r.to_string())
             })?;
-        let cred_id = fpr_webauthn::b64d_any(&cred.id).ok_or(Stop::Fail(
+        let cred_id = fpr_webauthn::b64d_any(&cred.id).ok_or(Halt::Fail(
             "response_rejected",
             "credential id is not base64url".into(),
         ))?;
@@ -158,7 +158,7 @@ impl IdpFlow for Entra {
             .client
             .methods(&user)
             .await
-            .map_err(|e| up("registration_failed", e))?;
+            .map_err(|e| upstream_halt("registration_failed", e))?;
         if !existing.iter().any(|m| m.id == method_id) {
             let aaguid = fpr_webauthn::AttestationObject::parse(
                 &fpr_webauthn::b64d_any(&cred.attestation_object).unwrap_or_default(),
@@ -189,7 +189,7 @@ impl IdpFlow for Entra {
                     &cred.attestation_object,
                 )
                 .await
-                .map_err(|e| up("registration_rejected", e))?;
+                .map_err(|e| upstream_halt("registration_rejected", e))?;
             info!(method.id = %m.id, "Registered in Entra ID");
             fpr_config::danger::crash_point("orchestrator.after_register");
         }
@@ -198,7 +198,7 @@ impl IdpFlow for Entra {
         Ok(())
     }
 
-    async fn send_pin(&self, wf: &Workflow, rec: &mut Record, resend: bool) -> Result<(), Stop> {
+    async fn send_pin(&self, wf: &Workflow, rec: &mut Record, resend: bool) -> Result<(), Halt> {
         let mode = if resend {
             Delivery::Resend
         } else {
@@ -206,7 +206,7 @@ impl IdpFlow for Entra {
         };
         let r = wf.vault.deliver_pin(rec, mode).await.map_err(|e| {
             if e.reason == "delivery_outcome_unknown" {
-                Stop::Fail(
+                Halt::Fail(
                     PIN_DELIVERY_UNKNOWN,
                     format!(
                         "the vault stopped while sending the PIN to {}; it may or may not have arrived. Ask the recipient; ResendPin sends it (again)",
@@ -214,9 +214,9 @@ impl IdpFlow for Entra {
                     ),
                 )
             } else if e.reason == "resend_limited" {
-                Stop::Fail("resend_limited", format!("the vault refused the resend: {}", e.message))
+                Halt::Fail("resend_limited", format!("the vault refused the resend: {}", e.message))
             } else {
-                refused("pin_delivery_rejected", e)
+                vault_halt("pin_delivery_rejected", e)
             }
         })?;
         fpr_config::danger::crash_point("orchestrator.after_deliver_pin");

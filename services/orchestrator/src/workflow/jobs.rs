@@ -113,8 +113,8 @@ impl Workflow {
                     Err("key store or Yubico keys not ready".into())
                 }
             });
-        let ye = self
-            .ye
+        let yubienterprise = self
+            .yubienterprise
             .ping()
             .await
             .map(|()| "reachable".to_owned())
@@ -128,7 +128,7 @@ impl Workflow {
         vec![
             ("store", store),
             ("vault", vault),
-            ("yubienterprise", ye),
+            ("yubienterprise", yubienterprise),
             ("entra", entra),
         ]
     }

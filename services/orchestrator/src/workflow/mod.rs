@@ -26,7 +26,7 @@ mod order;
 pub mod vault;
 
 use fpr_domain::model::{Idp, Record, ShipmentId, State, Step, backoff};
-use fpr_upstream::Error as Up;
+use fpr_upstream::Error as UpstreamError;
 use tokio::sync::{Mutex, broadcast};
 use tracing::{Instrument as _, info, info_span, warn};
 
@@ -56,7 +56,7 @@ pub struct Settings {
 pub struct Workflow {
     store: Shipments,
     vault: Vault,
-    ye: fpr_yubienterprise::Client,
+    yubienterprise: fpr_yubienterprise::Client,
     entra: entra::Entra,
     okta: Option<okta::Okta>,
     settings: Settings,
@@ -94,7 +94,7 @@ pub enum Outcome {
 
 /// Why a step stopped.
 #[derive(Debug)]
-pub(crate) enum Stop {
+pub(crate) enum Halt {
     /// Permanent: the shipment goes to error with this kind and message.
     Fail(&'static str, String),
     /// Transient: try again later (after the upstream's wait, when it gave one).
@@ -107,22 +107,24 @@ pub(crate) enum Stop {
 
 /// An upstream error as a stop: transient and credential problems are retried, a refusal
 /// ends the shipment with `kind`.
-pub(crate) fn up(kind: &'static str, e: Up) -> Stop {
+pub(crate) fn upstream_halt(kind: &'static str, e: UpstreamError) -> Halt {
     match e {
-        Up::Transient { retry_after, .. } => Stop::Retry(e.to_string(), retry_after),
-        Up::NotFound { .. } | Up::Rejected { .. } => Stop::Fail(kind, e.to_string()),
-        Up::Unauthorized { .. } | Up::Malformed { .. } | Up::Secret { .. } => {
-            Stop::Retry(e.to_string(), None)
+        UpstreamError::Transient { retry_after, .. } => Halt::Retry(e.to_string(), retry_after),
+        UpstreamError::NotFound { .. } | UpstreamError::Rejected { .. } => {
+            Halt::Fail(kind, e.to_string())
         }
+        UpstreamError::Unauthorized { .. }
+        | UpstreamError::Malformed { .. }
+        | UpstreamError::Secret { .. } => Halt::Retry(e.to_string(), None),
     }
 }
 
 /// A vault error as a stop: a refusal ends the shipment with `kind`, anything else is retried.
-pub(crate) fn refused(kind: &'static str, e: VaultError) -> Stop {
+pub(crate) fn vault_halt(kind: &'static str, e: VaultError) -> Halt {
     if e.is_refusal() {
-        Stop::Fail(kind, e.to_string())
+        Halt::Fail(kind, e.to_string())
     } else {
-        Stop::Retry(e.to_string(), None)
+        Halt::Retry(e.to_string(), None)
     }
 }
 
@@ -133,11 +135,11 @@ pub const PIN_DELIVERY_UNKNOWN: &str = "pin_delivery_unknown";
 /// stops); the record is saved by the caller.
 pub(crate) trait IdpFlow {
     /// accepted → sealed: the user, the PIN recipients and the sealed requests for Yubico.
-    async fn prepare(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Stop>;
+    async fn prepare(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Halt>;
     /// shipped → registered: checks everything checkable, then registers the credential.
-    async fn register(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Stop>;
+    async fn register(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Halt>;
     /// registered → pin_sent (or, with `resend`, one more delivery).
-    async fn send_pin(&self, wf: &Workflow, rec: &mut Record, resend: bool) -> Result<(), Stop>;
+    async fn send_pin(&self, wf: &Workflow, rec: &mut Record, resend: bool) -> Result<(), Halt>;
     /// Tells the IdP that the shipment failed before its key was registered (best effort).
     async fn failed(&self, rec: &Record);
     /// Undoes the IdP's part of a canceled shipment.
@@ -189,8 +191,8 @@ macro_rules! with_flow {
 // After the macro, which it uses.
 mod admin;
 
-fn no_okta() -> Stop {
-    Stop::Fail(
+fn no_okta() -> Halt {
+    Halt::Fail(
         "idp_not_configured",
         "Okta is not configured on this fpr".into(),
     )
@@ -203,7 +205,7 @@ impl Workflow {
     pub fn new(
         store: Shipments,
         vault: Vault,
-        ye: fpr_yubienterprise::Client,
+        yubienterprise: fpr_yubienterprise::Client,
         entra: fpr_entra::Client,
         okta: Option<(fpr_okta::Client, Vec<String>)>,
         settings: Settings,
@@ -212,7 +214,7 @@ impl Workflow {
         Self {
             store,
             vault,
-            ye,
+            yubienterprise,
             entra: entra::Entra::new(entra, settings.display_name.clone()),
             okta: okta.map(|(client, rp_ids)| {
                 okta::Okta::new(client, rp_ids, settings.okta_resend_pin_when_unknown)
@@ -239,7 +241,7 @@ impl Workflow {
 
     /// YubiEnterprise.
     pub fn yubienterprise(&self) -> &fpr_yubienterprise::Client {
-        &self.ye
+        &self.yubienterprise
     }
 
     /// Entra ID (Graph).
@@ -266,10 +268,12 @@ impl Workflow {
         };
         match okta.user(user_id).await {
             Ok(u) => Ok(u.profile),
-            Err(Up::NotFound { .. }) => Err(Error::Invalid(vec![fpr_domain::Violation::new(
-                "user_id",
-                "no such Okta user",
-            )])),
+            Err(UpstreamError::NotFound { .. }) => {
+                Err(Error::Invalid(vec![fpr_domain::Violation::new(
+                    "user_id",
+                    "no such Okta user",
+                )]))
+            }
             Err(e) => Err(Error::Upstream(e)),
         }
     }
@@ -400,7 +404,7 @@ impl Workflow {
                         }
                         advanced |= rec.step != before;
                     }
-                    Err(Stop::Wait) => {
+                    Err(Halt::Wait) => {
                         self.save(&rec).await?;
                         return Ok(if advanced {
                             Outcome::Advanced
@@ -408,7 +412,7 @@ impl Workflow {
                             Outcome::Waiting
                         });
                     }
-                    Err(Stop::Fail(kind, message)) => {
+                    Err(Halt::Fail(kind, message)) => {
                         warn!(error.kind = kind, %message, "Shipment failed");
                         if rec.step < Step::Registered {
                             with_flow!(self, rec.idp, |f| f.failed(&rec).await, ());
@@ -419,7 +423,7 @@ impl Workflow {
                             .increment(1);
                         return Ok(Outcome::Errored);
                     }
-                    Err(Stop::Retry(message, retry_after)) => {
+                    Err(Halt::Retry(message, retry_after)) => {
                         let (base, max) = self.settings.retry;
                         let wait = backoff(base, max, rec.attempts, retry_after);
                         info!(%message, wait, "Transient failure; will retry");
@@ -429,7 +433,7 @@ impl Workflow {
                             .increment(1);
                         return Ok(Outcome::Deferred);
                     }
-                    Err(Stop::Internal(e)) => return Err(e),
+                    Err(Halt::Internal(e)) => return Err(e),
                 }
             }
         }
@@ -438,7 +442,7 @@ impl Workflow {
     }
 
     /// One step from `rec.step`; Ok means a step was taken (and must be saved).
-    async fn step(&self, rec: &mut Record) -> Result<(), Stop> {
+    async fn step(&self, rec: &mut Record) -> Result<(), Halt> {
         match rec.step {
             Step::Accepted => with_flow!(
                 self,
@@ -481,21 +485,21 @@ impl Workflow {
     }
 
     /// ordered → shipped: poll until shipped (103/104); error states and 404 end the shipment.
-    async fn poll(&self, rec: &mut Record) -> Result<(), Stop> {
+    async fn poll(&self, rec: &mut Record) -> Result<(), Halt> {
         let Some(id) = rec.ye_shipment_id.clone() else {
-            return Err(Stop::Fail("internal", "no YubiEnterprise id".into()));
+            return Err(Halt::Fail("internal", "no YubiEnterprise id".into()));
         };
-        let s = match self.ye.get_fpr_shipment(&id).await {
+        let s = match self.yubienterprise.get_fpr_shipment(&id).await {
             Ok(s) => s,
-            Err(Up::NotFound { .. }) => {
-                return Err(Stop::Fail(
+            Err(UpstreamError::NotFound { .. }) => {
+                return Err(Halt::Fail(
                     "yubienterprise_not_found",
                     format!(
                         "YubiEnterprise shipment {id} no longer exists (404); it is not processed again"
                     ),
                 ));
             }
-            Err(e) => return Err(up("yubienterprise_failed", e)),
+            Err(e) => return Err(upstream_halt("yubienterprise_failed", e)),
         };
         rec.ye_state_id = s.state_id;
         rec.ye_state_message = s.state_message.clone();
@@ -513,16 +517,16 @@ impl Workflow {
                 105 => "yubienterprise_state_105",
                 _ => "yubienterprise_state_106",
             };
-            return Err(Stop::Fail(
+            return Err(Halt::Fail(
                 kind,
                 format!("YubiEnterprise state {}: {}", s.state_id, s.state_message),
             ));
         }
         let Some(pd) = s.product_data else {
-            return Err(Stop::Wait);
+            return Err(Halt::Wait);
         };
         let Some(cred) = pd.fido_credential_responses.first().cloned() else {
-            return Err(Stop::Fail(
+            return Err(Halt::Fail(
                 "response_missing",
                 "no credential response in product_data".into(),
             ));
@@ -537,11 +541,11 @@ impl Workflow {
 
     /// The deliver step's shared part for both IdPs' checks: the vault's answer to a
     /// check-only DeliverPin, as a stop.
-    async fn check_pin_response(&self, rec: &Record) -> Result<(), Stop> {
+    async fn check_pin_response(&self, rec: &Record) -> Result<(), Halt> {
         self.vault
             .deliver_pin(rec, Delivery::Check)
             .await
             .map(|_| ())
-            .map_err(|e| refused("pin_response_rejected", e))
+            .map_err(|e| vault_halt("pin_response_rejected", e))
     }
 }

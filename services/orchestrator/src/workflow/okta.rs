@@ -10,7 +10,7 @@
 use fpr_domain::model::{Effect, Record, Step};
 use tracing::{info, warn};
 
-use super::{IdpFlow, PIN_DELIVERY_UNKNOWN, Stop, Workflow, now, refused, up};
+use super::{Halt, IdpFlow, PIN_DELIVERY_UNKNOWN, Workflow, now, upstream_halt, vault_halt};
 
 /// Step time of a send-pin asked again after its answer was lost.
 const RESENT: &str = "pin_resent_after_unknown";
@@ -44,7 +44,7 @@ impl Okta {
     }
 
     /// The enrollment's status at Okta (None: Okta no longer lists it).
-    async fn status(&self, rec: &Record) -> Result<Option<String>, Stop> {
+    async fn status(&self, rec: &Record) -> Result<Option<String>, Halt> {
         let (Some(user), Some(e)) = (&rec.idp_user_id, &rec.okta_enrollment_id) else {
             return Ok(None);
         };
@@ -52,19 +52,19 @@ impl Okta {
             .client
             .enrollments(user)
             .await
-            .map_err(|e| up("okta_enrollment_lookup_failed", e))?;
+            .map_err(|e| upstream_halt("okta_enrollment_lookup_failed", e))?;
         Ok(factors.into_iter().find(|f| f.id == *e).map(|f| f.status))
     }
 
     /// After an `enroll` whose answer was lost: the enrollment it may have made is of no use
     /// (its requests were only in that answer), so pending enrollments of this user made since
     /// then that no shipment holds are deleted before enrolling again.
-    async fn remove_orphans(&self, wf: &Workflow, rec: &Record, since: i64) -> Result<(), Stop> {
+    async fn remove_orphans(&self, wf: &Workflow, rec: &Record, since: i64) -> Result<(), Halt> {
         let user = rec.idp_user_id.clone().unwrap_or_default();
         let held: Vec<String> = wf
             .store
             .all()
-            .map_err(Stop::Internal)?
+            .map_err(Halt::Internal)?
             .into_iter()
             .filter_map(|r| r.okta_enrollment_id)
             .collect();
@@ -72,14 +72,14 @@ impl Okta {
             .client
             .enrollments(&user)
             .await
-            .map_err(|e| up("okta_enrollment_lookup_failed", e))?;
+            .map_err(|e| upstream_halt("okta_enrollment_lookup_failed", e))?;
         for f in factors {
             let recent = f.created.is_some_and(|c| c >= since - 60);
             if f.status == "PENDING_ACTIVATION" && recent && !held.contains(&f.id) {
                 self.client
                     .delete_enrollment(&user, &f.id)
                     .await
-                    .map_err(|e| up("okta_enroll_rejected", e))?;
+                    .map_err(|e| upstream_halt("okta_enroll_rejected", e))?;
                 info!(okta.enrollment = %f.id, "Deleted the enrollment of an enroll whose answer was lost");
             }
         }
@@ -87,13 +87,13 @@ impl Okta {
     }
 
     /// Marks an effect in flight, durably, before it is made.
-    async fn mark(wf: &Workflow, rec: &mut Record, effect: Effect) -> Result<(), Stop> {
+    async fn mark(wf: &Workflow, rec: &mut Record, effect: Effect) -> Result<(), Halt> {
         rec.in_flight = Some((effect, now()));
-        wf.save(rec).await.map_err(Stop::Internal)
+        wf.save(rec).await.map_err(Halt::Internal)
     }
 
-    fn unknown_pin(rec: &Record, why: &str) -> Stop {
-        Stop::Fail(
+    fn unknown_pin(rec: &Record, why: &str) -> Halt {
+        Halt::Fail(
             PIN_DELIVERY_UNKNOWN,
             format!(
                 "{why} while asking Okta to e-mail the PIN to {}; Okta may or may not have sent it. Ask the user; ResendPin sends it (again)",
@@ -104,12 +104,12 @@ impl Okta {
 }
 
 impl IdpFlow for Okta {
-    async fn prepare(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Stop> {
+    async fn prepare(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Halt> {
         let user = self
             .client
             .user(&rec.user_id)
             .await
-            .map_err(|e| up("user_not_found", e))?;
+            .map_err(|e| upstream_halt("user_not_found", e))?;
         let p = |k: &str| user.profile.get(k).cloned().unwrap_or_default();
         rec.idp_user_id = Some(user.id.clone());
         rec.display_name = format!("{} {}", p("firstName"), p("lastName"))
@@ -127,9 +127,9 @@ impl IdpFlow for Okta {
             .vault
             .yubico_keys()
             .await
-            .map_err(|e| refused("yubico_keys_unavailable", e))?;
+            .map_err(|e| vault_halt("yubico_keys_unavailable", e))?;
         if transport.is_empty() {
-            return Err(Stop::Retry(
+            return Err(Halt::Retry(
                 "no Yubico transport key pinned in the vault yet".into(),
                 None,
             ));
@@ -152,7 +152,7 @@ impl IdpFlow for Okta {
                 if !e.maybe_applied() {
                     rec.in_flight = None;
                 }
-                return Err(up("okta_enroll_rejected", e));
+                return Err(upstream_halt("okta_enroll_rejected", e));
             }
         };
         fpr_config::danger::crash_point("orchestrator.after_okta_enroll");
@@ -164,7 +164,7 @@ impl IdpFlow for Okta {
         Ok(())
     }
 
-    async fn register(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Stop> {
+    async fn register(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Halt> {
         // An activate whose answer was lost may have worked: Okta's list says.
         if matches!(rec.in_flight, Some((Effect::OktaActivate, _)))
             && self.status(rec).await?.as_deref() == Some("ACTIVE")
@@ -177,7 +177,7 @@ impl IdpFlow for Okta {
             .vault
             .yubico_keys()
             .await
-            .map_err(|e| refused("yubico_keys_unavailable", e))?;
+            .map_err(|e| vault_halt("yubico_keys_unavailable", e))?;
         Self::mark(wf, rec, Effect::OktaActivate).await?;
         let activated = self
             .client
@@ -202,7 +202,7 @@ impl IdpFlow for Okta {
                     if !e.maybe_applied() {
                         rec.in_flight = None;
                     }
-                    return Err(up("okta_activation_rejected", e));
+                    return Err(upstream_halt("okta_activation_rejected", e));
                 }
                 warn!(error = %e, "Activate failed, but the enrollment is active at Okta; going on");
             }
@@ -211,7 +211,7 @@ impl IdpFlow for Okta {
         Ok(())
     }
 
-    async fn send_pin(&self, wf: &Workflow, rec: &mut Record, resend: bool) -> Result<(), Stop> {
+    async fn send_pin(&self, wf: &Workflow, rec: &mut Record, resend: bool) -> Result<(), Halt> {
         // A send-pin whose answer was lost earlier, or is lost now: reported, or (when the
         // operator chose so) asked once more.
         let mut unknown = (!resend && matches!(rec.in_flight, Some((Effect::OktaSendPin, _))))
@@ -245,7 +245,7 @@ impl IdpFlow for Okta {
                 Err(e) if e.maybe_applied() => unknown = Some(format!("Okta answered {e}")),
                 Err(e) => {
                     rec.in_flight = None;
-                    return Err(up("okta_send_pin_rejected", e));
+                    return Err(upstream_halt("okta_send_pin_rejected", e));
                 }
             }
         }

@@ -17,7 +17,7 @@ use fpr_domain::model::{Record, Step};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::{Stop, Workflow, now, up};
+use super::{Halt, Workflow, now, upstream_halt};
 
 /// Orders placed up to this long before `ordering` still count as candidates (clock skew
 /// between fpr and YubiEnterprise).
@@ -64,10 +64,10 @@ fn listed_fingerprint(l: &fpr_yubienterprise::Listed) -> [String; 6] {
 
 impl Workflow {
     /// sealed → ordering → ordered: the YubiEnterprise create, `ordering` durable first.
-    pub(super) async fn order(&self, rec: &mut Record) -> Result<(), Stop> {
+    pub(super) async fn order(&self, rec: &mut Record) -> Result<(), Halt> {
         let mut body = rec.shipping.clone();
         let (Some(pin), Some(cred)) = (&rec.pin_request_jwe, &rec.credential_request_jwe) else {
-            return Err(Stop::Fail("internal", "sealed requests missing".into()));
+            return Err(Halt::Fail("internal", "sealed requests missing".into()));
         };
         if let Some(item) = body
             .pointer_mut("/shipment_items/0")
@@ -79,8 +79,8 @@ impl Workflow {
             );
         }
         rec.reach(Step::Ordering, now());
-        self.save(rec).await.map_err(Stop::Internal)?;
-        match self.ye.create_fpr_shipment(&body).await {
+        self.save(rec).await.map_err(Halt::Internal)?;
+        match self.yubienterprise.create_fpr_shipment(&body).await {
             Ok((id, state)) => {
                 fpr_config::danger::crash_point("orchestrator.after_order");
                 info!(yubienterprise.id = %id, "Ordered at YubiEnterprise");
@@ -92,7 +92,7 @@ impl Workflow {
             Err(e) if e.maybe_applied() => {
                 // Stays `ordering`: reconciled on a later run, never ordered again blindly.
                 warn!(error = %e, "The order's outcome is unknown; it will be reconciled");
-                Err(Stop::Retry(
+                Err(Halt::Retry(
                     format!("{e}; the order's outcome is unknown and will be reconciled"),
                     Some(self.settings.reconcile_after),
                 ))
@@ -100,13 +100,13 @@ impl Workflow {
             Err(e) => {
                 // YubiEnterprise certainly made nothing (a 4xx, a 429, no connection).
                 rec.step = Step::Sealed;
-                Err(up("yubienterprise_rejected", e))
+                Err(upstream_halt("yubienterprise_rejected", e))
             }
         }
     }
 
     /// ordering → ordered (adopted) or sealed (none made; ordered again in the same run).
-    pub(super) async fn reconcile(&self, rec: &mut Record) -> Result<(), Stop> {
+    pub(super) async fn reconcile(&self, rec: &mut Record) -> Result<(), Halt> {
         let since = rec
             .step_times
             .get("ordering")
@@ -114,7 +114,7 @@ impl Workflow {
             .unwrap_or(rec.created_at);
         let age = now() - since;
         if age < self.settings.reconcile_after {
-            return Err(Stop::Retry(
+            return Err(Halt::Retry(
                 "waiting before reconciling an order whose outcome is unknown".into(),
                 Some(self.settings.reconcile_after - age),
             ));
@@ -123,7 +123,7 @@ impl Workflow {
         let held: Vec<String> = self
             .store
             .all()
-            .map_err(Stop::Internal)?
+            .map_err(Halt::Internal)?
             .into_iter()
             .filter(|r| r.id != rec.id)
             .filter_map(|r| r.ye_shipment_id)
@@ -133,10 +133,10 @@ impl Workflow {
         let mut offset = 0u64;
         for _ in 0..MAX_PAGES {
             let page = self
-                .ye
+                .yubienterprise
                 .list_shipments(offset, 100)
                 .await
-                .map_err(|e| up("order_reconcile_failed", e))?;
+                .map_err(|e| upstream_halt("order_reconcile_failed", e))?;
             let n = page.shipments.len() as u64;
             matches.extend(
                 page.shipments
@@ -166,7 +166,7 @@ impl Workflow {
                 rec.reach(Step::Sealed, now());
                 Ok(())
             }
-            ([], false) => Err(Stop::Fail(
+            ([], false) => Err(Halt::Fail(
                 "order_ambiguous",
                 format!(
                     "the order's answer was lost and YubiEnterprise's list was longer than the {} shipments read; check the console for an order to {} placed after the shipment's ordering time, then RetryShipment to order again or CancelShipment",
@@ -174,7 +174,7 @@ impl Workflow {
                     want[0]
                 ),
             )),
-            (many, _) => Err(Stop::Fail(
+            (many, _) => Err(Halt::Fail(
                 "order_ambiguous",
                 format!(
                     "the order's answer was lost and YubiEnterprise has {} matching orders ({}); cancel the extra ones in the console, then RetryShipment",

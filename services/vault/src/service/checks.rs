@@ -39,9 +39,9 @@ pub(super) fn check_token(field: &'static str, t: &str) -> Result<(), Error> {
 
 /// Checks the creation options are a WebAuthn PublicKeyCredentialCreationOptions object.
 pub(super) fn check_options(json: &str) -> Result<Value, Error> {
-    const F: &str = "creation_options_json";
+    const FIELD: &str = "creation_options_json";
     let bad = |rule: &str| Error::InvalidField {
-        field: F,
+        field: FIELD,
         rule: rule.into(),
     };
     if json.len() > fpr_jose::MAX_TOKEN_LEN {

@@ -24,7 +24,7 @@ use crate::audit::{AuditLog, Event};
 use crate::config::RecipientPolicy;
 use crate::delivery::Channel;
 use crate::jwks::{KeySet, Kind, YubicoKeys};
-use crate::keystore::{KeyStore, Record};
+use crate::keystore::{KeyRecord, KeyStore};
 use crate::peer::CallerId;
 
 /// The vault's own rules on PINs, whatever the caller asks, and its audit log.
@@ -201,7 +201,7 @@ impl Vault {
             .map_err(Status::from)
     }
 
-    fn record(&self, shipment_ref: &str) -> Result<Record, Error> {
+    fn record(&self, shipment_ref: &str) -> Result<KeyRecord, Error> {
         self.keystore
             .get(shipment_ref)?
             .ok_or_else(|| Error::ShipmentNotFound(shipment_ref.to_owned()))
@@ -213,7 +213,7 @@ impl Vault {
         &self,
         field: &'static str,
         shipment_ref: &str,
-        rec: &Record,
+        rec: &KeyRecord,
         token: &str,
     ) -> Result<(zeroize::Zeroizing<Vec<u8>>, String), Error> {
         let key = self.keystore.response_key(shipment_ref, rec)?;
@@ -236,7 +236,7 @@ impl Vault {
         want_typ: &str,
         v: u32,
         request_id: &str,
-        rec: &Record,
+        rec: &KeyRecord,
     ) -> Result<(), Error> {
         if typ != want_typ {
             return Err(binding(

@@ -19,7 +19,7 @@ use crate::Error;
 use crate::audit::Event;
 use crate::delivery;
 use crate::jwks::Kind;
-use crate::keystore::{Receipt, Record};
+use crate::keystore::{KeyRecord, Receipt};
 
 impl Vault {
     /// OpenCredentialResponse: decrypt, verify Yubico's signature and the request binding,
@@ -28,19 +28,19 @@ impl Vault {
         &self,
         r: &pb::OpenCredentialResponseRequest,
     ) -> Result<pb::OpenCredentialResponseResponse, Error> {
-        const F: &str = "credential_response_jwe";
+        const FIELD: &str = "credential_response_jwe";
         check_ref(&r.shipment_ref)?;
-        check_token(F, &r.credential_response_jwe)?;
+        check_token(FIELD, &r.credential_response_jwe)?;
         let _guard = self.lock_for(&r.shipment_ref).lock().await;
         let mut rec = self.record(&r.shipment_ref)?;
         let (payload, kid) = self
-            .open(F, &r.shipment_ref, &rec, &r.credential_response_jwe)
+            .open(FIELD, &r.shipment_ref, &rec, &r.credential_response_jwe)
             .await?;
-        expect_typ(F, &payload, protocol::CREDENTIAL_RESPONSE)?;
-        let resp: CredentialResponse =
-            serde_json::from_slice(&payload).map_err(|e| rejected(F, fpr_jose::Error::from(e)))?;
+        expect_typ(FIELD, &payload, protocol::CREDENTIAL_RESPONSE)?;
+        let resp: CredentialResponse = serde_json::from_slice(&payload)
+            .map_err(|e| rejected(FIELD, fpr_jose::Error::from(e)))?;
         Vault::check_header(
-            F,
+            FIELD,
             &resp.typ,
             protocol::CREDENTIAL_RESPONSE,
             resp.v,
@@ -50,7 +50,7 @@ impl Vault {
         if resp.serial_number.is_empty() || !resp.serial_number.bytes().all(|b| b.is_ascii_digit())
         {
             return Err(binding(
-                F,
+                FIELD,
                 "bad_payload",
                 "serial_number must be decimal digits".into(),
             ));
@@ -182,9 +182,9 @@ impl Vault {
         r: pb::DeliverPinRequest,
         event: &mut Event,
     ) -> Result<pb::DeliverPinResponse, Error> {
-        const F: &str = "pin_response_jwe";
+        const FIELD: &str = "pin_response_jwe";
         check_ref(&r.shipment_ref)?;
-        check_token(F, &r.pin_response_jwe)?;
+        check_token(FIELD, &r.pin_response_jwe)?;
         if r.expected_serial.is_empty()
             || r.expected_serial.len() > 20
             || !r.expected_serial.bytes().all(|b| b.is_ascii_digit())
@@ -259,14 +259,14 @@ impl Vault {
             }
         }
         let (payload, _kid) = self
-            .open(F, &r.shipment_ref, &rec, &r.pin_response_jwe)
+            .open(FIELD, &r.shipment_ref, &rec, &r.pin_response_jwe)
             .await?;
-        expect_typ(F, &payload, protocol::PIN_RESPONSE)?;
-        let resp: PinResponse =
-            serde_json::from_slice(&payload).map_err(|e| rejected(F, fpr_jose::Error::from(e)))?;
+        expect_typ(FIELD, &payload, protocol::PIN_RESPONSE)?;
+        let resp: PinResponse = serde_json::from_slice(&payload)
+            .map_err(|e| rejected(FIELD, fpr_jose::Error::from(e)))?;
         drop(payload);
         Vault::check_header(
-            F,
+            FIELD,
             &resp.typ,
             protocol::PIN_RESPONSE,
             resp.v,
@@ -275,7 +275,7 @@ impl Vault {
         )?;
         if resp.serial_number != r.expected_serial {
             return Err(binding(
-                F,
+                FIELD,
                 "serial_mismatch",
                 "serial_number differs from expected_serial".into(),
             ));
@@ -284,7 +284,7 @@ impl Vault {
             && *cs != resp.serial_number
         {
             return Err(binding(
-                F,
+                FIELD,
                 "serial_mismatch",
                 "serial_number differs from the credential response's".into(),
             ));
@@ -294,7 +294,7 @@ impl Vault {
             || !resp.pin().bytes().all(|b| b.is_ascii_digit())
         {
             return Err(binding(
-                F,
+                FIELD,
                 "bad_payload",
                 format!("the PIN must be 4 to 63 digits (has {pin_len} characters)"),
             ));
@@ -346,7 +346,7 @@ impl Vault {
     }
 }
 
-pub(super) fn sealed_response(rec: &Record) -> pb::SealRequestsResponse {
+pub(super) fn sealed_response(rec: &KeyRecord) -> pb::SealRequestsResponse {
     pb::SealRequestsResponse {
         request_id: rec.request_id.clone(),
         transport_kid: rec.transport_kid.clone(),
