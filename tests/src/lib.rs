@@ -709,18 +709,21 @@ impl Stack {
         sandbox: fpr_sandbox::Config,
         okta_oauth: Option<(&str, &str, &str)>,
     ) -> Self {
-        Self::start_full(sandbox, okta_oauth, &[]).await
+        Self::start_full(sandbox, okta_oauth, |_| {}).await
     }
 
-    /// As [`Stack::start`], with orchestrator settings changed (dotted key, TOML value).
-    pub async fn start_settings(sandbox: fpr_sandbox::Config, settings: &[(&str, &str)]) -> Self {
-        Self::start_full(sandbox, None, settings).await
+    /// As [`Stack::start`], with the orchestrator's configuration changed by `tweak`.
+    pub async fn start_tweaked(
+        sandbox: fpr_sandbox::Config,
+        tweak: impl FnOnce(&mut fpr_orchestrator::config::Config),
+    ) -> Self {
+        Self::start_full(sandbox, None, tweak).await
     }
 
     async fn start_full(
         sandbox: fpr_sandbox::Config,
         okta_oauth: Option<(&str, &str, &str)>,
-        settings: &[(&str, &str)],
+        tweak: impl FnOnce(&mut fpr_orchestrator::config::Config),
     ) -> Self {
         capture_logs();
         let sb = SandboxFixture::start(sandbox).await;
@@ -733,35 +736,36 @@ impl Stack {
         .start()
         .await;
         let dir = tempfile::tempdir().unwrap();
-        let okta_auth = okta_oauth.map(|(client, pem, kid)| {
-            let path = dir.path().join("okta-key.pem");
-            std::fs::write(&path, pem).unwrap();
-            format!(
-                "oauth = {{ client_id = \"{client}\", key_id = \"{kid}\", private_key = {{ file = \"{}\" }} }}",
-                path.display()
-            )
-        });
-        let text = format!(
-            "listen = \"127.0.0.1:0\"\nstore_path = \"{store}\"\nvault_socket = \"{sock}\"\n\
-             upstream_timeout = \"2s\"\nreconcile_after = \"2s\"\nvault_timeout = \"5s\"\n{upstreams}\
-             [retry]\nbase = \"0s\"\nmax = \"0s\"\n{attestation}",
-            attestation = fpr_sandbox::attestation_toml(&sb.running.attestation_root_pem()),
-            store = dir.path().join("store").display(),
-            sock = vault.socket.display(),
-            upstreams = sb
-                .config
-                .orchestrator_toml(&sb.running.url(), okta_auth.as_deref()),
-        );
-        let mut doc: toml::Table = toml::from_str(&text).unwrap();
-        for (key, value) in settings {
-            let v: toml::Table = toml::from_str(&format!("v = {value}")).unwrap();
-            fpr_config::set_value(&mut doc, key, v["v"].clone());
-        }
-        let cfg = fpr_orchestrator::config::Config::from_toml(
-            &toml::to_string(&doc).unwrap(),
-            &std::collections::BTreeMap::new(),
+        let mut cfg = fpr::sandboxed::orchestrator_config(
+            &sb.config,
+            &sb.running.url(),
+            &sb.running.attestation_root_pem(),
         )
         .unwrap();
+        cfg.listen = "127.0.0.1:0".into();
+        cfg.store_path = dir.path().join("store");
+        cfg.vault_socket = vault.socket.clone();
+        cfg.upstream_timeout = std::time::Duration::from_secs(2);
+        cfg.reconcile_after = std::time::Duration::from_secs(2);
+        cfg.vault_timeout = std::time::Duration::from_secs(5);
+        cfg.retry.base = std::time::Duration::ZERO;
+        cfg.retry.max = std::time::Duration::ZERO;
+        if let Some((client, pem, kid)) = okta_oauth {
+            let path = dir.path().join("okta-key.pem");
+            std::fs::write(&path, pem).unwrap();
+            let okta = cfg.okta.as_mut().unwrap();
+            okta.token = None;
+            okta.oauth = Some(fpr_orchestrator::config::OktaOauth {
+                client_id: client.into(),
+                private_key: fpr_orchestrator::config::SecretRef {
+                    file: Some(path),
+                    ..Default::default()
+                },
+                key_id: kid.into(),
+            });
+        }
+        tweak(&mut cfg);
+        cfg.validate().unwrap();
         let channel = fpr_orchestrator::server::vault_channel(&vault.socket).unwrap();
         let built = fpr_orchestrator::server::build(&cfg, channel)
             .await

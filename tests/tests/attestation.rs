@@ -41,13 +41,10 @@ async fn nothing_registered_or_sent(stack: &Stack) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_to_an_untrusted_root_is_never_registered() {
     // Only Yubico's real roots: the sandbox's software authenticator is not a YubiKey.
-    let stack = Stack::start_settings(
-        manual_sandbox(),
-        &[
-            ("attestation.builtin_yubico_roots", "true"),
-            ("attestation.trust_anchors_pem", "[]"),
-        ],
-    )
+    let stack = Stack::start_tweaked(manual_sandbox(), |c| {
+        c.attestation.builtin_yubico_roots = true;
+        c.attestation.trust_anchors_pem = Vec::new();
+    })
     .await;
     let s = order_and_process(&stack).await;
     assert_eq!(
@@ -65,13 +62,13 @@ async fn a_chain_to_an_untrusted_root_is_never_registered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aaguid_not_allowed_for_the_product_is_never_registered() {
-    let stack = Stack::start_settings(
-        manual_sandbox(),
-        &[(
-            "attestation.allowed_aaguids",
-            r#"{ "*" = ["00000000-0000-0000-0000-000000000001"] }"#,
-        )],
-    )
+    let stack = Stack::start_tweaked(manual_sandbox(), |c| {
+        c.attestation.allowed_aaguids = [(
+            "*".to_owned(),
+            vec!["00000000-0000-0000-0000-000000000001".to_owned()],
+        )]
+        .into();
+    })
     .await;
     let s = order_and_process(&stack).await;
     assert_eq!(s.error_kind, "attestation_failed", "{s:?}");
@@ -86,13 +83,11 @@ async fn an_aaguid_not_allowed_for_the_product_is_never_registered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trusted_allowed_credential_is_registered() {
     // The sandbox's root (pinned by the fixture) and the AAGUIDs of the products ordered.
-    let stack = Stack::start_settings(
-        manual_sandbox(),
-        &[(
-            "attestation.allowed_aaguids",
-            r#"{ "29" = ["a25342c0-3cdc-4414-8e46-f4807fca511c"], "*" = ["a25342c0-3cdc-4414-8e46-f4807fca511c"] }"#,
-        )],
-    )
+    let stack = Stack::start_tweaked(manual_sandbox(), |c| {
+        let nfc = vec!["a25342c0-3cdc-4414-8e46-f4807fca511c".to_owned()];
+        c.attestation.allowed_aaguids =
+            [("29".to_owned(), nfc.clone()), ("*".to_owned(), nfc)].into();
+    })
     .await;
     let s = order_and_process(&stack).await;
     assert_eq!(state_of(&s), pb::ShipmentState::Complete, "{s:?}");

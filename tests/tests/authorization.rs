@@ -336,14 +336,8 @@ async fn inbound_token_catalogue() {
 async fn the_issuer_keys_are_never_fetched_through_a_redirect() {
     let keys_host = fpr_testkit::http::Server::start().await;
     keys_host.redirect("/keys-moved", &keys_host.url("/keys"));
-    let stack = Stack::start_settings(
-        manual_sandbox(),
-        &[(
-            "auth.jwks_url",
-            &format!("{:?}", keys_host.url("/keys-moved")),
-        )],
-    )
-    .await;
+    let moved = keys_host.url("/keys-moved").parse().unwrap();
+    let stack = Stack::start_tweaked(manual_sandbox(), |c| c.auth.jwks_url = moved).await;
     // The tenant's real keys, one redirect away: following it would make tokens valid.
     keys_host.route("/keys", 200, stack.sandbox.tenant_jwks().await);
     let mut client = stack.client().await;

@@ -32,8 +32,10 @@ fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 async fn the_counters_add_up_to_the_run() {
     // Installed before the vault is built, as `fpr up` does, so its gauges register too.
     fpr_telemetry::install();
-    let stack =
-        Stack::start_settings(manual_sandbox(), &[("metrics_listen", "\"127.0.0.1:0\"")]).await;
+    let stack = Stack::start_tweaked(manual_sandbox(), |c| {
+        c.metrics_listen = Some("127.0.0.1:0".into());
+    })
+    .await;
     let mut client = stack.client().await;
     let okta = okta_users(&stack, 1).await;
     let okta_login = okta[0]["login"].as_str().unwrap().to_owned();

@@ -427,25 +427,17 @@ async fn a_hung_vault_never_stalls_the_orchestrator() {
             held.push(s);
         }
     });
-    let mut doc: toml::Table = toml::from_str(&format!(
-        "{}{}",
-        sb.config.orchestrator_toml(&sb.running.url(), None),
-        fpr_sandbox::attestation_toml(&sb.running.attestation_root_pem())
-    ))
-    .unwrap();
-    for (k, v) in [
-        ("listen", "127.0.0.1:0"),
-        ("store_path", dir.path().join("store").to_str().unwrap()),
-        ("vault_socket", socket.to_str().unwrap()),
-        ("vault_timeout", "1s"),
-    ] {
-        fpr_config::set_path(&mut doc, k, v.into());
-    }
-    let cfg = fpr_orchestrator::config::Config::from_toml(
-        &toml::to_string(&doc).unwrap(),
-        &std::collections::BTreeMap::new(),
+    let mut cfg = fpr::sandboxed::orchestrator_config(
+        &sb.config,
+        &sb.running.url(),
+        &sb.running.attestation_root_pem(),
     )
     .unwrap();
+    cfg.listen = "127.0.0.1:0".into();
+    cfg.store_path = dir.path().join("store");
+    cfg.vault_socket = socket.clone();
+    cfg.vault_timeout = std::time::Duration::from_secs(1);
+    cfg.validate().unwrap();
     let built = fpr_orchestrator::server::build(
         &cfg,
         fpr_orchestrator::server::vault_channel(&socket).unwrap(),
@@ -490,7 +482,10 @@ async fn a_hung_vault_never_stalls_the_orchestrator() {
 /// more (a second identical mail at worst) and the shipment completes without a person.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn okta_send_pin_asked_again_when_the_operator_chose_so() {
-    let stack = Stack::start_settings(manual(), &[("okta.resend_pin_when_unknown", "true")]).await;
+    let stack = Stack::start_tweaked(manual(), |c| {
+        c.okta.as_mut().unwrap().resend_pin_when_unknown = true;
+    })
+    .await;
     let mut client = stack.client().await;
     let u = &okta_users(&stack, 1).await[0];
     let s = okta_shipped_with_send_pin_fault(

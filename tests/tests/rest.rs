@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 
+use fpr_orchestrator::config::RestConfig;
 use fpr_tests::{Stack, manual_sandbox, ship_at_yubico};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -137,13 +138,11 @@ fn documented_request(user: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connector_script_works_unchanged() {
-    let stack = Stack::start_settings(
-        manual_sandbox(),
-        &[
-            ("rest.listen", "\"127.0.0.1:0\""),
-            ("rest.order_wait", "\"20s\""),
-        ],
-    )
+    let stack = Stack::start_tweaked(manual_sandbox(), |c| {
+        let mut rest = RestConfig::new("127.0.0.1:0");
+        rest.order_wait = std::time::Duration::from_secs(20);
+        c.rest = Some(rest);
+    })
     .await;
     let mut api = Api::new(&stack).await;
     let (s, doc) = api

@@ -60,18 +60,14 @@ async fn the_listener_speaks_tls_and_reloads_a_renewed_certificate() {
         .local_addr()
         .unwrap()
         .port();
-    let stack = Stack::start_settings(
-        manual_sandbox(),
-        &[
-            (
-                "tls.cert_file",
-                &format!("{:?}", cert_file.to_str().unwrap()),
-            ),
-            ("tls.key_file", &format!("{:?}", key_file.to_str().unwrap())),
-            ("health_listen", &format!("\"127.0.0.1:{health_port}\"")),
-            ("rest.listen", "\"127.0.0.1:0\""),
-        ],
-    )
+    let stack = Stack::start_tweaked(manual_sandbox(), |c| {
+        c.tls = Some(fpr_orchestrator::tls::TlsConfig {
+            cert_file: cert_file.clone(),
+            key_file: key_file.clone(),
+        });
+        c.health_listen = Some(format!("127.0.0.1:{health_port}"));
+        c.rest = Some(fpr_orchestrator::config::RestConfig::new("127.0.0.1:0"));
+    })
     .await;
     let token = stack.caller_token().await;
     status_over_tls(&stack, &ca1, &token).await.unwrap();

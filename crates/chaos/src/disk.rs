@@ -52,7 +52,7 @@ pub async fn disk_phase(exe: &Path) -> anyhow::Result<DiskReport> {
     }
     let _mounted = Mounted(mnt.path().to_owned());
     let store = mnt.path().join("store");
-    let stack = start_in(exe, Clock::Manual, 600, Some(&store), &[]).await?;
+    let stack = start_in(exe, Clock::Manual, 600, Some(&store), &|_| {}).await?;
     let users = stack.users(600).await?;
     let mut acked = Vec::new();
     let mut refusals_in_a_row = 0;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 pub use fpr::stack::{Clock, Stack, User};
+use fpr_orchestrator::config::Config as OrchestratorConfig;
 use fpr_proto::v1 as pb;
 use serde_json::{Value, json};
 
@@ -76,33 +77,33 @@ pub struct Options {
 
 /// The orchestrator settings of every chaos run: short timeouts and waits, so that a run's
 /// retries and reconciliations happen within it.
-fn chaos_defaults() -> Vec<(&'static str, toml::Value)> {
-    let s = |v: &str| toml::Value::String(v.into());
-    vec![
-        ("upstream_timeout", s("2s")),
-        ("reconcile_after", s("2s")),
-        ("vault_timeout", s("3s")),
-        ("retry.base", s("1s")),
-        ("retry.max", s("4s")),
-        ("jobs.process_concurrency", toml::Value::Integer(32)),
-    ]
+fn chaos_defaults(c: &mut OrchestratorConfig) {
+    c.upstream_timeout = Duration::from_secs(2);
+    c.reconcile_after = Duration::from_secs(2);
+    c.vault_timeout = Duration::from_secs(3);
+    c.retry.base = Duration::from_secs(1);
+    c.retry.max = Duration::from_secs(4);
+    c.jobs.process_concurrency = 32;
 }
 
 /// Starts the three services (with `seed_users` extra sandbox users) with the chaos defaults.
 pub async fn start(exe: &Path, clock: Clock, seed_users: usize) -> anyhow::Result<Stack> {
-    start_in(exe, clock, seed_users, None, &[]).await
+    start_in(exe, clock, seed_users, None, &|_| {}).await
 }
 
-/// As [`start`], with the orchestrator's store in `store` and these settings changed.
+/// As [`start`], with the orchestrator's store in `store` and its configuration changed by
+/// `tweak` (after the chaos defaults).
 pub async fn start_in(
     exe: &Path,
     clock: Clock,
     seed_users: usize,
     store: Option<&Path>,
-    settings: &[(&str, toml::Value)],
+    tweak: &dyn Fn(&mut OrchestratorConfig),
 ) -> anyhow::Result<Stack> {
-    let mut all = chaos_defaults();
-    all.extend(settings.iter().cloned());
+    let all = |c: &mut OrchestratorConfig| {
+        chaos_defaults(c);
+        tweak(c);
+    };
     Stack::start(exe, clock, seed_users, store, &all).await
 }
 
@@ -241,11 +242,13 @@ pub async fn order_all(
         .collect())
 }
 
-fn settings(o: &Options) -> Vec<(&'static str, toml::Value)> {
-    vec![(
-        "okta.resend_pin_when_unknown",
-        toml::Value::Boolean(o.okta_resend_pin_when_unknown),
-    )]
+fn settings(o: &Options) -> impl Fn(&mut OrchestratorConfig) + use<> {
+    let resend = o.okta_resend_pin_when_unknown;
+    move |c: &mut OrchestratorConfig| {
+        if let Some(okta) = c.okta.as_mut() {
+            okta.resend_pin_when_unknown = resend;
+        }
+    }
 }
 
 /// The kill phase (see the crate docs).

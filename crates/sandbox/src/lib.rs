@@ -114,48 +114,6 @@ pub struct Config {
     pub public_url: Option<String>,
 }
 
-impl Config {
-    /// The orchestrator's upstream settings for this sandbox at `base` (its URL), as TOML: the
-    /// sandbox's public test secrets inline, plain http allowed. It starts with top-level keys,
-    /// so a caller puts `listen`, `store_path` and `vault_socket` before it and further tables
-    /// (`[jobs]`, `[retry]`) after it. `okta_auth` replaces the Okta SSWS token line (e.g. an
-    /// `oauth = { … }` table).
-    pub fn orchestrator_toml(&self, base: &str, okta_auth: Option<&str>) -> String {
-        let okta_auth = okta_auth.map_or_else(
-            || format!("token = {{ danger_inline = \"{}\" }}", self.okta_token),
-            str::to_owned,
-        );
-        format!(
-            r#"danger_allow_plaintext_http = true
-[yubienterprise]
-base_url = "{base}/v1"
-token = {{ danger_inline = "{ye}" }}
-[entra]
-tenant = "{tenant}"
-client_id = "{cid}"
-client_secret = {{ danger_inline = "{secret}" }}
-login_base = "{base}"
-graph_base = "{base}"
-[okta]
-base_url = "{base}"
-{okta_auth}
-enrollment_rp_ids = ["example.okta.com"]
-[auth]
-issuer = "{base}/{tenant}/v2.0"
-jwks_url = "{base}/{tenant}/discovery/v2.0/keys"
-allowed_audiences = ["{aud}"]
-allowed_client_apps = ["{caller}"]
-"#,
-            ye = self.ye_token,
-            tenant = self.tenant,
-            cid = self.graph_client_id,
-            secret = self.graph_client_secret,
-            aud = self.api_audience,
-            caller = self.caller_client_id,
-        )
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -239,27 +197,6 @@ pub struct Running {
     task: Option<JoinHandle<()>>,
     smtp: Option<JoinHandle<()>>,
     app: Arc<App>,
-}
-
-/// The orchestrator's `[attestation]` table for a sandbox whose software authenticator's root
-/// is `root_pem`: that root, pinned by its fingerprint, and Yubico's real roots not needed.
-pub fn attestation_toml(root_pem: &str) -> String {
-    use base64::Engine as _;
-    let b64: String = root_pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap_or_default();
-    let fp: String = fpr_webauthn::sha256(&der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!(
-        "[attestation]\nbuiltin_yubico_roots = false\ntrust_anchors_pem = [\"\"\"\n{}\"\"\"]\npinned_root_sha256 = [\"{fp}\"]\n",
-        root_pem.trim_end()
-    )
 }
 
 impl Running {

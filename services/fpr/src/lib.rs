@@ -20,6 +20,7 @@ pub mod demo;
 pub mod ops;
 pub mod output;
 pub mod request;
+pub mod sandboxed;
 pub mod stack;
 
 /// Where `fpr up` listens.
@@ -119,19 +120,15 @@ pub async fn start_all(cfg: &UpSettings) -> anyhow::Result<Running> {
 
     master_key(&dir.join("vault/master.key"))?;
     let socket = dir.join("vault/run/vault.sock");
-    let vault_toml = format!(
-        "[server]\nlisten = \"unix:{sock}\"\n[store]\npath = \"{store}\"\nmaster_key_file = \"{key}\"\n\
-         [yubico]\ntransport_jwks_url = \"{base}/.well-known/yubico-transport-keys.jwks\"\nsign_jwks_url = \"{base}/.well-known/yubico-sign.jwks\"\n\
-         [delivery]\nchannel = \"smtp\"\nallowed_recipient_domains = [\"contoso.test\"]\nresend_min_interval = \"0s\"\n[delivery.smtp]\nhost = \"{host}\"\nport = {port}\ntls = \"none\"\nfrom = \"security-keys@fpr.local\"\n\
-         [danger]\nallow_plaintext_http = true\nallow_plaintext_smtp = true\n",
-        sock = socket.display(),
-        store = dir.join("vault/store").display(),
-        key = dir.join("vault/master.key").display(),
-        host = smtp.ip(),
-        port = smtp.port(),
-    );
-    let no_env = std::collections::BTreeMap::<String, String>::new();
-    let vault_cfg = fpr_vault::Config::from_toml(&vault_toml, &no_env)?;
+    let vault_cfg = sandboxed::vault_config(
+        &base,
+        &socket,
+        &dir.join("vault/store"),
+        &dir.join("vault/master.key"),
+        smtp,
+        "security-keys@fpr.local",
+    )?;
+    vault_cfg.validate()?;
     let vault = fpr_vault::server::build(&vault_cfg).await?;
     let listener = fpr_vault::server::bind(&vault_cfg).await?;
     let uids = fpr_vault::server::allowed_uids(&vault_cfg, &listener);
@@ -145,19 +142,17 @@ pub async fn start_all(cfg: &UpSettings) -> anyhow::Result<Running> {
         },
     ));
 
-    let c = &sandbox_cfg;
-    let orch_toml = format!(
-        "listen = \"{listen}\"\nmetrics_listen = \"{metrics}\"\nstore_path = \"{store}\"\nvault_socket = \"{sock}\"\n{upstreams}\
-         [jobs]\nprocess_schedule = \"*/10 * * * * *\"\n[rest]\nlisten = \"{rest}\"\n{attestation}",
-        attestation = fpr_sandbox::attestation_toml(&sandbox.attestation_root_pem()),
-        listen = cfg.orchestrator,
-        rest = cfg.rest,
-        metrics = cfg.metrics,
-        store = dir.join("orchestrator/store").display(),
-        sock = socket.display(),
-        upstreams = c.orchestrator_toml(&base, None),
-    );
-    let orch_cfg = fpr_orchestrator::config::Config::from_toml(&orch_toml, &no_env)?;
+    let mut orch_cfg =
+        sandboxed::orchestrator_config(&sandbox_cfg, &base, &sandbox.attestation_root_pem())?;
+    orch_cfg.listen = cfg.orchestrator.to_string();
+    orch_cfg.metrics_listen = Some(cfg.metrics.to_string());
+    orch_cfg.store_path = dir.join("orchestrator/store");
+    orch_cfg.vault_socket = socket.clone();
+    orch_cfg.jobs.process_schedule = "*/10 * * * * *".into();
+    orch_cfg.rest = Some(fpr_orchestrator::config::RestConfig::new(
+        &cfg.rest.to_string(),
+    ));
+    orch_cfg.validate()?;
     let built = fpr_orchestrator::server::build(
         &orch_cfg,
         fpr_orchestrator::server::vault_channel(&socket)?,
@@ -188,13 +183,13 @@ pub async fn start_all(cfg: &UpSettings) -> anyhow::Result<Running> {
         },
     ));
 
-    let token = caller_token(&base, c).await?;
+    let token = caller_token(&base, &sandbox_cfg).await?;
     let token_file = dir.join("caller-token");
     write_private(&token_file, &token)?;
     let mut jobs = jobs;
     jobs.push(tokio::spawn(refresh_token(
         base.clone(),
-        c.clone(),
+        sandbox_cfg.clone(),
         token_file.clone(),
     )));
     Ok(Running {

@@ -52,14 +52,6 @@ impl std::fmt::Debug for Stack {
     }
 }
 
-fn put(doc: &mut toml::Table, key: &str, value: toml::Value) {
-    fpr_config::set_value(doc, key, value);
-}
-
-fn s(v: impl Into<String>) -> toml::Value {
-    toml::Value::String(v.into())
-}
-
 /// Spawns `exe args…` (with `env`), returns it with the first stdout line containing
 /// `marker`; stderr goes to `log`.
 fn spawn(
@@ -124,14 +116,13 @@ pub enum Clock {
 impl Stack {
     /// Starts the sandbox (with `seed_users` extra users), the vault and the orchestrator
     /// (processing every second), with the orchestrator's store in `store` (default: in the
-    /// temporary directory, e.g. a small tmpfs) and these orchestrator settings changed
-    /// (dotted key, value).
+    /// temporary directory, e.g. a small tmpfs) and its configuration changed by `tweak`.
     pub async fn start(
         exe: &Path,
         clock: Clock,
         seed_users: usize,
         store: Option<&Path>,
-        settings: &[(&str, toml::Value)],
+        tweak: &dyn Fn(&mut fpr_orchestrator::config::Config),
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let d = dir.path();
@@ -168,7 +159,7 @@ impl Stack {
             .nth(3)
             .context("sandbox start line")?
             .to_owned();
-        let smtp_port: i64 = line
+        let smtp_port: u16 = line
             .trim_end()
             .trim_end_matches(')')
             .rsplit(':')
@@ -186,68 +177,31 @@ impl Stack {
             bail!("generate-master-key failed");
         }
         let socket = d.join("vault/run/vault.sock");
-        let mut v = toml::Table::new();
-        put(
-            &mut v,
-            "server.listen",
-            s(format!("unix:{}", socket.display())),
-        );
-        put(&mut v, "store.path", s(path_str(&d.join("vault/store"))?));
-        put(&mut v, "store.master_key_file", s(path_str(&key)?));
-        put(
-            &mut v,
-            "yubico.transport_jwks_url",
-            s(format!("{url}/.well-known/yubico-transport-keys.jwks")),
-        );
-        put(
-            &mut v,
-            "yubico.sign_jwks_url",
-            s(format!("{url}/.well-known/yubico-sign.jwks")),
-        );
-        put(&mut v, "delivery.channel", s("smtp"));
-        put(
-            &mut v,
-            "delivery.allowed_recipient_domains",
-            toml::Value::Array(vec![s("contoso.test")]),
-        );
-        put(&mut v, "delivery.resend_min_interval", s("0s"));
-        put(&mut v, "delivery.smtp.host", s("127.0.0.1"));
-        put(
-            &mut v,
-            "delivery.smtp.port",
-            toml::Value::Integer(smtp_port),
-        );
-        put(&mut v, "delivery.smtp.tls", s("none"));
-        put(&mut v, "delivery.smtp.from", s("keys@fpr.chaos"));
-        put(
-            &mut v,
-            "danger.allow_plaintext_http",
-            toml::Value::Boolean(true),
-        );
-        put(
-            &mut v,
-            "danger.allow_plaintext_smtp",
-            toml::Value::Boolean(true),
-        );
+        let smtp = std::net::SocketAddr::from(([127, 0, 0, 1], smtp_port));
+        let v = crate::sandboxed::vault_config(
+            &url,
+            &socket,
+            &d.join("vault/store"),
+            &key,
+            smtp,
+            "keys@fpr.chaos",
+        )?;
+        v.validate()?;
         let vault_toml = d.join("vault.toml");
         std::fs::write(&vault_toml, toml::to_string(&v)?)?;
 
         // The sandbox wrote its attestation root at start: the orchestrator trusts it, pinned.
         let root = std::fs::read_to_string(sandbox_data.join("attestation-root.pem"))
             .context("the sandbox's attestation root")?;
-        let mut o: toml::Table = toml::from_str(&format!(
-            "{}{}",
-            fpr_sandbox::Config::default().orchestrator_toml(&url, None),
-            fpr_sandbox::attestation_toml(&root)
-        ))?;
-        put(&mut o, "listen", s("127.0.0.1:0"));
+        let mut o =
+            crate::sandboxed::orchestrator_config(&fpr_sandbox::Config::default(), &url, &root)?;
+        o.listen = "127.0.0.1:0".into();
         let store = store.map_or_else(|| d.join("orchestrator"), Path::to_owned);
-        put(&mut o, "store_path", s(path_str(&store)?));
-        put(&mut o, "vault_socket", s(path_str(&socket)?));
-        put(&mut o, "jobs.process_schedule", s("* * * * * *"));
-        for (k, v) in settings {
-            put(&mut o, k, v.clone());
-        }
+        o.store_path = store.clone();
+        o.vault_socket = socket.clone();
+        o.jobs.process_schedule = "* * * * * *".into();
+        tweak(&mut o);
+        o.validate()?;
         let orchestrator_toml = d.join("orchestrator.toml");
         std::fs::write(&orchestrator_toml, toml::to_string(&o)?)?;
 
@@ -272,7 +226,7 @@ impl Stack {
         stack.start_vault(None)?;
         let addr = stack.start_orchestrator(None)?;
         // Restarts listen where clients already point.
-        put(&mut o, "listen", s(addr.clone()));
+        o.listen.clone_from(&addr);
         std::fs::write(&stack.orchestrator_toml, toml::to_string(&o)?)?;
         stack.orchestrator_url = format!("http://{addr}");
         Ok(stack)

@@ -26,7 +26,7 @@ pub const YUBICO_ROOT_SHA256: [&str; 3] = [
 ];
 
 /// `[attestation]` in the orchestrator's config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttestationConfig {
     /// Trust Yubico's FIDO roots shipped with fpr (pinned by fingerprint in the code).

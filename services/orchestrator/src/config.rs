@@ -19,7 +19,7 @@ pub use self::callers::{AuthConfig, RestConfig, RestIdp};
 pub use self::upstreams::{EntraConfig, OktaConfig, OktaOauth, YubiEnterpriseConfig};
 
 /// A secret's location: a file (preferred) or an environment variable; read at each use.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     /// File holding the secret.
@@ -34,6 +34,15 @@ pub struct SecretRef {
 }
 
 impl SecretRef {
+    /// A secret given in the configuration itself: only for `fpr up` and tests (logged as a
+    /// warning at start).
+    pub fn danger_inline(value: impl Into<String>) -> Self {
+        Self {
+            danger_inline: Some(value.into()),
+            ..Self::default()
+        }
+    }
+
     fn source(&self, key: &str) -> Result<fpr_upstream::SecretSource, Error> {
         use fpr_upstream::SecretSource as S;
         match (&self.file, &self.env, &self.danger_inline) {
@@ -51,7 +60,7 @@ impl SecretRef {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// gRPC listen address.
@@ -133,7 +142,7 @@ fn default_log_format() -> String {
 }
 
 /// Job schedules (cron with seconds, as the seed).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobsConfig {
     /// `CRON_PROCESS_SHIPMENT_SCHEDULE`.
@@ -162,7 +171,7 @@ impl Default for JobsConfig {
 }
 
 /// Backoff of transient failures.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// First wait.
@@ -283,7 +292,38 @@ impl Config {
         Self::from_toml(&text, env)
     }
 
-    fn validate(&self) -> Result<(), Error> {
+    /// A configuration with the three sections that have no default and every other setting
+    /// at its default, as a file with only those sections would give. Call
+    /// [`Config::validate`] after changing it.
+    pub fn new(yubienterprise: YubiEnterpriseConfig, entra: EntraConfig, auth: AuthConfig) -> Self {
+        Self {
+            listen: default_listen(),
+            health_listen: None,
+            metrics_listen: None,
+            log_format: default_log_format(),
+            store_path: default_store(),
+            store_cache_mb: default_store_cache_mb(),
+            vault_socket: default_vault(),
+            yubienterprise,
+            entra,
+            okta: None,
+            auth,
+            jobs: JobsConfig::default(),
+            attestation: crate::attestation::AttestationConfig::default(),
+            tls: None,
+            retry: RetryConfig::default(),
+            key_display_name: default_display(),
+            upstream_timeout: default_timeout(),
+            vault_timeout: default_vault_timeout(),
+            reconcile_after: default_reconcile_after(),
+            danger_allow_plaintext_http: false,
+            max_response_bytes: default_max_response_bytes(),
+            rest: None,
+        }
+    }
+
+    /// Checks every rule [`Config::from_toml`] checks after reading a file.
+    pub fn validate(&self) -> Result<(), Error> {
         let bad = |key: &str, reason: &str| {
             Err(Error::Config {
                 key: key.into(),

@@ -19,7 +19,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::Error;
 
 /// `[tls]` in the orchestrator's config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain (leaf first).

@@ -22,7 +22,7 @@ use self::yubico::*;
 pub use self::yubico::{JoseConfig, YubicoConfig};
 
 /// The whole vault configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where and how the gRPC server listens.
@@ -49,7 +49,7 @@ pub struct Config {
 }
 
 /// Audit log settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// The JSON-lines file (default: `audit.jsonl` beside the store directory).
@@ -58,7 +58,7 @@ pub struct AuditConfig {
 }
 
 /// Listener settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// `unix:<path>` (default `unix:./fpr-data/vault/run/vault.sock`) or `tcp:<addr:port>` (mTLS only).
@@ -101,7 +101,7 @@ impl Default for ServerConfig {
 }
 
 /// Server TLS with required client certificates.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain of the vault.
@@ -126,7 +126,7 @@ pub enum Listen {
 }
 
 /// Store settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// Directory of the sled store (default `./fpr-data/vault/store`).
@@ -161,7 +161,7 @@ impl Default for StoreConfig {
 }
 
 /// Switches that weaken security. Off by default; each logs a warning at start.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DangerConfig {
     /// Allow `http://` JWKS and webhook URLs (the sandbox on loopback).
@@ -240,7 +240,8 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), Error> {
+    /// Checks every rule [`Config::from_toml`] checks after reading a file.
+    pub fn validate(&self) -> Result<(), Error> {
         let bad = |key: &str, reason: &str| {
             Err(Error::Config {
                 key: key.into(),

@@ -217,18 +217,17 @@ async fn count(
 
 /// Runs the bench; progress on stderr, the figures returned.
 pub async fn run(o: &Options) -> anyhow::Result<Figures> {
-    let mut settings = Vec::new();
-    if let Some(n) = o.process_concurrency {
-        settings.push((
-            "jobs.process_concurrency",
-            toml::Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)),
-        ));
-    }
+    let concurrency = o.process_concurrency;
+    let tweak = move |c: &mut fpr_orchestrator::config::Config| {
+        if let Some(n) = concurrency {
+            c.jobs.process_concurrency = n;
+        }
+    };
     eprintln!(
         "bench: starting the sandbox, the vault and the orchestrator as three processes ({} users)",
         o.users
     );
-    let stack = Stack::start(&o.exe, Clock::Instant, o.users, None, &settings).await?;
+    let stack = Stack::start(&o.exe, Clock::Instant, o.users, None, &tweak).await?;
     let users = stack.users(o.users).await?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("bench.csv");

@@ -4,7 +4,7 @@ use super::*;
 
 /// The HTTP listener serving the FIDO Connector's REST API (`/v1/...`) beside the gRPC one:
 /// same tokens and roles, TLS when `tls` is set.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestConfig {
     /// Listen address (ip:port).
@@ -42,7 +42,7 @@ pub(super) fn default_max_response_bytes() -> usize {
 }
 
 /// Inbound auth.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// Expected `iss`.
@@ -81,4 +81,37 @@ pub(super) fn default_clock_skew() -> Duration {
 
 pub(super) fn default_key_refresh() -> Duration {
     Duration::from_secs(60)
+}
+
+impl AuthConfig {
+    /// Tokens of `issuer`, checked with its keys at `jwks_url`, for `audiences`, from the
+    /// client apps `client_apps`; every other setting at its default.
+    pub fn new(
+        issuer: &str,
+        jwks_url: Url,
+        audiences: Vec<String>,
+        client_apps: Vec<String>,
+    ) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            jwks_url,
+            allowed_audiences: audiences,
+            allowed_client_apps: client_apps,
+            danger_allow_any_client_app: false,
+            roles_claim: default_roles_claim(),
+            clock_skew: default_clock_skew(),
+            unknown_kid_refresh_interval: default_key_refresh(),
+        }
+    }
+}
+
+impl RestConfig {
+    /// The REST API on `listen`, with the default IdP and wait.
+    pub fn new(listen: &str) -> Self {
+        Self {
+            listen: listen.to_owned(),
+            default_idp: default_rest_idp(),
+            order_wait: default_order_wait(),
+        }
+    }
 }

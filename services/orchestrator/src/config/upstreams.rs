@@ -3,7 +3,7 @@
 use super::*;
 
 /// YubiEnterprise settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct YubiEnterpriseConfig {
     /// `YE_API_BASE_URL`.
@@ -13,7 +13,7 @@ pub struct YubiEnterpriseConfig {
 }
 
 /// Entra settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntraConfig {
     /// `AZURE_TENANT_ID`.
@@ -37,7 +37,7 @@ pub struct EntraConfig {
 }
 
 /// Okta settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OktaConfig {
     /// `https://{yourOktaDomain}`.
@@ -59,7 +59,34 @@ pub struct OktaConfig {
     pub resend_pin_when_unknown: bool,
 }
 
+impl EntraConfig {
+    /// Entra ID at Microsoft's public endpoints, with the default Graph version and challenge
+    /// lifetime.
+    pub fn new(tenant: &str, client_id: &str, client_secret: SecretRef) -> Self {
+        Self {
+            tenant: tenant.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret,
+            login_base: default_login(),
+            graph_base: default_graph(),
+            api_version: default_version(),
+            challenge_timeout_minutes: default_challenge(),
+        }
+    }
+}
+
 impl OktaConfig {
+    /// An Okta org with an SSWS token and every other setting at its default.
+    pub fn with_token(base_url: Url, token: SecretRef) -> Self {
+        Self {
+            base_url,
+            token: Some(token),
+            oauth: None,
+            enrollment_rp_ids: Vec::new(),
+            resend_pin_when_unknown: false,
+        }
+    }
+
     /// The RP ids to enroll for.
     pub fn rp_ids(&self) -> Vec<String> {
         if self.enrollment_rp_ids.is_empty() {
@@ -90,7 +117,7 @@ impl OktaConfig {
 }
 
 /// An Okta OAuth service app (client credentials, `private_key_jwt`, scope `okta.users.manage`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OktaOauth {
     /// The app's client id.

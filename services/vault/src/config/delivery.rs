@@ -3,7 +3,7 @@
 use super::*;
 
 /// The PIN delivery channel.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelKind {
     /// E-mail through an SMTP relay.
@@ -13,7 +13,7 @@ pub enum ChannelKind {
 }
 
 /// PIN delivery settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// Which channel sends PINs.
@@ -133,7 +133,7 @@ impl RecipientPolicy {
 }
 
 /// How the SMTP connection is secured.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
     /// Plain connection upgraded with STARTTLS (required).
@@ -145,7 +145,7 @@ pub enum SmtpTls {
 }
 
 /// SMTP relay settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     /// Relay host name.
@@ -173,7 +173,7 @@ pub struct SmtpConfig {
 }
 
 /// Webhook settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `SEND_PIN_URL`: where the JSON is POSTed (https, unless `danger.allow_plaintext_http`).
@@ -187,6 +187,22 @@ pub struct WebhookConfig {
     /// Timeout of one delivery.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+}
+
+impl SmtpConfig {
+    /// A relay at `host:port` sending from `from`, with STARTTLS and no login.
+    pub fn new(host: &str, port: u16, from: &str) -> Self {
+        Self {
+            host: host.to_owned(),
+            port,
+            tls: default_smtp_tls(),
+            from: from.to_owned(),
+            username: None,
+            password_file: None,
+            password_env: None,
+            timeout: default_timeout(),
+        }
+    }
 }
 
 pub(super) fn default_channel() -> ChannelKind {

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Where the Yubico JWKS come from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct YubicoConfig {
     /// `YE_JWKS_TRANSPORT_ENDPOINT`: URL of the transport (encryption) JWKS.
@@ -44,7 +44,7 @@ impl Default for YubicoConfig {
 }
 
 /// JOSE algorithms used for requests (docs/design/protocol.md: configuration, not constants).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JoseConfig {
     /// JWE `alg` (default `ECDH-ES+A256KW`).
