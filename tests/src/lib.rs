@@ -1,17 +1,24 @@
-//! Fixtures for fpr's end-to-end tests: running services over real sockets.
+//! The workspace's one fixture crate: the services running over real sockets (sandbox, vault,
+//! orchestrator), a Yubico the tests hold the keys of (on the sandbox's own Yubico code), an
+//! SMTP receiver, a small HTTP server, request builders. The `fpr` package's own process tests
+//! (services/fpr/tests) add only what needs its binary.
 //!
 //! NO SECURITY: test-only. Everything binds to 127.0.0.1 port 0 or a Unix socket in a temp dir.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod http;
 pub mod sandbox_calls;
+pub mod smtp;
+mod yubico;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+pub use yubico::{Fulfilment, Yubico};
 
 use fpr_proto::vault::v1::vault_service_client::VaultServiceClient;
-use fpr_testkit::Yubico;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
@@ -53,11 +60,11 @@ pub fn capture_logs() {
 /// of most vault tests.
 pub struct SmtpVault {
     /// The Yubico side (fulfils sealed requests).
-    pub yubico: fpr_testkit::Yubico,
+    pub yubico: crate::Yubico,
     /// Serves the Yubico's JWKS (keep it alive).
-    pub jwks: fpr_testkit::http::Server,
+    pub jwks: crate::http::Server,
     /// Where PINs arrive.
-    pub mail: fpr_testkit::smtp::Receiver,
+    pub mail: crate::smtp::Receiver,
     /// The vault.
     pub vault: VaultFixture,
 }
@@ -70,9 +77,9 @@ impl SmtpVault {
 
     /// As [`SmtpVault::start`], with the vault's builder changed by `f`.
     pub async fn start_with(f: impl FnOnce(VaultBuilder) -> VaultBuilder) -> Self {
-        let yubico = fpr_testkit::Yubico::new();
+        let yubico = crate::Yubico::new();
         let jwks = jwks_server(&yubico).await;
-        let mail = fpr_testkit::smtp::Receiver::start().await;
+        let mail = crate::smtp::Receiver::start().await;
         let vault = f(VaultFixture::builder(&jwks, Pins::Smtp(mail.addr)))
             .start()
             .await;
@@ -126,7 +133,7 @@ pub const TEST_RECIPIENT_POLICY: &str =
 
 impl VaultFixture {
     /// A builder whose JWKS come from `jwks` (routes `/transport` and `/sign`).
-    pub fn builder(jwks: &fpr_testkit::http::Server, pins: Pins) -> VaultBuilder {
+    pub fn builder(jwks: &crate::http::Server, pins: Pins) -> VaultBuilder {
         Self::builder_for(jwks.url("/transport"), jwks.url("/sign"), pins)
     }
 
@@ -322,14 +329,14 @@ pub async fn uds_channel(path: &Path) -> Channel {
 }
 
 /// A JWKS server publishing `yubico`'s sets at `/transport` and `/sign`.
-pub async fn jwks_server(yubico: &Yubico) -> fpr_testkit::http::Server {
-    let s = fpr_testkit::http::Server::start().await;
+pub async fn jwks_server(yubico: &Yubico) -> crate::http::Server {
+    let s = crate::http::Server::start().await;
     publish(&s, yubico);
     s
 }
 
 /// (Re)publishes `yubico`'s sets on `server`.
-pub fn publish(server: &fpr_testkit::http::Server, yubico: &Yubico) {
+pub fn publish(server: &crate::http::Server, yubico: &Yubico) {
     server.route(
         "/transport",
         200,
@@ -381,7 +388,7 @@ pub fn seal_request(
 ) -> fpr_proto::vault::v1::SealRequestsRequest {
     fpr_proto::vault::v1::SealRequestsRequest {
         shipment_ref: shipment.into(),
-        creation_options_json: fpr_testkit::creation_options(user).to_string(),
+        creation_options_json: crate::creation_options(user).to_string(),
         pin_policy: Some(fpr_proto::vault::v1::PinPolicy {
             length,
             force_change: false,
@@ -973,4 +980,19 @@ pub async fn process_shipments(
         .await
         .unwrap()
         .into_inner()
+}
+
+/// A valid PublicKeyCredentialCreationOptions, as Microsoft Graph returns them.
+pub fn creation_options(user: &str) -> serde_json::Value {
+    serde_json::json!({
+        "challenge": fpr_jose::util::b64e(user.as_bytes()),
+        "timeout": 1_209_600_000u64,
+        "rp": {"id": "login.microsoft.com", "name": "Microsoft"},
+        "user": {"id": fpr_jose::util::b64e(user.as_bytes()), "name": user, "displayName": user},
+        "pubKeyCredParams": [{"type": "public-key", "alg": -7}, {"type": "public-key", "alg": -257}],
+        "excludeCredentials": [],
+        "authenticatorSelection": {"authenticatorAttachment": "cross-platform", "requireResidentKey": true, "userVerification": "required"},
+        "attestation": "direct",
+        "extensions": {"credProtect": "userVerificationRequired", "enforceCredProtect": true}
+    })
 }

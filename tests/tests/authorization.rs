@@ -334,7 +334,7 @@ async fn inbound_token_catalogue() {
 /// elsewhere loads no key, and every token is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_issuer_keys_are_never_fetched_through_a_redirect() {
-    let keys_host = fpr_testkit::http::Server::start().await;
+    let keys_host = fpr_tests::http::Server::start().await;
     keys_host.redirect("/keys-moved", &keys_host.url("/keys"));
     let moved = keys_host.url("/keys-moved").parse().unwrap();
     let stack = Stack::start_tweaked(manual_sandbox(), |c| c.auth.jwks_url = moved).await;

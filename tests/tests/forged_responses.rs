@@ -13,7 +13,7 @@ use fpr_jose::protocol::PinResponse;
 use fpr_jose::util::{b64d, b64e, hmac_sha256};
 use fpr_jose::{Curve, PublicJwk, SigningKey, jws};
 use fpr_proto::vault::v1 as pb;
-use fpr_testkit::Yubico;
+use fpr_tests::Yubico;
 use fpr_tests::{SmtpVault, captured_logs, deliver_request, seal_request};
 use serde_json::{Value, json};
 use tonic::Code;

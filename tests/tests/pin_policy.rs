@@ -11,7 +11,7 @@
 
 use fpr_proto::v1 as pbo;
 use fpr_proto::vault::v1 as pb;
-use fpr_testkit::Yubico;
+use fpr_tests::Yubico;
 use fpr_tests::{
     SmtpVault, Stack, captured_logs, create_request, deliver_request, manual_sandbox, seal_request,
 };

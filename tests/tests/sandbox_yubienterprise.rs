@@ -494,7 +494,7 @@ async fn auth_catalogue_edit_cancel_and_inventory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_error_states_and_clear() {
     let sb = SandboxFixture::start(Config::default()).await;
-    let options = fpr_testkit::creation_options("err-user");
+    let options = fpr_tests::creation_options("err-user");
     let (id, _, _) = ship(&sb, &options).await;
     for state in [1, 6, 7, 8, 9, 99, 105, 106] {
         let (s, _, _) = sb
@@ -626,7 +626,7 @@ async fn every_fault_kind() {
         Some(json!({"bad_signature": true})),
     )
     .await;
-    let (_, key, s) = ship(&sb, &fpr_testkit::creation_options("f1")).await;
+    let (_, key, s) = ship(&sb, &fpr_tests::creation_options("f1")).await;
     assert!(matches!(
         open(&response(&s), &key, &signing),
         Err(fpr_jose::Error::BadSignature { .. })
@@ -638,7 +638,7 @@ async fn every_fault_kind() {
         Some(json!({"wrong_kid": true})),
     )
     .await;
-    let (_, key, s) = ship(&sb, &fpr_testkit::creation_options("f2")).await;
+    let (_, key, s) = ship(&sb, &fpr_tests::creation_options("f2")).await;
     assert!(matches!(
         open(&response(&s), &key, &signing),
         Err(fpr_jose::Error::UnknownKid(_))
@@ -646,7 +646,7 @@ async fn every_fault_kind() {
     // replayed_response: an earlier shipment's responses (made for another key).
     sb.admin(Method::DELETE, "/faults/yubico.fulfilment", None)
         .await;
-    let (_, first_key, first) = ship(&sb, &fpr_testkit::creation_options("f3")).await;
+    let (_, first_key, first) = ship(&sb, &fpr_tests::creation_options("f3")).await;
     assert!(open(&response(&first), &first_key, &signing).is_ok());
     sb.admin(
         Method::PUT,
@@ -654,7 +654,7 @@ async fn every_fault_kind() {
         Some(json!({"replayed_response": true})),
     )
     .await;
-    let (_, key, replayed) = ship(&sb, &fpr_testkit::creation_options("f4")).await;
+    let (_, key, replayed) = ship(&sb, &fpr_tests::creation_options("f4")).await;
     assert_eq!(response(&replayed), response(&first));
     assert!(matches!(
         open(&response(&replayed), &key, &signing),

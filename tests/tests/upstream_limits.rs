@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use fpr_upstream::{Error, SecretSource};
 
-fn client(server: &fpr_testkit::http::Server) -> fpr_yubienterprise::Client {
+fn client(server: &fpr_tests::http::Server) -> fpr_yubienterprise::Client {
     fpr_yubienterprise::Client::new(
         url::Url::parse(&server.url("/v1")).unwrap(),
         SecretSource::Inline(std::sync::Arc::new("t".to_owned().into())),
@@ -22,7 +22,7 @@ fn client(server: &fpr_testkit::http::Server) -> fpr_yubienterprise::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_answer_is_refused_and_ids_stay_one_path_segment() {
-    let server = fpr_testkit::http::Server::start().await;
+    let server = fpr_tests::http::Server::start().await;
     let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(2 << 20));
     server.route("/v1/fpr/shipments/big", 200, huge);
     let ye = client(&server);

@@ -9,8 +9,8 @@
 use fpr_jose::seal::MasterKey;
 use fpr_proto::vault::v1 as pb;
 use fpr_proto::vault::v1::vault_service_client::VaultServiceClient;
-use fpr_testkit::{Yubico, smtp};
 use fpr_tests::{Pins, SmtpVault, VaultFixture, jwks_server};
+use fpr_tests::{Yubico, smtp};
 use fpr_vault::keystore::KeyStore;
 
 fn seal_req(shipment: &str) -> pb::SealRequestsRequest {
@@ -188,7 +188,7 @@ async fn pinned_jwks_files_need_no_network() {
     std::fs::write(&t, yubico.transport_jwks().to_json().to_string()).unwrap();
     std::fs::write(&s, yubico.signing_jwks().to_json().to_string()).unwrap();
     // The JWKS server publishes nothing: only the files can supply the keys.
-    let empty = fpr_testkit::http::Server::start().await;
+    let empty = fpr_tests::http::Server::start().await;
     let mail = smtp::Receiver::start().await;
     let vault = VaultFixture::builder(&empty, Pins::Smtp(mail.addr))
         .pinned_jwks(&t, &s)
@@ -216,7 +216,7 @@ async fn pinned_jwks_files_need_no_network() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_jwks_start_degraded_and_seal_is_unavailable() {
     let yubico = Yubico::new();
-    let jwks = fpr_testkit::http::Server::start().await; // answers 404
+    let jwks = fpr_tests::http::Server::start().await; // answers 404
     let mail = smtp::Receiver::start().await;
     let vault = VaultFixture::builder(&jwks, Pins::Smtp(mail.addr))
         .start()

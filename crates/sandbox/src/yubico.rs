@@ -27,6 +27,16 @@ pub struct Requests {
     pub response_key: PublicJwk,
 }
 
+/// Opens one request with the transport key its header names.
+pub fn open_request(transport: &[PrivateKey], token: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+    let info = jwe::inspect(token).map_err(|e| format!("request JWE: {e}"))?;
+    let key = transport
+        .iter()
+        .find(|k| k.kid() == info.kid)
+        .ok_or("request encrypted to an unknown transport key")?;
+    jwe::decrypt(token, key).map_err(|e| format!("request JWE: {e}"))
+}
+
 /// Opens both requests with whichever transport key their headers name, and checks what
 /// Yubico would: the protocol's `typ` and `v`, one request id and response key, a PIN it can
 /// make.
@@ -35,14 +45,7 @@ pub fn open_requests(
     cred_jwe: &str,
     pin_jwe: &str,
 ) -> Result<Requests, String> {
-    let open = |t: &str| -> Result<Zeroizing<Vec<u8>>, String> {
-        let info = jwe::inspect(t).map_err(|e| format!("request JWE: {e}"))?;
-        let key = transport
-            .iter()
-            .find(|k| k.kid() == info.kid)
-            .ok_or("request encrypted to an unknown transport key")?;
-        jwe::decrypt(t, key).map_err(|e| format!("request JWE: {e}"))
-    };
+    let open = |t: &str| open_request(transport, t);
     let credential: CredentialRequest = serde_json::from_slice(&open(cred_jwe)?)
         .map_err(|_| "credential request is not the protocol's JSON")?;
     let pin: PinRequest = serde_json::from_slice(&open(pin_jwe)?)

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use fpr_jose::jwe::{self, Algorithms};
 use fpr_jose::protocol::{CredentialResponse, PinResponse, PinSpec};
 use fpr_jose::{Curve, PrivateKey, jws};
-use fpr_testkit::{Yubico, creation_options};
+use fpr_sandbox::yubico::Yubico;
 
 fn rate(min: Duration, mut f: impl FnMut()) -> f64 {
     // Warm up for a fifth of the run (CPU frequency, allocator, caches), then measure.
@@ -42,9 +42,16 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let min = Duration::from_secs(secs);
-    let yubico = Yubico::new();
-    let transport = yubico.transport[0].public().clone();
-    let options = creation_options("bench-user");
+    let yubico = Yubico::new().unwrap();
+    let transport = yubico.transport_key().unwrap().clone();
+    let options = fpr_sandbox::public_key_options(
+        "v1.0",
+        "bench-user",
+        "bench-user",
+        "bench-user",
+        b"bench",
+        Vec::new(),
+    );
     let pin = PinSpec {
         kind: "generate".into(),
         length: 8,
@@ -61,14 +68,17 @@ fn main() {
     // One shipment's responses, as Yubico would make them.
     let (key, cred_req, pin_req) =
         fpr_vault::service::seal_requests(&options, &pin, &transport, algs).unwrap();
-    let done = yubico.fulfil(&cred_req, &pin_req, "3632071");
+    let product = fpr_domain::yubikey::product_by_id(29).unwrap();
+    let done = yubico
+        .fulfil(product, &cred_req, &pin_req, "3632071")
+        .unwrap();
     let signing = yubico.signing_jwks();
     let key = PrivateKey::from_scalar(Curve::P384, key.kid(), &key.scalar().unwrap()).unwrap();
     let open = rate(min, || {
-        let inner = jwe::decrypt(&done.credential_response_jwe, &key).unwrap();
+        let inner = jwe::decrypt(&done.fido_credential_responses[0], &key).unwrap();
         let v = jws::verify(std::str::from_utf8(&inner).unwrap(), &signing).unwrap();
         let c: CredentialResponse = serde_json::from_slice(&v.payload).unwrap();
-        let inner = jwe::decrypt(&done.pin_response_jwe, &key).unwrap();
+        let inner = jwe::decrypt(&done.fido_pin_response, &key).unwrap();
         let v = jws::verify(std::str::from_utf8(&inner).unwrap(), &signing).unwrap();
         let p: PinResponse = serde_json::from_slice(&v.payload).unwrap();
         std::hint::black_box((c, p));

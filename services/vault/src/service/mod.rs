@@ -183,7 +183,14 @@ impl Vault {
                 {
                     let kids: Vec<String> =
                         event.kids.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    warn!(shipment.id = %event.shipment_ref, field, reason, %check, kids = %kids.join(","), "Yubico response refused");
+                    warn!(
+                        shipment.id = %event.shipment_ref,
+                        field,
+                        reason,
+                        %check,
+                        kids = %kids.join(","),
+                        "Yubico response refused",
+                    );
                     event.detail = check.clone();
                 } else if event.detail.is_empty() {
                     event.detail = e.to_string();

@@ -59,7 +59,12 @@ impl Vault {
             rec.credential_serial = Some(resp.serial_number.clone());
             self.keystore.update(&r.shipment_ref, &rec)?;
         }
-        info!(request.id = %rec.request_id, signing.kid = %kid, serial = %resp.serial_number, "Credential response opened");
+        info!(
+            request.id = %rec.request_id,
+            signing.kid = %kid,
+            serial = %resp.serial_number,
+            "Credential response opened",
+        );
         let c = resp.credential;
         Ok(pb::OpenCredentialResponseResponse {
             request_id: resp.request_id,
@@ -144,7 +149,12 @@ impl Vault {
             OffsetDateTime::now_utc().unix_timestamp(),
         )?;
         fpr_config::danger::crash_point("vault.after_seal");
-        info!(request.id = %rec.request_id, transport.kid = %rec.transport_kid, recipients = rec.recipients.len(), "Requests sealed");
+        info!(
+            request.id = %rec.request_id,
+            transport.kid = %rec.transport_kid,
+            recipients = rec.recipients.len(),
+            "Requests sealed",
+        );
         Ok(sealed_response(&rec))
     }
 
@@ -166,7 +176,12 @@ impl Vault {
         let mut rec = self.record(&r.shipment_ref)?;
         let previous = std::mem::replace(&mut rec.recipients, r.recipients.clone());
         self.keystore.update(&r.shipment_ref, &rec)?;
-        warn!(shipment.id = %r.shipment_ref, before = previous.len(), after = rec.recipients.len(), "PIN recipients rebound");
+        warn!(
+            shipment.id = %r.shipment_ref,
+            before = previous.len(),
+            after = rec.recipients.len(),
+            "PIN recipients rebound",
+        );
         Ok(pb::RebindRecipientsResponse {
             previous,
             recipients: rec.recipients,
@@ -228,7 +243,8 @@ impl Vault {
             let resends = last.deliveries.saturating_sub(1);
             if resends >= self.guard.max_resends {
                 return Err(Error::ResendLimited(format!(
-                    "shipment {:?}'s PIN was sent {} times; at most {} resends are allowed (delivery.max_resends)",
+                    "shipment {:?}'s PIN was sent {} times; at most {} resends are allowed \
+                     (delivery.max_resends)",
                     r.shipment_ref, last.deliveries, self.guard.max_resends
                 )));
             }
@@ -236,7 +252,8 @@ impl Vault {
             let min = self.guard.resend_min_interval.as_secs() as i64;
             if since < min {
                 return Err(Error::ResendLimited(format!(
-                    "shipment {:?}'s PIN was sent {since} s ago; resend in {} s (delivery.resend_min_interval)",
+                    "shipment {:?}'s PIN was sent {since} s ago; resend in {} s \
+                     (delivery.resend_min_interval)",
                     r.shipment_ref,
                     min - since
                 )));
@@ -251,7 +268,11 @@ impl Vault {
                 });
             }
             if let Some(started) = rec.delivery_started {
-                warn!(request.id = %rec.request_id, started, "An earlier PIN delivery was interrupted; not sending again unasked");
+                warn!(
+                    request.id = %rec.request_id,
+                    started,
+                    "An earlier PIN delivery was interrupted; not sending again unasked",
+                );
                 return Err(Error::DeliveryOutcomeUnknown(
                     r.shipment_ref.clone(),
                     started,
@@ -338,7 +359,12 @@ impl Vault {
         rec.delivery_started = None;
         rec.recipients = recipients;
         self.keystore.update(&r.shipment_ref, &rec)?;
-        info!(request.id = %rec.request_id, channel = sent.channel, deliveries = receipt.deliveries, "PIN delivered");
+        info!(
+            request.id = %rec.request_id,
+            channel = sent.channel,
+            deliveries = receipt.deliveries,
+            "PIN delivered",
+        );
         Ok(pb::DeliverPinResponse {
             receipt: Some(receipt_pb(&receipt)),
             already_delivered: false,
