@@ -438,6 +438,8 @@ pub enum Call {
     Resend(String),
     /// ProcessShipments.
     Process,
+    /// GetCatalog.
+    Catalog,
 }
 
 /// Makes `call` with `client`; the answer is dropped.
@@ -482,6 +484,7 @@ pub async fn call(client: &mut ShipmentClient, call: Call) -> Result<(), tonic::
             .process_shipments(pb::ProcessShipmentsRequest {})
             .await
             .map(drop),
+        Call::Catalog => client.get_catalog(pb::GetCatalogRequest {}).await.map(drop),
     }
 }
 

@@ -35,6 +35,7 @@ async fn call(client: &mut ShipmentClient, rpc: &str) -> Code {
         "CompleteShipment" => Call::Complete(id(), "test".into()),
         "ResendPin" => Call::Resend(id()),
         "ProcessShipments" => Call::Process,
+        "GetCatalog" => Call::Catalog,
         other => panic!("unknown rpc {other}"),
     };
     match fpr_tests::call(client, c).await {
@@ -52,7 +53,13 @@ async fn call(client: &mut ShipmentClient, rpc: &str) -> Code {
     }
 }
 
-const READ: [&str; 4] = ["GetStatus", "ListShipments", "GetShipment", "WatchShipment"];
+const READ: [&str; 5] = [
+    "GetStatus",
+    "ListShipments",
+    "GetShipment",
+    "WatchShipment",
+    "GetCatalog",
+];
 const ADMIN: [&str; 6] = [
     "UpdateShipment",
     "CancelShipment",
@@ -78,7 +85,7 @@ async fn app_roles_decide_each_rpc() {
         .chain(&ADMIN)
         .copied()
         .collect();
-    assert_eq!(all.len(), 11, "every RPC of ShipmentService");
+    assert_eq!(all.len(), 12, "every RPC of ShipmentService");
 
     // No role at all, or no roles claim: every RPC is PERMISSION_DENIED.
     let mut none = with_roles(json!([])).await;

@@ -379,6 +379,7 @@ async fn reflection_lists_every_rpc() {
         "CompleteShipment",
         "ResendPin",
         "ProcessShipments",
+        "GetCatalog",
     ] {
         assert!(methods.iter().any(|x| x == m), "{m}");
     }

@@ -159,6 +159,19 @@ pub fn model_by_aaguid(aaguid: &str) -> Option<&'static Model> {
         .find(|m| m.aaguid.eq_ignore_ascii_case(aaguid))
 }
 
+/// Every AAGUID of the model `product` is: the ones FIDO MDS describes with the same name as
+/// the product's current AAGUID (the model's firmware series).
+pub fn aaguids_of(product: &Product) -> Vec<&'static str> {
+    let Some(model) = model_by_aaguid(product.aaguid) else {
+        return vec![product.aaguid];
+    };
+    MODELS
+        .iter()
+        .filter(|m| m.name == model.name)
+        .map(|m| m.aaguid)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +200,15 @@ mod tests {
     fn fido_prereg_models() {
         assert_eq!(fpr_product_ids(), [1, 29, 54, 55]);
         assert_eq!(product_by_id(29).map(|p| p.name), Some("YubiKey 5C NFC"));
+        let nfc = aaguids_of(product_by_id(29).unwrap());
+        assert!(
+            nfc.contains(&"2fc0579f-8113-47ea-b116-bb5a8db9202a"),
+            "{nfc:?}"
+        );
+        assert!(
+            !nfc.contains(&"fcc0118f-cd45-435b-8da1-9782b2da0715"),
+            "{nfc:?}"
+        );
         assert_eq!(
             model_by_aaguid("A25342C0-3CDC-4414-8E46-F4807FCA511C").map(|m| m.name),
             Some("YubiKey 5 Series with NFC")

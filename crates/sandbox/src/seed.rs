@@ -201,7 +201,7 @@ pub fn initial_state(config: &Config) -> State {
             "ACTIVE",
         ));
     }
-    let fpr_models = vec![1, 29, 54, 55];
+    let fpr_models = fpr_domain::yubikey::fpr_product_ids();
     st.inventory = vec![
         Bucket {
             product_id: 106,

@@ -340,6 +340,11 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
         bad.sort_by_key(|b| b.line);
         return Ok(refuse(&bad, total, json));
     }
+    let mut needs = std::collections::BTreeMap::new();
+    for row in rows.iter().filter(|r| !existing.contains_key(&r.line)) {
+        *needs.entry(crate::ops::bucket_of(&row.req)).or_insert(0u64) += 1;
+    }
+    crate::ops::warn_credits(client, &needs).await;
     if opts.dry_run {
         println!(
             "{} rows valid ({} ordered before); dry run: nothing ordered",

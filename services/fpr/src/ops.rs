@@ -79,6 +79,136 @@ pub async fn status(mut c: Client, out: OutputMode) -> anyhow::Result<u8> {
     Ok(code)
 }
 
+/// `fpr catalog`: the products FIDO Pre-reg can program, the inventory buckets with their
+/// credits, and the customization ids YubiEnterprise has accepted from fpr.
+pub async fn catalog(mut c: Client, out: OutputMode) -> anyhow::Result<()> {
+    let cat = c
+        .get_catalog(pb::GetCatalogRequest {})
+        .await
+        .map_err(grpc)?
+        .into_inner();
+    if out.json {
+        let products: Vec<_> = cat
+            .products
+            .iter()
+            .map(|p| json!({"product_id": p.product_id, "name": p.name, "aaguids": p.aaguids}))
+            .collect();
+        let inventory: Vec<_> = cat
+            .inventory
+            .iter()
+            .map(|b| {
+                json!({"inventory_product_id": b.inventory_product_id, "name": b.name,
+                       "credits": b.credits, "product_ids": b.product_ids})
+            })
+            .collect();
+        let customizations: Vec<_> = cat
+            .customizations
+            .iter()
+            .map(|c| {
+                json!({"customization_id": c.customization_id, "orders": c.orders,
+                       "last_ordered": output::ts(c.last_ordered.as_ref())})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"products": products, "inventory": inventory, "customizations": customizations})
+        );
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = cat
+        .products
+        .iter()
+        .map(|p| {
+            vec![
+                p.product_id.to_string(),
+                p.name.clone(),
+                p.aaguids.join(" "),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        output::table(&["PRODUCT ID", "FIDO PRE-REG PRODUCT", "AAGUIDS"], &rows)
+    );
+    let rows: Vec<Vec<String>> = cat
+        .inventory
+        .iter()
+        .map(|b| {
+            let supplies: Vec<String> = b.product_ids.iter().map(u32::to_string).collect();
+            vec![
+                b.inventory_product_id.to_string(),
+                b.name.clone(),
+                b.credits.to_string(),
+                supplies.join(","),
+            ]
+        })
+        .collect();
+    println!();
+    print!(
+        "{}",
+        output::table(
+            &["INVENTORY PRODUCT ID", "BUCKET", "CREDITS", "SUPPLIES"],
+            &rows
+        )
+    );
+    let rows: Vec<Vec<String>> = cat
+        .customizations
+        .iter()
+        .map(|c| {
+            vec![
+                c.customization_id.clone(),
+                c.orders.to_string(),
+                output::ts(c.last_ordered.as_ref()),
+            ]
+        })
+        .collect();
+    println!();
+    if rows.is_empty() {
+        println!("no customization id accepted yet: Yubico gives yours at onboarding");
+    } else {
+        print!(
+            "{}",
+            output::table(&["CUSTOMIZATION ID", "ORDERS", "LAST ORDERED"], &rows)
+        );
+    }
+    Ok(())
+}
+
+/// Before ordering: a warning on stderr for each inventory bucket that `orders` (bucket id →
+/// how many) would overdraw, or that YubiEnterprise does not list. Silent when the catalog
+/// cannot be read (the caller may lack the read role): the orders themselves will tell.
+pub async fn warn_credits(c: &Client, orders: &std::collections::BTreeMap<u32, u64>) {
+    let Ok(cat) = c.clone().get_catalog(pb::GetCatalogRequest {}).await else {
+        return;
+    };
+    let cat = cat.into_inner();
+    for (bucket, n) in orders {
+        match cat
+            .inventory
+            .iter()
+            .find(|b| b.inventory_product_id == *bucket)
+        {
+            Some(b) if b.credits < *n => eprintln!(
+                "warning: inventory bucket {bucket} ({}) has {} credits left, {n} needed: \
+                 YubiEnterprise will refuse the orders beyond them",
+                b.name, b.credits
+            ),
+            Some(_) => {}
+            None => eprintln!(
+                "warning: YubiEnterprise lists no inventory bucket {bucket}; see `fpr catalog`"
+            ),
+        }
+    }
+}
+
+/// The inventory bucket of an order.
+pub fn bucket_of(req: &pb::CreateShipmentRequest) -> u32 {
+    req.yubico_shipment_request
+        .as_ref()
+        .and_then(|y| y.shipment_items.first())
+        .map_or(0, |i| i.inventory_product_id)
+}
+
 /// `fpr ship`: one order.
 pub async fn ship(
     c: &Client,

@@ -151,6 +151,48 @@ fn demo_runs_to_the_end_against_fpr_up_and_the_admin_commands_work() {
         6
     );
 
+    // The catalog: FIDO Pre-reg products with their AAGUIDs, the buckets' credits and the
+    // customization id YubiEnterprise accepted.
+    let cat = json(&up.fpr(&["catalog", "--json"]));
+    let c5 = cat["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["product_id"] == 29)
+        .unwrap();
+    assert_eq!(c5["name"], "YubiKey 5C NFC");
+    assert!(
+        c5["aaguids"]
+            .to_string()
+            .contains("a25342c0-3cdc-4414-8e46-f4807fca511c")
+    );
+    let bucket = cat["inventory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["inventory_product_id"] == 106)
+        .unwrap();
+    assert!(bucket["credits"].as_u64().unwrap() < 10_000, "{bucket}");
+    assert!(
+        cat["customizations"].to_string().contains("RXJN83"),
+        "{cat}"
+    );
+    let table = ok(&up.fpr(&["catalog"]));
+    assert!(
+        table.contains("INVENTORY PRODUCT ID") && table.contains("RXJN83"),
+        "{table}"
+    );
+    // An order from a bucket YubiEnterprise does not list is warned about before it is made.
+    let mut unknown_bucket = vec!["ship", "--dry-run"];
+    unknown_bucket.extend(&lee);
+    unknown_bucket.extend(ITEM.map(|a| if a == "106" { "999" } else { a }));
+    let warned = up.fpr(&unknown_bucket);
+    assert!(
+        String::from_utf8_lossy(&warned.stderr).contains("no inventory bucket 999"),
+        "{}",
+        String::from_utf8_lossy(&warned.stderr)
+    );
+
     // Without a token the orchestrator refuses, and says how to give one.
     let anon = up.command(&["list"]).output().unwrap();
     assert_eq!(anon.status.code(), Some(1));

@@ -34,7 +34,7 @@ const SERVICE_PREFIX: &str = "/fpr.v1.ShipmentService/";
 pub fn required_role(path: &str) -> Option<&'static str> {
     let method = path.strip_prefix(SERVICE_PREFIX)?;
     Some(match method {
-        "GetStatus" | "GetShipment" | "ListShipments" | "WatchShipment" => ROLE_READ,
+        "GetStatus" | "GetShipment" | "ListShipments" | "WatchShipment" | "GetCatalog" => ROLE_READ,
         "CreateShipment" => ROLE_CREATE,
         _ => ROLE_ADMIN,
     })

@@ -12,6 +12,7 @@
 
 pub mod attestation;
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod convert;

@@ -526,6 +526,15 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
     ) -> Result<Response<pb::ProcessShipmentsResponse>, Status> {
         Ok(Response::new(self.process().await?))
     }
+
+    async fn get_catalog(
+        &self,
+        _r: Request<pb::GetCatalogRequest>,
+    ) -> Result<Response<pb::GetCatalogResponse>, Status> {
+        let wf = &self.wf;
+        let c = crate::catalog::catalog(wf.yubienterprise(), wf.store()).await?;
+        Ok(Response::new(c))
+    }
 }
 
 /// A stream that yields `first`, then what `produce` sends.

@@ -74,6 +74,30 @@ pub struct Page {
     pub total_count: Option<u64>,
 }
 
+/// A product of `GET /products`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    /// `product_id`.
+    pub id: u32,
+    /// `product_name`.
+    pub name: String,
+    /// `fido_prereg_capable`, when YubiEnterprise says.
+    pub fpr_capable: Option<bool>,
+}
+
+/// An inventory bucket of `GET /inventory`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    /// `product_id` of the bucket (the `inventory_product_id` of an order).
+    pub id: u32,
+    /// `product_name`.
+    pub name: String,
+    /// `organization_product_quantity`: the credits left.
+    pub credits: u64,
+    /// `product_mapping`: the physical products it can supply.
+    pub products: Vec<u32>,
+}
+
 /// The client.
 ///
 /// # Example
@@ -290,6 +314,63 @@ impl Client {
         .map(|_| ())
     }
 
+    /// `GET /products`. The list's key is unpublished: `products`, `data`, `items` or a bare
+    /// array are read.
+    pub async fn products(&self) -> Result<Vec<Product>, Error> {
+        let (_, bytes) = send(
+            UP,
+            "GET /products",
+            self.auth(self.http.get(self.url("/products")))?,
+        )
+        .await?;
+        let v: Value = json(UP, &bytes)?;
+        Ok(list_of(&v, &["products", "data", "items"])?
+            .iter()
+            .filter_map(|x| {
+                Some(Product {
+                    id: u32::try_from(x.get("product_id")?.as_u64()?).ok()?,
+                    name: x.get("product_name").map(string_of).unwrap_or_default(),
+                    fpr_capable: x.get("fido_prereg_capable").and_then(Value::as_bool),
+                })
+            })
+            .collect())
+    }
+
+    /// `GET /inventory`: the organization's buckets and their credits.
+    pub async fn inventory(&self) -> Result<Vec<Bucket>, Error> {
+        let (_, bytes) = send(
+            UP,
+            "GET /inventory",
+            self.auth(self.http.get(self.url("/inventory")))?,
+        )
+        .await?;
+        let v: Value = json(UP, &bytes)?;
+        Ok(
+            list_of(&v, &["organization_product_inventory", "data", "items"])?
+                .iter()
+                .filter_map(|x| {
+                    Some(Bucket {
+                        id: u32::try_from(x.get("product_id")?.as_u64()?).ok()?,
+                        name: x.get("product_name").map(string_of).unwrap_or_default(),
+                        credits: x
+                            .get("organization_product_quantity")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0),
+                        products: x
+                            .get("product_mapping")
+                            .and_then(Value::as_array)
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|n| n.as_u64().and_then(|n| u32::try_from(n).ok()))
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    })
+                })
+                .collect(),
+        )
+    }
+
     /// `GET /products`, as a health check.
     pub async fn ping(&self) -> Result<(), Error> {
         send(
@@ -300,6 +381,19 @@ impl Client {
         .await
         .map(|_| ())
     }
+}
+
+/// The list in a YubiEnterprise answer: a bare array or the array under one of `keys`.
+fn list_of<'a>(v: &'a Value, keys: &[&str]) -> Result<&'a Vec<Value>, Error> {
+    v.as_array()
+        .or_else(|| {
+            keys.iter()
+                .find_map(|k| v.get(*k).and_then(Value::as_array))
+        })
+        .ok_or(Error::Malformed {
+            upstream: UP,
+            reason: format!("no list under {keys:?}"),
+        })
 }
 
 /// Whether a state is one of YubiEnterprise's error states (docs/design/upstream-apis.md §1.7).

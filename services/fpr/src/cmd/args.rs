@@ -91,6 +91,9 @@ pub(crate) enum Command {
     },
     /// Version, settings and the health of every dependency (exit 1 when one is failing).
     Status,
+    /// What an order needs: FIDO Pre-reg products (with AAGUIDs), inventory credits, and the
+    /// customization ids YubiEnterprise has accepted.
+    Catalog,
     /// Order a key for one user.
     Ship {
         /// entra or okta.

@@ -115,6 +115,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
             return Ok(if ok { 0 } else { 1 });
         }
         Command::Status => return ops::status(connect()?, out).await,
+        Command::Catalog => ops::catalog(connect()?, out).await?,
         Command::Ship {
             idp,
             user,
@@ -141,7 +142,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             };
             req.validate_only = dry_run;
-            ops::ship(&connect()?, req, out).await?;
+            let c = connect()?;
+            ops::warn_credits(&c, &[(ops::bucket_of(&req), 1)].into()).await;
+            ops::ship(&c, req, out).await?;
         }
         Command::Batch {
             file,
