@@ -132,7 +132,7 @@ async fn twenty_entra_shipments_complete() {
     for d in &status.dependencies {
         assert!(d.healthy, "{d:?}");
     }
-    assert_eq!(status.dependencies.len(), 4);
+    assert_eq!(status.dependencies.len(), 5);
     assert_eq!(
         status.settings["ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES"],
         "20160"

@@ -179,6 +179,10 @@ pub struct Record {
     /// Creation options as the IdP returned them.
     #[serde(default)]
     pub creation_options: Option<Value>,
+    /// When the challenge of `creation_options` expires (unix seconds; Entra ID): a key
+    /// programmed with it cannot be registered after that.
+    #[serde(default)]
+    pub challenge_expires_at: Option<i64>,
     /// Vault request id.
     #[serde(default)]
     pub request_id: Option<String>,

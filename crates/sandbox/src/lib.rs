@@ -103,6 +103,9 @@ pub struct Config {
     pub allowed_aaguids: Option<Vec<String>>,
     /// Graph requests per second before 429 (None: unlimited).
     pub graph_rate_per_s: Option<u32>,
+    /// Challenges live this many seconds, whatever the request asked (None: as asked). For
+    /// tests of what happens when a key is programmed after its challenge expired.
+    pub challenge_lifetime_s: Option<i64>,
     /// The Okta SSWS token.
     pub okta_token: String,
     /// Okta requests per second before 429 (also reported in X-Rate-Limit-Limit).
@@ -132,6 +135,7 @@ impl Default for Config {
             enforce_attestation: true,
             allowed_aaguids: None,
             graph_rate_per_s: None,
+            challenge_lifetime_s: None,
             okta_token: "sandbox-okta-token".into(),
             okta_rate_per_s: 600,
             smtp_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),

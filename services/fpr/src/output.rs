@@ -80,6 +80,7 @@ pub fn shipment_json(s: &pb::Shipment) -> Value {
         "serial_number": s.serial_number,
         "firmware_version": s.firmware_version,
         "tracking_link": s.tracking_link,
+        "challenge_expires_at": s.challenge_expires_at.as_ref().map(|t| ts(Some(t))),
         "credential_id": s.credential_id,
         "pin_recipients": s.pin_recipients,
         "pin_deliveries": s.pin_deliveries,
@@ -170,6 +171,13 @@ pub fn shipment_detail(s: &pb::Shipment) -> String {
         ("serial", s.serial_number.clone()),
         ("firmware", s.firmware_version.clone()),
         ("tracking", s.tracking_link.clone()),
+        (
+            "challenge expires",
+            s.challenge_expires_at
+                .as_ref()
+                .map(|t| ts(Some(t)))
+                .unwrap_or_default(),
+        ),
         ("credential", s.credential_id.clone()),
         ("PIN to", s.pin_recipients.join(", ")),
         ("PIN deliveries", s.pin_deliveries.to_string()),

@@ -30,6 +30,7 @@ pub fn to_pb(r: &Record) -> pb::Shipment {
         serial_number: r.serial.clone(),
         firmware_version: r.firmware.clone(),
         tracking_link: r.tracking_link.clone(),
+        challenge_expires_at: r.challenge_expires_at.map(ts),
         step: r.step.name().to_owned(),
         step_times: r
             .step_times

@@ -126,10 +126,17 @@ pub async fn build(config: &Config, vault: Channel) -> Result<ServerParts, Error
                 .is_some_and(|o| o.resend_pin_when_unknown),
             concurrency: config.jobs.process_concurrency,
             attestation: crate::attestation::Policy::load(&config.attestation)?,
+            entra_challenge: (
+                config.entra.challenge_timeout_minutes,
+                config.entra.challenge_warning(),
+            ),
         },
     ));
     let service = ShipmentService::new(wf, config.settings());
     fpr_upstream::set_max_body(config.max_response_bytes);
+    if let Some(w) = config.entra.challenge_warning() {
+        tracing::warn!("{w}");
+    }
     if config.attestation.danger_unpinned_trust_anchors {
         tracing::warn!(
             "attestation.danger_unpinned_trust_anchors is on: configured trust anchors are not pinned"

@@ -228,6 +228,7 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             ),
             pin_recipients: Vec::new(),
             creation_options: None,
+            challenge_expires_at: None,
             request_id: None,
             credential_request_jwe: None,
             pin_request_jwe: None,

@@ -93,6 +93,16 @@ struct Token {
     refresh_at: Instant,
 }
 
+/// Creation options for one user: the `publicKey` to seal, and when its challenge expires.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreationOptions {
+    /// `publicKey`, as Graph returned it (`@odata.*` removed).
+    pub public_key: Value,
+    /// `challengeTimeoutDateTime` as unix seconds, when Graph gave a readable one. A key
+    /// programmed with this challenge cannot be registered after it.
+    pub expires_at: Option<i64>,
+}
+
 /// The client.
 pub struct Client {
     http: reqwest::Client,
@@ -304,7 +314,7 @@ impl Client {
 
     /// The `publicKey` creation options for `user_id`, `@odata` annotations removed, otherwise
     /// exactly as Graph returned them.
-    pub async fn creation_options(&self, user_id: &str) -> Result<Value, Error> {
+    pub async fn creation_options(&self, user_id: &str) -> Result<CreationOptions, Error> {
         let path = match self.s.version {
             ApiVersion::Beta => format!(
                 "/users{}/authentication/fido2Methods/creationOptions(challengeTimeoutInMinutes={})",
@@ -324,9 +334,20 @@ impl Client {
             )
             .await?;
         strip_odata(&mut v);
-        v.get("publicKey").cloned().ok_or(Error::Malformed {
+        let public_key = v.get("publicKey").cloned().ok_or(Error::Malformed {
             upstream: UP,
             reason: "no publicKey in creationOptions".into(),
+        })?;
+        let expires_at = v
+            .get("challengeTimeoutDateTime")
+            .and_then(Value::as_str)
+            .and_then(|d| {
+                time::OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(time::OffsetDateTime::unix_timestamp);
+        Ok(CreationOptions {
+            public_key,
+            expires_at,
         })
     }
 

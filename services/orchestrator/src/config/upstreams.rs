@@ -34,6 +34,10 @@ pub struct EntraConfig {
     /// `ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES` (5–43,200; default 20,160).
     #[serde(default = "default_challenge")]
     pub challenge_timeout_minutes: u32,
+    /// How long Yubico usually takes from the order to the shipped key (default 10 days): a
+    /// shorter challenge lifetime is warned about at start and in GetStatus.
+    #[serde(default = "default_fulfilment", with = "humantime_serde")]
+    pub expected_fulfilment: Duration,
 }
 
 /// Okta settings.
@@ -71,7 +75,33 @@ impl EntraConfig {
             graph_base: default_graph(),
             api_version: default_version(),
             challenge_timeout_minutes: default_challenge(),
+            expected_fulfilment: default_fulfilment(),
         }
+    }
+
+    /// Why keys may ship after their challenge expired, if they may: the v1.0 API (5-minute
+    /// challenges) or a lifetime shorter than the expected fulfilment.
+    pub fn challenge_warning(&self) -> Option<String> {
+        let days = |s: u64| s as f64 / 86_400.0;
+        if self.api_version == "v1.0" {
+            return Some(
+                "ENTRA_FIDO_API_VERSION=v1.0 issues 5-minute challenges: every key Yubico \
+                 programs will be refused at registration; use beta"
+                    .into(),
+            );
+        }
+        let lifetime = u64::from(self.challenge_timeout_minutes) * 60;
+        let expected = self.expected_fulfilment.as_secs();
+        (lifetime < expected).then(|| {
+            format!(
+                "ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES={} ({:.1} days) is shorter than the \
+                 expected fulfilment ({:.1} days, entra.expected_fulfilment): keys that ship \
+                 later cannot be registered",
+                self.challenge_timeout_minutes,
+                days(lifetime),
+                days(expected)
+            )
+        })
     }
 }
 
@@ -135,6 +165,9 @@ pub(super) fn default_login() -> Url {
 #[expect(clippy::expect_used, reason = "a constant URL")]
 pub(super) fn default_graph() -> Url {
     Url::parse("https://graph.microsoft.com").expect("constant URL")
+}
+pub(super) fn default_fulfilment() -> Duration {
+    Duration::from_secs(10 * 86_400)
 }
 pub(super) fn default_version() -> String {
     "beta".into()

@@ -69,10 +69,13 @@ impl Entra {
         } else {
             rec.emails_to.clone()
         };
-        self.client
+        let options = self
+            .client
             .creation_options(&user.id)
             .await
-            .map_err(|e| upstream_halt("creation_options_failed", e))
+            .map_err(|e| upstream_halt("creation_options_failed", e))?;
+        rec.challenge_expires_at = options.expires_at;
+        Ok(options.public_key)
     }
 }
 
@@ -160,6 +163,9 @@ impl IdpFlow for Entra {
             .await
             .map_err(|e| upstream_halt("registration_failed", e))?;
         if !existing.iter().any(|m| m.id == method_id) {
+            if let Some(at) = rec.challenge_expires_at.filter(|at| now() >= *at) {
+                return Err(Halt::Fail("challenge_expired", expired_message(rec, at)));
+            }
             let aaguid = fpr_webauthn::AttestationObject::parse(
                 &fpr_webauthn::b64d_any(&cred.attestation_object).unwrap_or_default(),
             )
@@ -233,6 +239,28 @@ impl IdpFlow for Entra {
         // Nothing is registered in Entra ID before the key ships.
         Ok(())
     }
+}
+
+/// What an admin reads when a key was programmed after its challenge expired.
+fn expired_message(rec: &Record, at: i64) -> String {
+    let when = time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| at.to_string());
+    format!(
+        "key {} was programmed with a challenge that expired at {when}: Entra ID will not \
+         register it. The key cannot be used; order a new one for the user (and raise \
+         ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES, up to 43200 on the beta API, so that \
+         fulfilment fits in it)",
+        if rec.serial.is_empty() {
+            "-"
+        } else {
+            &rec.serial
+        }
+    )
 }
 
 /// The name `{model}` stands for in a registered key's display name: the product that was

@@ -125,11 +125,17 @@ impl Workflow {
             .await
             .map(|()| "token issued".to_owned())
             .map_err(|e| e.to_string());
+        let (minutes, warning) = &self.settings.entra_challenge;
+        let challenge = match warning {
+            Some(w) => Err(w.clone()),
+            None => Ok(format!("challenges live {minutes} minutes")),
+        };
         vec![
             ("store", store),
             ("vault", vault),
             ("yubienterprise", yubienterprise),
             ("entra", entra),
+            ("entra challenge lifetime", challenge),
         ]
     }
 }

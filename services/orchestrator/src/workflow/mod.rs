@@ -50,6 +50,8 @@ pub struct Settings {
     pub okta_resend_pin_when_unknown: bool,
     /// The attestation checks run before Entra ID registers a credential.
     pub attestation: crate::attestation::Policy,
+    /// Entra ID's challenge lifetime in minutes, and why keys may outlive it (if they may).
+    pub entra_challenge: (u32, Option<String>),
 }
 
 /// Everything the workflow talks to, and the locks that keep one shipment in one hand.
