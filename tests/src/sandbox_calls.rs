@@ -3,7 +3,7 @@
 
 use fpr_jose::jwe::Algorithms;
 use fpr_jose::protocol::PinSpec;
-use fpr_jose::{Jwks, PrivateKey, jwe, jws};
+use fpr_jose::{Jwks, PrivateKey};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -40,8 +40,7 @@ pub async fn seal(sb: &SandboxFixture, options: &Value) -> (PrivateKey, String, 
 
 /// Opens a Yubico response as the vault does: decrypt, then verify against `signing`.
 pub fn open(token: &str, key: &PrivateKey, signing: &Jwks) -> Result<Vec<u8>, fpr_jose::Error> {
-    let inner = jwe::decrypt(token, key)?;
-    jws::verify(std::str::from_utf8(&inner).unwrap(), signing).map(|v| v.payload.to_vec())
+    fpr_vault::service::open_response(token, key, signing).map(|v| v.payload.to_vec())
 }
 
 /// Graph's creation options for `user_id` (beta, 14 days), the `publicKey` member.

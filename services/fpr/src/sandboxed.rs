@@ -56,13 +56,11 @@ pub fn orchestrator_config(
 
 /// SHA-256 of a PEM certificate's DER, in hex: how the orchestrator pins a root.
 fn root_fingerprint(pem: &str) -> anyhow::Result<String> {
-    use base64::Engine as _;
-    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .context("the attestation root is not PEM")?;
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
-    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+    let ders = fpr_orchestrator::attestation::pem_certificates(pem).map_err(anyhow::Error::msg)?;
+    let der = ders
+        .first()
+        .context("the attestation root is not a PEM certificate")?;
+    Ok(fpr_orchestrator::attestation::sha256_hex(der))
 }
 
 /// The vault's configuration for the sandbox at `base`: on the Unix socket `socket`, its store
