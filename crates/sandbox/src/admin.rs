@@ -33,6 +33,10 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/_sandbox/credentials", get(credentials))
         .route("/_sandbox/okta/enrollments", get(enrollments))
         .route("/_sandbox/okta/apps/{client_id}", put(register_okta_app))
+        .route(
+            "/_sandbox/okta/event-hooks",
+            get(event_hooks).put(register_event_hook),
+        )
         .route("/_sandbox/faults", get(faults).delete(clear_faults))
         .route(
             "/_sandbox/faults/{route}",
@@ -444,4 +448,29 @@ async fn register_okta_app(
     }
     app.state().okta_apps.insert(client_id, jwks);
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// Registers an Okta Event Hook `{url, authorization}` after Okta's one-time verification
+/// call to it succeeds; `initiate-fulfillment-request` then sends it events.
+async fn register_event_hook(AxState(app): AxState<Arc<App>>, body: axum::body::Bytes) -> Response {
+    let Ok(hook) = serde_json::from_slice::<crate::okta::EventHook>(&body) else {
+        return bad("body must be {\"url\": …, \"authorization\": …}");
+    };
+    if let Err(e) = crate::okta::verify_event_hook(&hook).await {
+        return bad(&e);
+    }
+    let mut st = app.state();
+    st.okta_event_hooks.retain(|h| h.url != hook.url);
+    st.okta_event_hooks.push(hook);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The registered hooks' URLs and every delivery's outcome.
+async fn event_hooks(AxState(app): AxState<Arc<App>>) -> Response {
+    let st = app.state();
+    let urls: Vec<&str> = st.okta_event_hooks.iter().map(|h| h.url.as_str()).collect();
+    json(
+        StatusCode::OK,
+        serde_json::json!({"hooks": urls, "deliveries": st.okta_event_deliveries}),
+    )
 }

@@ -298,6 +298,12 @@ pub struct State {
     /// Okta OAuth service apps: client id → public JWKS (private_key_jwt).
     #[serde(default)]
     pub okta_apps: BTreeMap<String, Value>,
+    /// Okta Event Hooks, verified.
+    #[serde(default)]
+    pub okta_event_hooks: Vec<crate::okta::EventHook>,
+    /// Each event hook call's outcome (not kept across restarts).
+    #[serde(skip)]
+    pub okta_event_deliveries: Vec<Value>,
     /// Okta access tokens issued to service apps: token → (client id, expiry).
     #[serde(default)]
     pub okta_tokens: BTreeMap<String, (String, i64)>,

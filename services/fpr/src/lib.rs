@@ -52,6 +52,8 @@ pub struct Running {
     pub orchestrator: SocketAddr,
     /// The orchestrator's REST API address.
     pub rest: SocketAddr,
+    /// The URL of the Okta event hook (registered with the sandbox's Okta).
+    pub okta_event_hook: String,
     /// Where `/metrics` is served.
     pub metrics: SocketAddr,
     /// The vault's socket.
@@ -152,6 +154,21 @@ pub async fn start_all(cfg: &UpSettings) -> anyhow::Result<Running> {
     orch_cfg.rest = Some(fpr_orchestrator::config::RestConfig::new(
         &cfg.rest.to_string(),
     ));
+    // The Okta event hook, with a secret of its own kept beside the data.
+    let hook_secret = dir.join("okta-event-hook-secret");
+    if !hook_secret.exists() {
+        write_private(&hook_secret, &format!("fpr-hook-{}", request::random_id()?))?;
+    }
+    orch_cfg.okta_event_hook = Some(fpr_orchestrator::config::OktaEventHookConfig {
+        secret: fpr_orchestrator::config::SecretRef {
+            file: Some(hook_secret.clone()),
+            ..Default::default()
+        },
+        groups: Vec::new(),
+        default_product_id: 29,
+        default_inventory_product_id: 106,
+        default_customization_id: "RXJN83".into(),
+    });
     orch_cfg.validate()?;
     let built = fpr_orchestrator::server::build(
         &orch_cfg,
@@ -183,6 +200,20 @@ pub async fn start_all(cfg: &UpSettings) -> anyhow::Result<Running> {
         },
     ));
 
+    // The sandbox's Okta sends its admin-console events there (after verifying the hook).
+    let okta_event_hook = format!("http://{rest}{}", fpr_orchestrator::rest::okta_hook::PATH);
+    let secret = std::fs::read_to_string(&hook_secret)?;
+    let registered = reqwest::Client::new()
+        .put(format!("{base}/_sandbox/okta/event-hooks"))
+        .json(&serde_json::json!({"url": okta_event_hook, "authorization": secret.trim()}))
+        .send()
+        .await?;
+    if !registered.status().is_success() {
+        anyhow::bail!(
+            "the sandbox's Okta refused the event hook: {}",
+            registered.text().await.unwrap_or_default()
+        );
+    }
     let token = caller_token(&base, &sandbox_cfg).await?;
     let token_file = dir.join("caller-token");
     write_private(&token_file, &token)?;
@@ -196,6 +227,7 @@ pub async fn start_all(cfg: &UpSettings) -> anyhow::Result<Running> {
         sandbox_url: base,
         orchestrator,
         rest,
+        okta_event_hook,
         metrics,
         vault_socket: socket,
         token,

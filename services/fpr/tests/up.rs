@@ -63,6 +63,43 @@ fn up_starts_everything_and_stops_on_sigterm() {
             .await
             .unwrap();
         assert_eq!(settings["CRON_PROCESS_SHIPMENT_SCHEDULE"], "*/10 * * * * *");
+        // The banner's Okta event hook: registered with the sandbox's Okta, which verified it
+        // with the secret kept (0600) beside the data.
+        let hook = up
+            .banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("okta event hook"))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        assert!(hook.starts_with("http://127.0.0.1:") && hook.ends_with("/v1/okta/event-hooks"));
+        let secret_file = up.data().join("okta-event-hook-secret");
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&secret_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let hooks: serde_json::Value =
+            reqwest::get(format!("{}/_sandbox/okta/event-hooks", up.sandbox))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        assert_eq!(hooks["hooks"][0], hook.as_str(), "{hooks}");
+        let secret = std::fs::read_to_string(&secret_file).unwrap();
+        let verified: serde_json::Value = reqwest::Client::new()
+            .get(&hook)
+            .header("authorization", secret.trim())
+            .header("x-okta-verification-challenge", "c-1")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(verified["verification"], "c-1");
         // The banner's metrics line: both services' metrics in one scrape.
         let metrics = up
             .banner

@@ -15,7 +15,7 @@ pub use fpr_config::{Env, Source};
 mod callers;
 mod upstreams;
 use self::callers::*;
-pub use self::callers::{AuthConfig, RestConfig, RestIdp};
+pub use self::callers::{AuthConfig, OktaEventHookConfig, RestConfig, RestIdp};
 pub use self::upstreams::{EntraConfig, OktaConfig, OktaOauth, YubiEnterpriseConfig};
 
 /// A secret's location: a file (preferred) or an environment variable; read at each use.
@@ -43,7 +43,8 @@ impl SecretRef {
         }
     }
 
-    fn source(&self, key: &str) -> Result<fpr_upstream::SecretSource, Error> {
+    /// Where the secret is read from, at each use.
+    pub fn source(&self, key: &str) -> Result<fpr_upstream::SecretSource, Error> {
         use fpr_upstream::SecretSource as S;
         match (&self.file, &self.env, &self.danger_inline) {
             (Some(f), _, _) => Ok(S::File(f.clone())),
@@ -135,6 +136,9 @@ pub struct Config {
     /// The connector's REST API (off when absent).
     #[serde(default)]
     pub rest: Option<RestConfig>,
+    /// Okta Event Hooks as a trigger, on the REST listener (off when absent).
+    #[serde(default)]
+    pub okta_event_hook: Option<OktaEventHookConfig>,
 }
 
 fn default_log_format() -> String {
@@ -319,6 +323,7 @@ impl Config {
             danger_allow_plaintext_http: false,
             max_response_bytes: default_max_response_bytes(),
             rest: None,
+            okta_event_hook: None,
         }
     }
 
@@ -441,6 +446,18 @@ impl Config {
         }
         self.entra.client_secret.source("entra.client_secret")?;
         crate::attestation::Policy::check_config(&self.attestation)?;
+        if let Some(h) = &self.okta_event_hook {
+            if self.rest.is_none() {
+                return bad("okta_event_hook", "needs the REST listener ([rest] listen)");
+            }
+            if self.okta.is_none() {
+                return bad(
+                    "okta_event_hook",
+                    "needs [okta]: the users of its events are Okta's",
+                );
+            }
+            h.secret.source("okta_event_hook.secret")?;
+        }
         Ok(())
     }
 

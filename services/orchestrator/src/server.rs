@@ -50,6 +50,8 @@ pub struct ServerParts {
     )>,
     /// The metrics listener (bound), when configured.
     pub metrics: Option<TcpListener>,
+    /// The Okta event hook's routes, served on the REST listener, when configured.
+    pub okta_event_hook: Option<axum::Router>,
 }
 
 impl ServerParts {
@@ -187,6 +189,11 @@ pub async fn build(config: &Config, vault: Channel) -> Result<ServerParts, Error
             Some(l)
         }
     };
+    let okta_event_hook = config
+        .okta_event_hook
+        .clone()
+        .map(|h| crate::rest::okta_hook::routes(service.clone(), h))
+        .transpose()?;
     Ok(ServerParts {
         service,
         verifier,
@@ -194,6 +201,7 @@ pub async fn build(config: &Config, vault: Channel) -> Result<ServerParts, Error
         health_listen: config.health_listen.as_deref().and_then(|h| h.parse().ok()),
         rest,
         metrics,
+        okta_event_hook,
     })
 }
 
@@ -240,7 +248,14 @@ pub async fn serve(
         let addr = l.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(listen = %addr, "REST API (the connector's /v1) serving on {scheme}");
-        let router = crate::rest::router(built.service.clone(), built.verifier.clone(), cfg);
+        let mut router = crate::rest::router(built.service.clone(), built.verifier.clone(), cfg);
+        if let Some(hook) = built.okta_event_hook {
+            tracing::info!(
+                "Okta event hook serving at {}",
+                crate::rest::okta_hook::PATH
+            );
+            router = router.merge(hook);
+        }
         let stop = stopped(stop_rx.clone());
         tokio::spawn(async move {
             if let Err(e) = crate::rest::serve(l, router, tls, stop).await {

@@ -23,11 +23,14 @@ use crate::state::{Enrollment, Idp, Mail, User};
 mod activate;
 mod enroll;
 mod enrollments;
+mod event_hooks;
 mod oauth;
 mod users;
 use self::activate::*;
 use self::enroll::*;
 use self::enrollments::*;
+pub use self::event_hooks::EventHook;
+pub(crate) use self::event_hooks::verify as verify_event_hook;
 use self::oauth::*;
 use self::users::*;
 

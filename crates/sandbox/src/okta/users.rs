@@ -39,6 +39,14 @@ pub(super) async fn initiate(
                 "fulfillmentData must be an array of {productId, customizationId, inventoryProductId} strings",
             ));
         }
+        let target = okta_user(&app.state(), user).cloned();
+        if let Some(u) = target {
+            let events = data
+                .iter()
+                .map(|d| super::event_hooks::initiate_event(&app, &u, d))
+                .collect();
+            super::event_hooks::deliver(app.clone(), events);
+        }
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await

@@ -14,6 +14,10 @@ pub(crate) async fn run_up(cfg: fpr::UpSettings) -> anyhow::Result<()> {
         running.rest
     );
     println!(
+        "  okta event hook  {}   (registered with the sandbox's Okta)",
+        running.okta_event_hook
+    );
+    println!(
         "  metrics       http://{}/metrics   (Prometheus: vault and orchestrator)",
         running.metrics
     );

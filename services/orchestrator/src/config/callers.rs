@@ -115,3 +115,22 @@ impl RestConfig {
         }
     }
 }
+
+/// Okta Event Hooks as a trigger (on the REST listener, `/v1/okta/event-hooks`): an admin's
+/// "Add" of a pre-enrolled authenticator (`system.mfa.preregister.initiate`) and, for the
+/// configured groups, `group.user_membership.add` order a key for the event's user.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OktaEventHookConfig {
+    /// The `Authorization` header value the hook is registered with in Okta.
+    pub secret: SecretRef,
+    /// Groups (id or name) whose new members get a key. Empty: membership events are ignored.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// `product_id` when the event does not name one.
+    pub default_product_id: u32,
+    /// `inventory_product_id` when the event does not name one.
+    pub default_inventory_product_id: u32,
+    /// `customization_id` when the event does not name one.
+    pub default_customization_id: String,
+}

@@ -6,6 +6,7 @@
 
 pub mod body;
 mod failure;
+pub mod okta_hook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
