@@ -377,6 +377,11 @@ impl Shipments {
         Ok(())
     }
 
+    /// How many shipments the store holds (no record is decoded).
+    pub fn count(&self) -> Result<usize, Error> {
+        Ok(self.tree.scan_prefix(b"rec/")?.len())
+    }
+
     /// Every record, oldest first.
     pub fn all(&self) -> Result<Vec<Record>, Error> {
         let parts = |prefix: &[u8]| -> Result<std::collections::HashMap<Vec<u8>, Vec<u8>>, Error> {

@@ -93,8 +93,8 @@ impl Workflow {
     pub async fn dependencies(&self) -> Vec<(&'static str, Result<String, String>)> {
         let store = self
             .store
-            .all()
-            .map(|a| format!("{} shipments", a.len()))
+            .count()
+            .map(|n| format!("{n} shipments"))
             .map_err(|e| e.to_string());
         let vault = self
             .vault
