@@ -46,13 +46,7 @@ fn up_starts_everything_and_stops_on_sigterm() {
             assert!(d.healthy, "{d:?}");
         }
         // The banner's REST line: the connector's API, with the same token.
-        let rest = up
-            .banner
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("rest"))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap()
-            .to_owned();
+        let rest = up.banner_url("rest");
         let settings: serde_json::Value = reqwest::Client::new()
             .get(format!("{rest}/v1/status"))
             .bearer_auth(&token)
@@ -65,13 +59,7 @@ fn up_starts_everything_and_stops_on_sigterm() {
         assert_eq!(settings["CRON_PROCESS_SHIPMENT_SCHEDULE"], "*/10 * * * * *");
         // The banner's Okta event hook: registered with the sandbox's Okta, which verified it
         // with the secret kept (0600) beside the data.
-        let hook = up
-            .banner
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("okta event hook"))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap()
-            .to_owned();
+        let hook = up.banner_url("okta event hook");
         assert!(hook.starts_with("http://127.0.0.1:") && hook.ends_with("/v1/okta/event-hooks"));
         let secret_file = up.data().join("okta-event-hook-secret");
         use std::os::unix::fs::PermissionsExt as _;
@@ -101,13 +89,7 @@ fn up_starts_everything_and_stops_on_sigterm() {
             .unwrap();
         assert_eq!(verified["verification"], "c-1");
         // The banner's metrics line: both services' metrics in one scrape.
-        let metrics = up
-            .banner
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("metrics"))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap()
-            .to_owned();
+        let metrics = up.banner_url("metrics");
         let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
         assert!(text.contains("fpr_vault_jwks_age_seconds"), "{text}");
         assert!(

@@ -49,6 +49,16 @@ pub struct UpProcess {
 }
 
 impl UpProcess {
+    /// The URL on the banner line of `part` (e.g. `rest`, `metrics`, `okta event hook`).
+    pub fn banner_url(&self, part: &str) -> String {
+        self.banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(part))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {part:?} line in the banner:\n{}", self.banner))
+            .to_owned()
+    }
+
     /// Starts `fpr up` with extra arguments; its logs (stderr) go to `log()`.
     pub fn start(extra: &[&str]) -> UpProcess {
         Self::start_in(tempfile::tempdir().unwrap(), extra)
