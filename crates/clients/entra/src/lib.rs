@@ -1,6 +1,6 @@
 //! A thin Microsoft Entra ID / Graph client for FIDO2 pre-registration: app tokens by client
 //! credentials (cached until near expiry), users and managers, `creationOptions` (beta with a
-//! challenge timeout, or v1.0), and FIDO2 methods (list, register). See
+//! challenge timeout, or v1.0), FIDO2 methods (list, register), and groups' members. See
 //! `docs/decisions/0004-graph-client.md` for why fpr has its own client.
 //!
 //! It never logs tokens, secrets or bodies; the client secret is read at each token request.
@@ -16,6 +16,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use url::Url;
+
+mod groups;
+
+pub use groups::{Group, MEMBER_SELECT, Member, has_key_of};
 
 const UP: &str = "graph";
 

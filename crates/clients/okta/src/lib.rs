@@ -1,5 +1,5 @@
 //! A thin Okta client for FIDO2 preregistration (docs/design/upstream-apis.md §3): the Users API for
-//! shipping data, and `enroll`, `activate`, `send-pin`, delete and `mark-error` of the
+//! shipping data, the Groups API for groups' members, and `enroll`, `activate`, `send-pin`, delete and `mark-error` of the
 //! WebAuthn preregistration API. SSWS auth; the token is read at each call. A 429 is reported
 //! as transient with the wait from `X-Rate-Limit-Reset` (or `Retry-After`), which the
 //! orchestrator honours before it calls again.
@@ -16,6 +16,10 @@ use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use url::Url;
 
+mod groups;
+
+pub use groups::Group;
+
 const UP: &str = "okta";
 const PRE: &str = "/webauthn-registration/api/v1";
 
@@ -28,6 +32,35 @@ pub struct User {
     pub status: String,
     /// Profile attributes that are strings (firstName, streetAddress, …).
     pub profile: BTreeMap<String, String>,
+}
+
+/// A user from the Users or Groups API.
+fn user_of(v: &Value) -> Result<User, Error> {
+    let profile = v
+        .get("profile")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(User {
+        id: v
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or(Error::Malformed {
+                upstream: UP,
+                reason: "user without id".into(),
+            })?
+            .to_owned(),
+        status: v
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        profile,
+    })
 }
 
 /// What `enroll` returns for one RP id.
@@ -203,32 +236,7 @@ impl Client {
                 .await?,
         )
         .await?;
-        let v: Value = json(UP, &b)?;
-        let profile = v
-            .get("profile")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(User {
-            id: v
-                .get("id")
-                .and_then(Value::as_str)
-                .ok_or(Error::Malformed {
-                    upstream: UP,
-                    reason: "user without id".into(),
-                })?
-                .to_owned(),
-            status: v
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            profile,
-        })
+        user_of(&json(UP, &b)?)
     }
 
     /// `POST /enroll` with one Yubico transport JWK; returns the first enrollment (one per RP id).

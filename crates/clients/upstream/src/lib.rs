@@ -215,6 +215,18 @@ pub async fn send(
     route: &'static str,
     req: reqwest::RequestBuilder,
 ) -> Result<(u16, Vec<u8>), Error> {
+    send_paged(upstream, route, req)
+        .await
+        .map(|(status, body, _)| (status, body))
+}
+
+/// [`send`], and the URL of the next page when the answer has a `Link: <…>; rel="next"`
+/// header (Okta's paging).
+pub async fn send_paged(
+    upstream: &'static str,
+    route: &'static str,
+    req: reqwest::RequestBuilder,
+) -> Result<(u16, Vec<u8>, Option<String>), Error> {
     use tracing::Instrument as _;
     let started = std::time::Instant::now();
     let result = send_timed(upstream, req)
@@ -235,10 +247,33 @@ pub async fn send(
     result
 }
 
+/// The `rel="next"` target of `Link` headers (RFC 8288), if any.
+pub fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|link| {
+            let (target, params) = link.trim().split_once(';')?;
+            let next = params.split(';').any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            });
+            next.then(|| {
+                target
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned()
+            })
+        })
+}
+
 /// The `status` label of a request's outcome: the HTTP status, or what stopped it.
-fn status_label(result: &Result<(u16, Vec<u8>), Error>) -> String {
+fn status_label(result: &Result<(u16, Vec<u8>, Option<String>), Error>) -> String {
     match result {
-        Ok((s, _)) => s.to_string(),
+        Ok((s, _, _)) => s.to_string(),
         Err(Error::Transient { reason, .. }) => match reason.strip_prefix("HTTP ") {
             Some(r) => r.chars().take_while(char::is_ascii_digit).collect(),
             None if reason == "timed out" => "timeout".into(),
@@ -256,7 +291,7 @@ fn status_label(result: &Result<(u16, Vec<u8>), Error>) -> String {
 async fn send_timed(
     upstream: &'static str,
     req: reqwest::RequestBuilder,
-) -> Result<(u16, Vec<u8>), Error> {
+) -> Result<(u16, Vec<u8>, Option<String>), Error> {
     let resp = req.send().await.map_err(|e| {
         let maybe_applied = !e.is_connect();
         Error::Transient {
@@ -275,9 +310,10 @@ async fn send_timed(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let retry_after = retry_after_of(resp.headers(), now);
+    let next = next_link(resp.headers());
     let body = read_capped(upstream, resp).await?;
     if (200..300).contains(&status) {
-        return Ok((status, body.to_vec()));
+        return Ok((status, body.to_vec(), next));
     }
     let (code, message) = error_of(&body);
     tracing::debug!(
@@ -515,5 +551,29 @@ mod tests {
             classify_status("x", 400, Some("f".into()), None, "m"),
             Error::Rejected { status: 400, .. }
         ));
+    }
+
+    #[test]
+    fn next_link_is_found_among_links() {
+        let mut m = reqwest::header::HeaderMap::new();
+        m.append(
+            "link",
+            "<https://o.test/api/v1/groups/g/users?limit=2>; rel=\"self\""
+                .parse()
+                .unwrap(),
+        );
+        m.append(
+            "link",
+            "<https://o.test/api/v1/groups/g/users?after=00u2&limit=2>; rel=\"next\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            next_link(&m).as_deref(),
+            Some("https://o.test/api/v1/groups/g/users?after=00u2&limit=2")
+        );
+        let mut last = reqwest::header::HeaderMap::new();
+        last.append("link", "<https://o.test/x>; rel=\"self\"".parse().unwrap());
+        assert_eq!(next_link(&last), None);
     }
 }
