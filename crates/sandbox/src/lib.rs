@@ -13,6 +13,7 @@
 
 mod admin;
 pub mod cli;
+mod directory;
 mod entra;
 mod http;
 mod keys;
@@ -106,6 +107,9 @@ pub struct Config {
     /// Challenges live this many seconds, whatever the request asked (None: as asked). For
     /// tests of what happens when a key is programmed after its challenge expired.
     pub challenge_lifetime_s: Option<i64>,
+    /// Caps every paged list (a group's members) at this many items a page; `None`: the real
+    /// APIs' maxima (Graph 999, Okta 1000). Tests set it low to page.
+    pub page_size: Option<usize>,
     /// The Okta SSWS token.
     pub okta_token: String,
     /// Okta requests per second before 429 (also reported in X-Rate-Limit-Limit).
@@ -136,6 +140,7 @@ impl Default for Config {
             allowed_aaguids: None,
             graph_rate_per_s: None,
             challenge_lifetime_s: None,
+            page_size: None,
             okta_token: "sandbox-okta-token".into(),
             okta_rate_per_s: 600,
             smtp_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -276,6 +281,7 @@ impl Sandbox {
             .merge(entra::routes())
             .merge(okta::routes())
             .merge(admin::routes())
+            .merge(directory::routes())
             .layer(axum::middleware::from_fn_with_state(
                 self.app.clone(),
                 http::after_work,

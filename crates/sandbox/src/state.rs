@@ -149,6 +149,19 @@ pub struct Fido2Method {
     pub credential_id: String,
 }
 
+/// A group of either IdP. Entra groups may hold groups (their members count transitively).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Group {
+    /// Object id (Entra GUID) or `00g…` (Okta).
+    pub id: String,
+    /// Which IdP.
+    pub idp: Idp,
+    /// Display name (Entra) or `profile.name` (Okta).
+    pub name: String,
+    /// Direct members: user ids, and (Entra) group ids.
+    pub members: Vec<String>,
+}
+
 /// An issued Graph challenge.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Challenge {
@@ -310,6 +323,9 @@ pub struct State {
     /// The last fulfilment's product data (for the replay fault).
     #[serde(default)]
     pub last_product_data: Option<ProductData>,
+    /// Groups of either IdP by id.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Group>,
 }
 
 // === impl State ===
@@ -329,6 +345,45 @@ impl State {
             .values()
             .map(|u| ((u.idp, u.login.to_lowercase()), u.id.clone()))
             .collect();
+    }
+
+    /// The users among a group's members, nested groups followed (each once), in order.
+    pub fn group_users(&self, group_id: &str) -> Vec<&User> {
+        let mut seen_groups = std::collections::HashSet::new();
+        let mut seen_users = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        let mut stack = vec![group_id.to_owned()];
+        while let Some(g) = stack.pop() {
+            let Some(group) = self
+                .groups
+                .get(&g)
+                .filter(|_| seen_groups.insert(g.clone()))
+            else {
+                continue;
+            };
+            for m in &group.members {
+                if let Some(u) = self.users.get(m) {
+                    if seen_users.insert(u.id.clone()) {
+                        out.push(u);
+                    }
+                } else if self.groups.contains_key(m) {
+                    stack.push(m.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// A group of `idp` by id, or by name when exactly one has it.
+    pub fn group_by_key(&self, idp: Idp, key: &str) -> Option<&Group> {
+        self.groups.get(key).filter(|g| g.idp == idp).or_else(|| {
+            let mut named = self
+                .groups
+                .values()
+                .filter(|g| g.idp == idp && g.name == key);
+            let first = named.next()?;
+            named.next().is_none().then_some(first)
+        })
     }
 
     /// The user of `idp` whose id, or login (any case), is `key`.

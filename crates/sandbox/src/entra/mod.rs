@@ -1,5 +1,6 @@
 //! Microsoft Entra ID: the token endpoint (client credentials, RS256 tokens with a published
-//! JWKS) and the Graph endpoints fpr uses: users, manager, FIDO2 creation options and methods.
+//! JWKS) and the Graph endpoints fpr uses: users, manager, groups and their transitive members,
+//! FIDO2 creation options and methods.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,10 +17,12 @@ use crate::state::{Challenge, Fido2Method, Idp, User};
 use crate::{App, TOKEN_LIFETIME};
 
 mod fido2;
+mod groups;
 mod login;
 mod users;
 pub use self::fido2::public_key_options;
 use self::fido2::*;
+use self::groups::*;
 pub(crate) use self::login::app_claims;
 use self::login::*;
 use self::users::*;
@@ -38,6 +41,13 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         )
         .route("/{first}/users/{id}", get(user))
         .route("/{first}/users/{id}/manager", get(manager))
+        .route("/{first}/groups", get(groups))
+        .route("/{first}/groups/{id}", get(group))
+        .route("/{first}/groups/{id}/transitiveMembers", get(members))
+        .route(
+            "/{first}/groups/{id}/transitiveMembers/microsoft.graph.user",
+            get(user_members),
+        )
         .route(
             "/{first}/users/{id}/authentication/fido2Methods",
             get(list_methods).post(register),

@@ -44,6 +44,8 @@ pub(super) fn user_json(u: &User, version: &str, select: Option<&str>) -> Value 
             "state" => json!(u.address.region),
             "postalCode" => json!(u.address.postal_code),
             "country" => json!(u.address.country),
+            // Graph requires a usage location (ISO 3166-1 alpha-2) for licensed users.
+            "usageLocation" => json!(u.address.country),
             f => full.get_mut(f).map(Value::take).unwrap_or(Value::Null),
         };
         out.insert(field.to_owned(), v);

@@ -1,6 +1,6 @@
-//! Okta: the WebAuthn preregistration API (`/webauthn-registration/api/v1/...`) and the Users
-//! API. Okta holds its own response keys and, after activation, the PIN, which only send-pin
-//! e-mails.
+//! Okta: the WebAuthn preregistration API (`/webauthn-registration/api/v1/...`), the Users
+//! API and the Groups API. Okta holds its own response keys and, after activation, the PIN,
+//! which only send-pin e-mails.
 
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ mod activate;
 mod enroll;
 mod enrollments;
 mod event_hooks;
+mod groups;
 mod oauth;
 mod users;
 use self::activate::*;
@@ -31,6 +32,7 @@ use self::enroll::*;
 use self::enrollments::*;
 pub use self::event_hooks::EventHook;
 pub(crate) use self::event_hooks::verify as verify_event_hook;
+use self::groups::*;
 use self::oauth::*;
 use self::users::*;
 
@@ -55,6 +57,9 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             post(mark_error),
         )
         .route("/api/v1/users/{id}", get(user))
+        .route("/api/v1/groups", get(groups))
+        .route("/api/v1/groups/{id}", get(group))
+        .route("/api/v1/groups/{id}/users", get(members))
         .route("/oauth2/v1/token", post(token))
 }
 

@@ -52,6 +52,19 @@ pub(super) async fn initiate(
     .await
 }
 
+/// A user as the Users and Groups APIs show it.
+pub(super) fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id, "status": u.status, "created": "2024-01-01T00:00:00.000Z",
+        "profile": {
+            "login": u.login, "firstName": u.given_name, "lastName": u.surname, "email": u.mail,
+            "secondEmail": u.other_mails.first(), "primaryPhone": u.phone, "mobilePhone": Value::Null,
+            "streetAddress": u.address.street, "city": u.address.city, "state": u.address.region,
+            "zipCode": u.address.postal_code, "countryCode": u.address.country, "organization": u.organization,
+        }
+    })
+}
+
 pub(super) async fn user(
     AxState(app): AxState<Arc<App>>,
     headers: HeaderMap,
@@ -60,23 +73,15 @@ pub(super) async fn user(
     call(&app, &headers, "okta.users", || {
         let st = app.state();
         let u = okta_user(&st, &id).ok_or_else(|| not_found(&format!("User {id}")))?;
-    let body = json!({
-        "id": u.id, "status": u.status, "created": "2024-01-01T00:00:00.000Z",
-        "profile": {
-            "login": u.login, "firstName": u.given_name, "lastName": u.surname, "email": u.mail,
-            "secondEmail": u.other_mails.first(), "primaryPhone": u.phone, "mobilePhone": Value::Null,
-            "streetAddress": u.address.street, "city": u.address.city, "state": u.address.region,
-            "zipCode": u.address.postal_code, "countryCode": u.address.country, "organization": u.organization,
+        let body = user_json(u);
+        let etag = format!(
+            "W/\"{}\"",
+            fpr_webauthn::b64e(&fpr_webauthn::sha256(body.to_string().as_bytes())[..9])
+        );
+        let mut r = json(StatusCode::OK, body);
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            r.headers_mut().insert("etag", v);
         }
-    });
-    let etag = format!(
-        "W/\"{}\"",
-        fpr_webauthn::b64e(&fpr_webauthn::sha256(body.to_string().as_bytes())[..9])
-    );
-    let mut r = json(StatusCode::OK, body);
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        r.headers_mut().insert("etag", v);
-    }
         Ok(r)
     })
     .await
