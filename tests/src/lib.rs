@@ -440,6 +440,10 @@ pub enum Call {
     Process,
     /// GetCatalog.
     Catalog,
+    /// PlanGroupOrder.
+    PlanGroup(fpr_proto::v1::GroupOrderRequest),
+    /// OrderGroup.
+    OrderGroup(fpr_proto::v1::GroupOrderRequest),
 }
 
 /// Makes `call` with `client`; the answer is dropped.
@@ -485,6 +489,8 @@ pub async fn call(client: &mut ShipmentClient, call: Call) -> Result<(), tonic::
             .await
             .map(drop),
         Call::Catalog => client.get_catalog(pb::GetCatalogRequest {}).await.map(drop),
+        Call::PlanGroup(r) => client.plan_group_order(r).await.map(drop),
+        Call::OrderGroup(r) => client.order_group(r).await.map(drop),
     }
 }
 

@@ -36,6 +36,8 @@ async fn call(client: &mut ShipmentClient, rpc: &str) -> Code {
         "ResendPin" => Call::Resend(id()),
         "ProcessShipments" => Call::Process,
         "GetCatalog" => Call::Catalog,
+        "PlanGroupOrder" => Call::PlanGroup(group_request()),
+        "OrderGroup" => Call::OrderGroup(group_request()),
         other => panic!("unknown rpc {other}"),
     };
     match fpr_tests::call(client, c).await {
@@ -60,6 +62,16 @@ const READ: [&str; 5] = [
     "WatchShipment",
     "GetCatalog",
 ];
+/// A group order for a group that does not exist: past the role check, it orders nothing.
+fn group_request() -> pb::GroupOrderRequest {
+    pb::GroupOrderRequest {
+        idp: pb::Idp::Entra as i32,
+        group: "No such group".into(),
+        ..Default::default()
+    }
+}
+
+const CREATE: [&str; 3] = ["CreateShipment", "PlanGroupOrder", "OrderGroup"];
 const ADMIN: [&str; 6] = [
     "UpdateShipment",
     "CancelShipment",
@@ -79,13 +91,8 @@ async fn app_roles_decide_each_rpc() {
             stack.client_with(Some(t)).await
         }
     };
-    let all: Vec<&str> = READ
-        .iter()
-        .chain(&["CreateShipment"])
-        .chain(&ADMIN)
-        .copied()
-        .collect();
-    assert_eq!(all.len(), 12, "every RPC of ShipmentService");
+    let all: Vec<&str> = READ.iter().chain(&CREATE).chain(&ADMIN).copied().collect();
+    assert_eq!(all.len(), 14, "every RPC of ShipmentService");
 
     // No role at all, or no roles claim: every RPC is PERMISSION_DENIED.
     let mut none = with_roles(json!([])).await;
@@ -111,7 +118,7 @@ async fn app_roles_decide_each_rpc() {
             "{rpc}"
         );
     }
-    for rpc in ADMIN.iter().chain(&["CreateShipment"]) {
+    for rpc in ADMIN.iter().chain(&CREATE) {
         assert_eq!(
             call(&mut reader, rpc).await,
             Code::PermissionDenied,
@@ -122,6 +129,13 @@ async fn app_roles_decide_each_rpc() {
     // Create-only: orders, and cannot read or administer.
     let mut creator = with_roles(json!(["Shipments.Create"])).await;
     assert_eq!(call(&mut creator, "CreateShipment").await, Code::Ok);
+    for rpc in ["PlanGroupOrder", "OrderGroup"] {
+        assert_eq!(
+            call(&mut creator, rpc).await,
+            Code::InvalidArgument,
+            "{rpc}: past the role check, an unknown group"
+        );
+    }
     for rpc in READ.iter().chain(&ADMIN) {
         assert_eq!(
             call(&mut creator, rpc).await,

@@ -380,6 +380,8 @@ async fn reflection_lists_every_rpc() {
         "ResendPin",
         "ProcessShipments",
         "GetCatalog",
+        "PlanGroupOrder",
+        "OrderGroup",
     ] {
         assert!(methods.iter().any(|x| x == m), "{m}");
     }

@@ -27,16 +27,19 @@ pub struct Field {
     pub part: Part,
     /// The Okta profile attribute that supplies it when a request leaves it empty.
     pub okta: Option<&'static str>,
+    /// The Graph user attribute that supplies it when a group order fills a request.
+    pub entra: Option<&'static str>,
     slot: for<'a> fn(&'a mut pb::Recipient, &'a mut pb::MailingAddress) -> &'a mut String,
 }
 
 macro_rules! field {
-    ($name:ident, $flat:literal, $part:ident, $okta:expr, $r:ident, $a:ident, $slot:expr) => {
+    ($name:ident, $flat:literal, $part:ident, $okta:expr, $entra:expr, $r:ident, $a:ident, $slot:expr) => {
         Field {
             name: stringify!($name),
             flat: $flat,
             part: Part::$part,
             okta: $okta,
+            entra: $entra,
             slot: |$r, $a| $slot,
         }
     };
@@ -49,6 +52,7 @@ pub const FIELDS: &[Field] = &[
         "recipient",
         Recipient,
         Some("organization"),
+        Some("companyName"),
         r,
         _a,
         &mut r.recipient_company
@@ -58,6 +62,7 @@ pub const FIELDS: &[Field] = &[
         "recipient_email",
         Recipient,
         Some("email"),
+        Some("mail"),
         r,
         _a,
         &mut r.recipient_email
@@ -67,6 +72,7 @@ pub const FIELDS: &[Field] = &[
         "recipient_firstname",
         Recipient,
         Some("firstName"),
+        Some("givenName"),
         r,
         _a,
         &mut r.recipient_firstname
@@ -76,6 +82,7 @@ pub const FIELDS: &[Field] = &[
         "recipient_lastname",
         Recipient,
         Some("lastName"),
+        Some("surname"),
         r,
         _a,
         &mut r.recipient_lastname
@@ -85,6 +92,7 @@ pub const FIELDS: &[Field] = &[
         "recipient_telephone",
         Recipient,
         Some("primaryPhone"),
+        Some("businessPhones"),
         r,
         _a,
         &mut r.recipient_telephone
@@ -93,6 +101,7 @@ pub const FIELDS: &[Field] = &[
         street_line1,
         "street_line1",
         Address,
+        Some("streetAddress"),
         Some("streetAddress"),
         _r,
         a,
@@ -103,15 +112,26 @@ pub const FIELDS: &[Field] = &[
         "street_line2",
         Address,
         None,
+        None,
         _r,
         a,
         &mut a.street_line2
     ),
-    field!(city, "city", Address, Some("city"), _r, a, &mut a.city),
+    field!(
+        city,
+        "city",
+        Address,
+        Some("city"),
+        Some("city"),
+        _r,
+        a,
+        &mut a.city
+    ),
     field!(
         region,
         "region",
         Address,
+        Some("state"),
         Some("state"),
         _r,
         a,
@@ -122,6 +142,7 @@ pub const FIELDS: &[Field] = &[
         "postal_code",
         Address,
         Some("zipCode"),
+        Some("postalCode"),
         _r,
         a,
         &mut a.postal_code
@@ -131,6 +152,7 @@ pub const FIELDS: &[Field] = &[
         "country_code_2",
         Address,
         Some("countryCode"),
+        Some("country"),
         _r,
         a,
         &mut a.country_code_2
@@ -160,12 +182,33 @@ impl Field {
     }
 }
 
+/// Where a user's attributes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// An Okta user's profile.
+    Okta,
+    /// A Graph user's attributes.
+    Entra,
+}
+
 /// Fills the fields a request leaves empty from an Okta user's profile (`primaryPhone`, else
 /// `mobilePhone`, for the telephone); delivery type 1 when unset. Returns the fields it
 /// looked up there, so that a violation can name the attribute to fill in.
 pub fn fill_from_okta_profile(
     y: &mut pb::YubicoShipmentRequest,
     profile: &BTreeMap<String, String>,
+) -> Vec<&'static str> {
+    fill_from_profile(y, profile, Profile::Okta)
+}
+
+/// Fills the fields a request leaves empty from a user's attributes; delivery type 1 when
+/// unset. Okta: `primaryPhone`, else `mobilePhone`. Entra ID: `businessPhones`, else
+/// `mobilePhone`; `country` when it is a 2-letter code, else `usageLocation` (always one).
+/// Returns the fields it looked up.
+pub fn fill_from_profile(
+    y: &mut pb::YubicoShipmentRequest,
+    profile: &BTreeMap<String, String>,
+    from: Profile,
 ) -> Vec<&'static str> {
     if y.delivery_type == 0 {
         y.delivery_type = 1;
@@ -174,14 +217,27 @@ pub fn fill_from_okta_profile(
     let a = y.mailing_address.get_or_insert_with(Default::default);
     let mut used = Vec::new();
     for f in FIELDS {
-        let Some(attr) = f.okta else { continue };
+        let attr = match from {
+            Profile::Okta => f.okta,
+            Profile::Entra => f.entra,
+        };
+        let Some(attr) = attr else { continue };
         let slot = (f.slot)(r, a);
         if slot.is_empty() {
-            let value = profile.get(attr).or_else(|| {
-                (attr == "primaryPhone")
-                    .then(|| profile.get("mobilePhone"))
-                    .flatten()
-            });
+            let fallback = match (from, attr) {
+                (Profile::Okta, "primaryPhone") | (Profile::Entra, "businessPhones") => {
+                    Some("mobilePhone")
+                }
+                (Profile::Entra, "country") => Some("usageLocation"),
+                _ => None,
+            };
+            let value = profile
+                .get(attr)
+                .filter(|v| {
+                    !(from == Profile::Entra && attr == "country")
+                        || (v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic()))
+                })
+                .or_else(|| fallback.and_then(|k| profile.get(k)));
             *slot = value.cloned().unwrap_or_default();
             used.push(f.name);
         }
@@ -339,5 +395,53 @@ mod tests {
             "no Okta attribute supplies it"
         );
         assert_eq!(field("city").and_then(|f| f.okta), Some("city"));
+    }
+
+    #[test]
+    fn entra_attributes_fill_an_order() {
+        let attrs: BTreeMap<String, String> = [
+            ("givenName", "Adele"),
+            ("surname", "Vance"),
+            ("mail", "adele@contoso.test"),
+            ("mobilePhone", "+1 555 0101"),
+            ("streetAddress", "1 Main Street"),
+            ("city", "Dedham"),
+            ("state", "MA"),
+            ("postalCode", "02026"),
+            ("country", "United States"),
+            ("usageLocation", "US"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let mut y = pb::YubicoShipmentRequest::default();
+        let used = fill_from_profile(&mut y, &attrs, Profile::Entra);
+        let r = y.recipient.clone().unwrap();
+        let a = y.mailing_address.clone().unwrap();
+        assert_eq!(y.delivery_type, 1);
+        assert_eq!(
+            (
+                r.recipient_firstname.as_str(),
+                r.recipient_telephone.as_str()
+            ),
+            ("Adele", "+1 555 0101"),
+            "mobilePhone when there is no business phone"
+        );
+        assert_eq!(
+            a.country_code_2, "US",
+            "usageLocation when country is not a code"
+        );
+        assert_eq!(a.region, "MA");
+        assert!(used.contains(&"street_line1") && !used.contains(&"street_line2"));
+        // A given value is kept.
+        let mut given = pb::YubicoShipmentRequest {
+            mailing_address: Some(pb::MailingAddress {
+                city: "Boston".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        fill_from_profile(&mut given, &attrs, Profile::Entra);
+        assert_eq!(given.mailing_address.unwrap().city, "Boston");
     }
 }

@@ -35,7 +35,7 @@ pub fn required_role(path: &str) -> Option<&'static str> {
     let method = path.strip_prefix(SERVICE_PREFIX)?;
     Some(match method {
         "GetStatus" | "GetShipment" | "ListShipments" | "WatchShipment" | "GetCatalog" => ROLE_READ,
-        "CreateShipment" => ROLE_CREATE,
+        "CreateShipment" | "PlanGroupOrder" | "OrderGroup" => ROLE_CREATE,
         _ => ROLE_ADMIN,
     })
 }

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod convert;
 mod error;
+pub mod groups;
 pub mod rest;
 pub mod scheduler;
 pub mod server;

@@ -536,6 +536,23 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         let c = crate::catalog::catalog(wf.yubienterprise(), wf.store()).await?;
         Ok(Response::new(c))
     }
+
+    async fn plan_group_order(
+        &self,
+        r: Request<pb::GroupOrderRequest>,
+    ) -> Result<Response<pb::GroupOrderResponse>, Status> {
+        let plan = crate::groups::plan(&self.wf, r.get_ref()).await?;
+        Ok(Response::new(plan))
+    }
+
+    async fn order_group(
+        &self,
+        r: Request<pb::GroupOrderRequest>,
+    ) -> Result<Response<pb::GroupOrderResponse>, Status> {
+        Ok(Response::new(
+            crate::groups::order(self, r.get_ref()).await?,
+        ))
+    }
 }
 
 /// A stream that yields `first`, then what `produce` sends.
