@@ -282,7 +282,25 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
         .batch_id
         .clone()
         .unwrap_or_else(|| default_batch_id(&opts.file));
-    let (rows, mut bad) = parse(&text, &opts.defaults, &batch_id);
+    let (rows, bad) = parse(&text, &opts.defaults, &batch_id);
+    let result_path = opts.result.clone().unwrap_or_else(|| {
+        opts.file
+            .with_file_name(format!("{}.result.csv", default_batch_id(&opts.file)))
+    });
+    order_rows(client, rows, bad, &result_path, opts, json).await
+}
+
+/// Checks and orders parsed rows (the rows of a file, or the members a group order plans):
+/// every row checked on the orchestrator first, nothing ordered while any is bad, then
+/// ordered with bounded concurrency, a result CSV at `result_path`. The exit code.
+pub async fn order_rows(
+    client: &Client,
+    rows: Vec<Row>,
+    mut bad: Vec<Bad>,
+    result_path: &Path,
+    opts: &Options,
+    json: bool,
+) -> anyhow::Result<u8> {
     let total = rows.len() + bad.iter().map(|b| b.line).collect::<BTreeSet<_>>().len();
     if rows.is_empty() {
         return Ok(refuse(&bad, total, json));
@@ -344,7 +362,24 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
     for row in rows.iter().filter(|r| !existing.contains_key(&r.line)) {
         *needs.entry(crate::ops::bucket_of(&row.req)).or_insert(0u64) += 1;
     }
-    crate::ops::warn_credits(client, &needs).await;
+    let short = crate::ops::short_credits(client, &needs).await;
+    if !short.is_empty() {
+        // YubiEnterprise would take the orders up to the credits and refuse the rest: a
+        // batch is all or nothing, so none is placed.
+        for s in &short {
+            eprintln!("refused: {s}");
+        }
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"refused": true, "rows": rows.len(), "short_credits": short})
+            );
+        }
+        eprintln!(
+            "nothing was ordered; see `fpr catalog`, ask Yubico for credits or split the batch"
+        );
+        return Ok(EX_DATAERR);
+    }
     if opts.dry_run {
         println!(
             "{} rows valid ({} ordered before); dry run: nothing ordered",
@@ -355,10 +390,6 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
     }
 
     // The result file must be writable before anything is ordered.
-    let result_path = opts.result.clone().unwrap_or_else(|| {
-        opts.file
-            .with_file_name(format!("{}.result.csv", default_batch_id(&opts.file)))
-    });
     let probe = result_path.with_extension("csv.partial");
     std::fs::File::create(&probe).with_context(|| {
         format!(
@@ -435,7 +466,7 @@ pub async fn run(client: &Client, opts: &Options, json: bool) -> anyhow::Result<
     }
     drop(orders);
 
-    write_result(&result_path, &rows, &outcomes)?;
+    write_result(result_path, &rows, &outcomes)?;
     let count = |o: &str| outcomes.values().filter(|x| x.outcome == o).count();
     let (ordered, before, failed) = (count("ordered"), count("already_ordered"), count("failed"));
     let not_attempted = rows.len() - outcomes.len();

@@ -17,6 +17,7 @@ pub mod batch;
 pub mod bench;
 pub mod client;
 pub mod demo;
+pub mod group;
 pub mod ops;
 pub mod output;
 pub mod request;

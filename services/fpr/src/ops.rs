@@ -178,27 +178,40 @@ pub async fn catalog(mut c: Client, out: OutputMode) -> anyhow::Result<()> {
 /// how many) would overdraw, or that YubiEnterprise does not list. Silent when the catalog
 /// cannot be read (the caller may lack the read role): the orders themselves will tell.
 pub async fn warn_credits(c: &Client, orders: &std::collections::BTreeMap<u32, u64>) {
+    for short in short_credits(c, orders).await {
+        eprintln!("warning: {short}: YubiEnterprise will refuse the orders beyond them");
+    }
+}
+
+/// Each inventory bucket that `orders` (bucket id → how many) would overdraw, described; a
+/// warning on stderr for each bucket YubiEnterprise does not list. Empty when the catalog
+/// cannot be read (the caller may lack the read role): the orders themselves will tell.
+pub async fn short_credits(
+    c: &Client,
+    orders: &std::collections::BTreeMap<u32, u64>,
+) -> Vec<String> {
     let Ok(cat) = c.clone().get_catalog(pb::GetCatalogRequest {}).await else {
-        return;
+        return Vec::new();
     };
     let cat = cat.into_inner();
+    let mut short = Vec::new();
     for (bucket, n) in orders {
         match cat
             .inventory
             .iter()
             .find(|b| b.inventory_product_id == *bucket)
         {
-            Some(b) if b.credits < *n => eprintln!(
-                "warning: inventory bucket {bucket} ({}) has {} credits left, {n} needed: \
-                 YubiEnterprise will refuse the orders beyond them",
+            Some(b) if b.credits < *n => short.push(format!(
+                "inventory bucket {bucket} ({}) has {} credits left, {n} needed",
                 b.name, b.credits
-            ),
+            )),
             Some(_) => {}
             None => eprintln!(
                 "warning: YubiEnterprise lists no inventory bucket {bucket}; see `fpr catalog`"
             ),
         }
     }
+    short
 }
 
 /// The inventory bucket of an order.

@@ -130,6 +130,38 @@ pub fn build(
     batch_id: &str,
 ) -> Result<pb::CreateShipmentRequest, Vec<Problem>> {
     let get = |n: &str| fields.get(defaults, n);
+    let (req, mut problems) = parse_fields(fields, defaults, batch_id);
+    let okta = req.idp == pb::Idp::Okta as i32;
+    if let Err(vs) = fpr_domain::validate::create(&req) {
+        for v in vs {
+            let column = column_of(&v.field);
+            let from_profile = okta
+                && get(&column).is_empty()
+                && fpr_domain::shipping::field(&column).is_some_and(|f| f.okta.is_some());
+            // Parse problems already name the column; idp is reported once.
+            if !from_profile && !problems.iter().any(|p| p.column == column) {
+                problems.push(Problem {
+                    column,
+                    rule: v.rule,
+                });
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(req)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The request the columns make, and the columns that do not parse (a number that is not
+/// one, an unknown IdP); not checked against the order rules.
+pub fn parse_fields(
+    fields: &Fields,
+    defaults: &Fields,
+    batch_id: &str,
+) -> (pb::CreateShipmentRequest, Vec<Problem>) {
+    let get = |n: &str| fields.get(defaults, n);
     let mut problems = Vec::new();
     let mut num = |name: &str, default: u32| -> u32 {
         let v = get(name);
@@ -225,27 +257,7 @@ pub fn build(
         validate_only: false,
         accept_only: false,
     };
-    let okta = idp == pb::Idp::Okta;
-    if let Err(vs) = fpr_domain::validate::create(&req) {
-        for v in vs {
-            let column = column_of(&v.field);
-            let from_profile = okta
-                && get(&column).is_empty()
-                && fpr_domain::shipping::field(&column).is_some_and(|f| f.okta.is_some());
-            // Parse problems already name the column; idp is reported once.
-            if !from_profile && !problems.iter().any(|p| p.column == column) {
-                problems.push(Problem {
-                    column,
-                    rule: v.rule,
-                });
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(req)
-    } else {
-        Err(problems)
-    }
+    (req, problems)
 }
 
 /// A random id for a request that has none: 128 bits from the system's generator, in hex.

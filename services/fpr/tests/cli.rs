@@ -570,3 +570,94 @@ fn demo_self_contained_needs_nothing_running() {
 fn list_text(list: &[Value]) -> String {
     list.iter().map(Value::to_string).collect()
 }
+
+#[test]
+fn group_order_plans_refuses_short_credits_orders_with_yes_and_a_rerun_orders_nobody() {
+    let up = UpProcess::start(&[]);
+    let mut ids = Vec::new();
+    for (i, street) in ["1 Group Street", "2 Group Street", ""].iter().enumerate() {
+        let address = if street.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::json!({"street": street, "city": "Dedham", "region": "MA",
+                               "postal_code": "02026", "country": "US"})
+        };
+        let u = up.sandbox_post(
+            "/_sandbox/users",
+            serde_json::json!({"idp": "entra", "login": format!("cli-grp-{i}@contoso.test"),
+                "given_name": "Grp", "surname": format!("Member{i}"), "phone": "+1 555 0100",
+                "manager": "megan.bowen@contoso.test", "address": address}),
+        );
+        ids.push(u["id"].as_str().unwrap().to_owned());
+    }
+    // Adele already has a YubiKey passkey.
+    up.sandbox_post(
+        "/_sandbox/users/adele.vance@contoso.test/passkeys",
+        serde_json::json!({}),
+    );
+    ids.push("adele.vance@contoso.test".into());
+    up.sandbox_post(
+        "/_sandbox/groups",
+        serde_json::json!({"idp": "entra", "name": "CLI pilot", "members": ids}),
+    );
+    fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec!["group-order", "--idp", "entra", "--group", "CLI pilot"];
+        a.extend(ITEM);
+        a.extend(extra);
+        a
+    }
+
+    // The plan first: nothing ordered.
+    let plan = ok(&up.fpr(&args(&[])));
+    assert!(
+        plan.contains("4 members: 2 to order, 1 skipped, 1 missing data"),
+        "{plan}"
+    );
+    assert!(plan.contains("has a YubiKey passkey"), "{plan}");
+    assert!(plan.contains("street_line1"), "{plan}");
+    assert!(plan.contains("dry run: nothing ordered"), "{plan}");
+    assert_eq!(
+        json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(),
+        0
+    );
+
+    // A bucket short of credits: refused, naming it, before anything is ordered.
+    up.sandbox_send(
+        reqwest::Method::PUT,
+        "/_sandbox/inventory/106",
+        serde_json::json!({"quantity": 1}),
+    );
+    let short = up.fpr(&args(&["--yes"]));
+    let stderr = String::from_utf8_lossy(&short.stderr).into_owned();
+    assert_eq!(short.status.code(), Some(65), "{stderr}");
+    assert!(stderr.contains("inventory bucket 106"), "{stderr}");
+    assert_eq!(
+        json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(),
+        0
+    );
+
+    up.sandbox_send(
+        reqwest::Method::PUT,
+        "/_sandbox/inventory/106",
+        serde_json::json!({"quantity": 100}),
+    );
+    let result = up.dir.path().join("pilot.result.csv");
+    let ordered = ok(&up.fpr(&args(&["--yes", "--result", result.to_str().unwrap()])));
+    assert!(ordered.contains("2 rows: 2 ordered"), "{ordered}");
+    let csv = std::fs::read_to_string(&result).unwrap();
+    assert_eq!(csv.matches(",ordered,").count(), 2, "{csv}");
+    assert_eq!(
+        json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(),
+        2
+    );
+
+    // A rerun finds the open shipments and orders nobody.
+    let rerun = ok(&up.fpr(&args(&["--yes"])));
+    assert!(rerun.contains("0 to order, 3 skipped"), "{rerun}");
+    assert!(rerun.contains("nothing to order"), "{rerun}");
+    assert_eq!(
+        json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(),
+        2
+    );
+    up.stop();
+}

@@ -139,6 +139,36 @@ pub(crate) enum Command {
         #[command(flatten)]
         columns: Columns,
     },
+    /// Order keys for the members of an IdP group who have none yet.
+    ///
+    /// Shows the plan first: each member, ordered for, skipped (a YubiKey passkey or
+    /// preregistered factor already, or an open fpr shipment) or missing shipping data (the
+    /// recipient and address come from the IdP profile unless given as flags). With --yes the
+    /// planned orders go through the batch path: checked, ordered, a result CSV; a rerun
+    /// orders nobody twice.
+    GroupOrder {
+        /// entra or okta.
+        #[arg(long)]
+        idp: String,
+        /// The group's id, or its display name (Okta: its name).
+        #[arg(long)]
+        group: String,
+        /// Order the planned keys (without it: the plan only).
+        #[arg(long)]
+        yes: bool,
+        /// Orders in flight at once (1 to 64).
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Result CSV [default: group-<group name>.result.csv].
+        #[arg(long)]
+        result: Option<PathBuf>,
+        /// Prefix of the idempotency keys [default: group-<group id>]; change it to order again
+        /// for the same members.
+        #[arg(long)]
+        batch_id: Option<String>,
+        #[command(flatten)]
+        columns: Columns,
+    },
     /// One shipment.
     Get {
         /// fpr's shipment id.

@@ -168,6 +168,26 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
             };
             return fpr::batch::run(&connect()?, &opts, out.json).await;
         }
+        Command::GroupOrder {
+            idp,
+            group,
+            yes,
+            concurrency,
+            result,
+            batch_id,
+            columns,
+        } => {
+            let opts = fpr::group::Options {
+                idp,
+                group,
+                columns: columns.fields(),
+                batch_id,
+                concurrency,
+                result,
+                yes,
+            };
+            return fpr::group::run(&connect()?, &opts, out.json).await;
+        }
         Command::Get { id } => ops::get(connect()?, id, out).await?,
         Command::List {
             state,

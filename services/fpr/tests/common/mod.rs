@@ -169,15 +169,25 @@ impl UpProcess {
 
     /// POST on the sandbox's admin API; the answer's JSON.
     pub fn sandbox_post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        self.sandbox_send(reqwest::Method::POST, path, body)
+    }
+
+    /// A call with a JSON body to the sandbox's admin API, which must succeed; the answer's JSON.
+    pub fn sandbox_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
         let url = format!("{}{path}", self.sandbox);
         tokio::runtime::Runtime::new().unwrap().block_on(async {
             let r = reqwest::Client::new()
-                .post(&url)
+                .request(method.clone(), &url)
                 .json(&body)
                 .send()
                 .await
                 .unwrap();
-            assert!(r.status().is_success(), "POST {path}: {}", r.status());
+            assert!(r.status().is_success(), "{method} {path}: {}", r.status());
             r.json().await.unwrap_or_default()
         })
     }
