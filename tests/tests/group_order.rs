@@ -304,3 +304,98 @@ async fn unknown_ambiguous_and_bad_group_requests_are_refused() {
     let (_, sb, _) = stack.sandbox.admin(Method::GET, "/shipments", None).await;
     assert_eq!(sb.as_array().unwrap().len(), 0, "nothing ordered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standing_rule_orders_for_new_members_at_most_so_many_a_run() {
+    use fpr_orchestrator::config::{GroupOrdersConfig, GroupRule, RestIdp};
+    let stack = Stack::start_tweaked(manual_sandbox(), |c| {
+        c.group_orders = GroupOrdersConfig {
+            enabled: true,
+            interval: std::time::Duration::ZERO,
+            max_orders_per_run: 2,
+            rules: vec![GroupRule {
+                idp: RestIdp::Entra,
+                group: "Standing order".into(),
+                product_id: 29,
+                inventory_product_id: 106,
+                customization_id: "RXJN83".into(),
+                delivery_type: 1,
+                pin_length: 0,
+                emails_to: Vec::new(),
+            }],
+        };
+    })
+    .await;
+    let mut client = stack.client().await;
+    let shipments = |client: &mut ShipmentClient| {
+        let mut c = client.clone();
+        async move {
+            c.list_shipments(pb::ListShipmentsRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .shipments
+        }
+    };
+    let members = users(&stack, "entra", "standing", 4, 0).await;
+    let id = |u: &Value| u["id"].as_str().unwrap().to_owned();
+    let g = group(
+        &stack,
+        "entra",
+        "Standing order",
+        members[..3].iter().map(id).collect(),
+    )
+    .await;
+
+    // Three members, two orders a run.
+    client
+        .process_shipments(pb::ProcessShipmentsRequest {})
+        .await
+        .unwrap();
+    assert_eq!(shipments(&mut client).await.len(), 2);
+    client
+        .process_shipments(pb::ProcessShipmentsRequest {})
+        .await
+        .unwrap();
+    let list = shipments(&mut client).await;
+    assert_eq!(list.len(), 3);
+    assert!(
+        list.iter()
+            .all(|s| !s.yubienterprise_shipment_id.is_empty()),
+        "placed in the same run"
+    );
+    client
+        .process_shipments(pb::ProcessShipmentsRequest {})
+        .await
+        .unwrap();
+    assert_eq!(shipments(&mut client).await.len(), 3, "nobody twice");
+
+    // A new member gets a key at the next run.
+    let path = format!("/groups/{}/members", g["id"].as_str().unwrap());
+    let (s, _, _) = stack
+        .sandbox
+        .admin(
+            Method::POST,
+            &path,
+            Some(json!({"member": id(&members[3])})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    client
+        .process_shipments(pb::ProcessShipmentsRequest {})
+        .await
+        .unwrap();
+    let list = shipments(&mut client).await;
+    assert_eq!(list.len(), 4);
+    assert!(
+        list.iter()
+            .any(|s| s.idp_user_id == id(&members[3]) || s.user_id == members[3]["login"])
+    );
+    let (_, sb, _) = stack.sandbox.admin(Method::GET, "/shipments", None).await;
+    assert_eq!(
+        sb.as_array().unwrap().len(),
+        4,
+        "one YubiEnterprise order each"
+    );
+    assert!(fpr_tests::captured_logs().contains("Group rule applied"));
+}

@@ -20,6 +20,7 @@ use crate::state::{Enrollment, Fido2Method, Group, Idp};
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/_sandbox/groups", get(list).post(create))
+        .route("/_sandbox/groups/{id}/members", post(add_member))
         .route("/_sandbox/users/{id}/passkeys", post(add_passkey))
         .route("/_sandbox/inventory/{product_id}", put(set_credits))
 }
@@ -95,14 +96,10 @@ async fn create(AxState(app): AxState<Arc<App>>, body: axum::body::Bytes) -> Res
     let mut st = app.state();
     let mut members = Vec::new();
     for m in &n.members {
-        let id = if let Some(u) = st.user_by_key(n.idp, m) {
-            u.id.clone()
-        } else if let Some(g) = st.group_by_key(n.idp, m).filter(|_| n.idp == Idp::Entra) {
-            g.id.clone()
-        } else {
-            return bad(format!("member {m}: no such user (or Entra group)"));
-        };
-        members.push(id);
+        match member_id(&st, n.idp, m) {
+            Ok(id) => members.push(id),
+            Err(r) => return r,
+        }
     }
     let g = Group {
         id: match n.idp {
@@ -115,6 +112,50 @@ async fn create(AxState(app): AxState<Arc<App>>, body: axum::body::Bytes) -> Res
     };
     st.groups.insert(g.id.clone(), g.clone());
     json(StatusCode::CREATED, json!(g))
+}
+
+/// The id of a user (id or login) or, in Entra, a group (id or name) of `idp`.
+fn member_id(st: &crate::State, idp: Idp, m: &str) -> Result<String, Response> {
+    if let Some(u) = st.user_by_key(idp, m) {
+        Ok(u.id.clone())
+    } else if let Some(g) = st.group_by_key(idp, m).filter(|_| idp == Idp::Entra) {
+        Ok(g.id.clone())
+    } else {
+        Err(bad(format!("member {m}: no such user (or Entra group)")))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMember {
+    member: String,
+}
+
+/// Adds a member to a group (a user joining it).
+async fn add_member(
+    AxState(app): AxState<Arc<App>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let n: NewMember = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => return bad(format!("invalid member: {e}")),
+    };
+    let mut st = app.state();
+    let Some(idp) = st.groups.get(&id).map(|g| g.idp) else {
+        return json(StatusCode::NOT_FOUND, json!({"error": "no such group"}));
+    };
+    let member = match member_id(&st, idp, &n.member) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let Some(g) = st.groups.get_mut(&id) else {
+        return json(StatusCode::NOT_FOUND, json!({"error": "no such group"}));
+    };
+    if !g.members.contains(&member) {
+        g.members.push(member);
+    }
+    json(StatusCode::OK, json!(g))
 }
 
 #[derive(Deserialize, Default)]

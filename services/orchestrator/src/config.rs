@@ -13,9 +13,11 @@ use crate::Error;
 pub use fpr_config::{Env, Source};
 
 mod callers;
+mod group_orders;
 mod upstreams;
 use self::callers::*;
 pub use self::callers::{AuthConfig, OktaEventHookConfig, RestConfig, RestIdp};
+pub use self::group_orders::{GroupOrdersConfig, GroupRule};
 pub use self::upstreams::{EntraConfig, OktaConfig, OktaOauth, YubiEnterpriseConfig};
 
 /// A secret's location: a file (preferred) or an environment variable; read at each use.
@@ -139,6 +141,9 @@ pub struct Config {
     /// Okta Event Hooks as a trigger, on the REST listener (off when absent).
     #[serde(default)]
     pub okta_event_hook: Option<OktaEventHookConfig>,
+    /// Standing group orders, run by the processing job (off by default).
+    #[serde(default)]
+    pub group_orders: GroupOrdersConfig,
 }
 
 fn default_log_format() -> String {
@@ -324,6 +329,7 @@ impl Config {
             max_response_bytes: default_max_response_bytes(),
             rest: None,
             okta_event_hook: None,
+            group_orders: GroupOrdersConfig::default(),
         }
     }
 
@@ -458,7 +464,7 @@ impl Config {
             }
             h.secret.source("okta_event_hook.secret")?;
         }
-        Ok(())
+        self.validate_group_orders()
     }
 
     /// Which secrets are given inline (for start-up warnings).

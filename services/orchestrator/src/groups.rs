@@ -12,7 +12,8 @@
 //!   key is derived from the batch id and the member's IdP id, so reruns order nobody twice.
 //!
 //! OrderGroup places each planned order through CreateShipment (`accept_only`): the same
-//! checks as any order, accepted to disk, placed by the processing job.
+//! checks as any order, accepted to disk, placed by the processing job. Standing rules
+//! (`[group_orders]`) do the same from the processing job, at most so many orders a run.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -378,10 +379,26 @@ pub async fn order(
     svc: &ShipmentService,
     req: &pb::GroupOrderRequest,
 ) -> Result<pb::GroupOrderResponse, Status> {
-    use pb::shipment_service_server::ShipmentService as _;
     let mut plan = plan(svc.workflow(), req).await?;
+    order_planned(svc, &mut plan, u32::MAX).await?;
+    tracing::info!(group = %plan.group_id, ordered = plan.ordered, failed = plan.failed,
+        skipped = plan.skipped, missing_data = plan.missing_data, "Group order placed");
+    Ok(plan)
+}
+
+/// Orders for the first `limit` members `plan` has planned ORDER (a member whose key was
+/// used already counts as `already_ordered` and not against the limit).
+async fn order_planned(
+    svc: &ShipmentService,
+    plan: &mut pb::GroupOrderResponse,
+    limit: u32,
+) -> Result<(), Status> {
+    use pb::shipment_service_server::ShipmentService as _;
     let store = svc.workflow().store();
     for m in &mut plan.members {
+        if plan.ordered + plan.failed >= limit {
+            break;
+        }
         let Some(order) = m.request.as_mut() else {
             continue;
         };
@@ -407,6 +424,93 @@ pub async fn order(
             }
         }
     }
-    tracing::info!(group = %plan.group_id, ordered = plan.ordered, failed = plan.failed, skipped = plan.skipped, missing_data = plan.missing_data, "Group order placed");
-    Ok(plan)
+    Ok(())
+}
+
+/// The standing group orders and when they last ran.
+#[derive(Debug, Default)]
+pub struct Standing {
+    cfg: crate::config::GroupOrdersConfig,
+    last: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Standing {
+    /// Rules to run.
+    pub fn new(cfg: crate::config::GroupOrdersConfig) -> Self {
+        Self {
+            cfg,
+            last: tokio::sync::Mutex::default(),
+        }
+    }
+}
+
+/// The request a standing rule makes.
+fn rule_request(r: &crate::config::GroupRule) -> pb::GroupOrderRequest {
+    pb::GroupOrderRequest {
+        idp: match r.idp {
+            crate::config::RestIdp::Entra => pb::Idp::Entra,
+            crate::config::RestIdp::Okta => pb::Idp::Okta,
+        } as i32,
+        group: r.group.clone(),
+        yubico_shipment_request: Some(pb::YubicoShipmentRequest {
+            delivery_type: r.delivery_type,
+            recipient: None,
+            mailing_address: None,
+            shipment_items: vec![pb::ShipmentItem {
+                product_id: r.product_id,
+                inventory_product_id: r.inventory_product_id,
+                product_quantity: 1,
+                customization_id: r.customization_id.clone(),
+            }],
+        }),
+        pin_request: Some(pb::PinRequest {
+            r#type: "generate".into(),
+            length: r.pin_length,
+            force_change: false,
+        }),
+        enrollment_contacts: (!r.emails_to.is_empty()).then(|| pb::EnrollmentContacts {
+            emails_to: r.emails_to.clone(),
+        }),
+        batch_id: String::new(),
+    }
+}
+
+/// Runs the standing rules when enabled and due: for each rule, the members planned ORDER are
+/// ordered, at most `max_orders_per_run` over all rules (the rest wait for the next run).
+/// Failures are logged; they never stop the processing run.
+pub async fn standing(svc: &ShipmentService, s: &Standing) {
+    if !s.cfg.enabled {
+        return;
+    }
+    // Held for the whole run: a second processing run meanwhile finds it ran just now.
+    let mut last = s.last.lock().await;
+    if last.is_some_and(|t| t.elapsed() < s.cfg.interval) {
+        return;
+    }
+    *last = Some(std::time::Instant::now());
+    let mut budget = s.cfg.max_orders_per_run;
+    for rule in &s.cfg.rules {
+        if budget == 0 {
+            tracing::info!(
+                "Group orders: this run's limit is reached; the rest wait for the next run"
+            );
+            break;
+        }
+        let mut plan = match plan(svc.workflow(), &rule_request(rule)).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(group = %rule.group, error = %e, "Group rule not applied");
+                continue;
+            }
+        };
+        if let Err(e) = order_planned(svc, &mut plan, budget).await {
+            tracing::warn!(group = %rule.group, error = %e, "Group rule stopped");
+        }
+        budget = budget.saturating_sub(plan.ordered + plan.failed);
+        if plan.ordered + plan.failed + plan.missing_data > 0 {
+            tracing::info!(group = %plan.group_name, group.id = %plan.group_id,
+                ordered = plan.ordered, failed = plan.failed, missing_data = plan.missing_data,
+                skipped = plan.skipped, "Group rule applied");
+        }
+    }
 }

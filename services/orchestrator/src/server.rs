@@ -134,7 +134,8 @@ pub async fn build(config: &Config, vault: Channel) -> Result<ServerParts, Error
             ),
         },
     ));
-    let service = ShipmentService::new(wf, config.settings());
+    let service =
+        ShipmentService::new(wf, config.settings()).with_group_orders(config.group_orders.clone());
     fpr_upstream::set_max_body(config.max_response_bytes);
     if let Some(w) = config.entra.challenge_warning() {
         tracing::warn!("{w}");

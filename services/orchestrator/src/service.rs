@@ -21,6 +21,7 @@ use fpr_domain::shipping;
 pub struct ShipmentService {
     wf: Arc<Workflow>,
     settings: HashMap<String, String>,
+    group_orders: Arc<crate::groups::Standing>,
 }
 
 impl std::fmt::Debug for ShipmentService {
@@ -75,7 +76,17 @@ fn check_id(id: &str) -> Result<ShipmentId, Error> {
 impl ShipmentService {
     /// Builds the service.
     pub fn new(wf: Arc<Workflow>, settings: HashMap<String, String>) -> Self {
-        Self { wf, settings }
+        Self {
+            wf,
+            settings,
+            group_orders: Arc::default(),
+        }
+    }
+
+    /// The service with standing group orders (run by [`ShipmentService::process`]).
+    pub fn with_group_orders(mut self, cfg: crate::config::GroupOrdersConfig) -> Self {
+        self.group_orders = Arc::new(crate::groups::Standing::new(cfg));
+        self
     }
 
     /// The settings in effect, by the connector's names (secrets redacted).
@@ -88,8 +99,10 @@ impl ShipmentService {
         &self.wf
     }
 
-    /// Runs the processing job now (see [`Workflow::process`]).
+    /// Runs the processing job now: the standing group orders when due, then
+    /// [`Workflow::process`].
     pub async fn process(&self) -> Result<pb::ProcessShipmentsResponse, Error> {
+        crate::groups::standing(self, &self.group_orders).await;
         self.wf.process().await
     }
 

@@ -75,3 +75,32 @@ fn errors_name_the_key() {
         }
     }
 }
+
+#[test]
+fn group_orders_are_off_by_default_and_checked_when_given() {
+    let c = Config::from_toml(BASE, &env(&[])).unwrap();
+    assert!(!c.group_orders.enabled);
+    let rule = r#"
+    [group_orders]
+    enabled = true
+    interval = "1h"
+    max_orders_per_run = 10
+    [[group_orders.rules]]
+    idp = "entra"
+    group = "Security keys"
+    product_id = 29
+    inventory_product_id = 106
+    customization_id = "RXJN83"
+"#;
+    let c = Config::from_toml(&format!("{BASE}{rule}"), &env(&[])).unwrap();
+    assert_eq!(
+        (c.group_orders.interval, c.group_orders.rules[0].delivery_type),
+        (Duration::from_secs(3600), 1)
+    );
+    let okta = rule.replace("\"entra\"", "\"okta\"");
+    let e = Config::from_toml(&format!("{BASE}{okta}"), &env(&[])).unwrap_err();
+    assert!(e.to_string().contains("group_orders.rules[0].idp"), "{e}");
+    let empty = "[group_orders]\nenabled = true\n";
+    let e = Config::from_toml(&format!("{BASE}{empty}"), &env(&[])).unwrap_err();
+    assert!(e.to_string().contains("group_orders.rules"), "{e}");
+}
