@@ -107,3 +107,91 @@ async fn status_reports_challenges_that_cannot_outlive_fulfilment() {
     let d = dependency(&v1.unwrap().into_inner());
     assert!(!d.healthy && d.detail.contains("5-minute"), "{d:?}");
 }
+
+/// The ids of the sandbox's live YubiEnterprise shipments.
+async fn live(stack: &Stack) -> Vec<String> {
+    let (_, v, _) = stack.sandbox.admin(Method::GET, "/shipments", None).await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["shipment_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_challenge_is_reissued_while_editable_with_one_live_order_and_completes() {
+    let stack = Stack::start_tweaked(
+        fpr_sandbox::Config {
+            challenge_lifetime_s: Some(30),
+            ..manual_sandbox()
+        },
+        |c| c.entra.reissue_margin = std::time::Duration::from_secs(25),
+    )
+    .await;
+    let mut client = stack.client().await;
+    let made = create_shipment(&mut client, "reissue-1", "adele.vance@contoso.test").await;
+    let first = made.yubienterprise_shipment_id.clone();
+    let before = get_shipment(&mut client, &made.shipment_id).await;
+    let first_expiry = before.challenge_expires_at.unwrap().seconds;
+
+    // Not yet within the margin: nothing happens.
+    process_shipments(&mut client).await;
+    let s = get_shipment(&mut client, &made.shipment_id).await;
+    assert_eq!(
+        (s.reissues, s.yubienterprise_shipment_id.as_str()),
+        (0, first.as_str())
+    );
+    assert_eq!(live(&stack).await, std::slice::from_ref(&first));
+
+    // Within it, while YubiEnterprise allows edits: canceled there, ordered again.
+    tokio::time::sleep(std::time::Duration::from_secs(
+        u64::try_from(first_expiry - 25 - now() + 1).unwrap_or(0),
+    ))
+    .await;
+    process_shipments(&mut client).await;
+    let s = get_shipment(&mut client, &made.shipment_id).await;
+    assert_eq!(s.reissues, 1, "{s:?}");
+    assert_eq!(s.replaced_yubienterprise_shipment_ids, std::slice::from_ref(&first));
+    let second = s.yubienterprise_shipment_id.clone();
+    assert!(!second.is_empty() && second != first, "{s:?}");
+    assert!(
+        s.challenge_expires_at.unwrap().seconds > first_expiry,
+        "a new challenge"
+    );
+    assert_eq!(s.step, "ordered");
+    let events: Vec<&str> = s.history.iter().map(|h| h.event.as_str()).collect();
+    assert!(
+        events[0].contains(&format!("order {first} is still editable")),
+        "{events:?}"
+    );
+    assert!(
+        events[1].contains("ordering again with a new challenge (re-issue 1)"),
+        "{events:?}"
+    );
+
+    // One live order, checked from YubiEnterprise's side: the first was deleted before the
+    // second was placed.
+    assert_eq!(live(&stack).await, std::slice::from_ref(&second));
+    let (_, deleted, _) = stack
+        .sandbox
+        .admin(Method::GET, "/shipments?deleted=true", None)
+        .await;
+    let gone = &deleted.as_array().unwrap()[0];
+    assert_eq!(gone["shipment_id"], first.as_str());
+    let (_, placed, _) = stack
+        .sandbox
+        .admin(Method::GET, &format!("/shipments/{second}"), None)
+        .await;
+    assert!(
+        gone["deleted_at"].as_i64().unwrap() <= placed["created_at"].as_i64().unwrap(),
+        "{gone} {placed}"
+    );
+
+    // The key Yubico programs with the new challenge registers.
+    ship_at_yubico(&stack, &second).await;
+    process_shipments(&mut client).await;
+    let done = get_shipment(&mut client, &made.shipment_id).await;
+    assert_eq!(state_of(&done), pb::ShipmentState::Complete, "{done:?}");
+    let (_, creds, _) = stack.sandbox.admin(Method::GET, "/credentials", None).await;
+    assert_eq!(creds.as_array().unwrap().len(), 1);
+}

@@ -147,6 +147,13 @@ async fn the_admin_consoles_add_orders_a_key_through_the_event_hook() {
     assert_eq!(ordered.len(), 1, "{ordered:?}");
     let s = &ordered[0];
     assert_eq!(s.idp, pb::Idp::Okta as i32);
+    assert!(
+        s.history
+            .iter()
+            .any(|h| h.event.contains("productId 55 from debugContext.debugData")),
+        "{:?}",
+        s.history
+    );
     let (_, ye, _) = stack
         .sandbox
         .ye(
@@ -202,7 +209,17 @@ async fn retries_order_once_and_other_events_are_ignored() {
     for _ in 0..3 {
         assert_eq!(post(initiate.clone()).await, 200);
     }
-    assert_eq!(shipments_of(&stack, &id(0)).await.len(), 1);
+    let once = shipments_of(&stack, &id(0)).await;
+    assert_eq!(once.len(), 1);
+    // The event named no order ids: the history says the defaults stood in, once.
+    assert_eq!(once[0].history.len(), 1, "{:?}", once[0].history);
+    assert!(
+        once[0].history[0]
+            .event
+            .contains("customizationId RXJN83: the event has none, the configured default used"),
+        "{:?}",
+        once[0].history
+    );
     // A new member of a configured group gets a key; of another group, or another event, not.
     let joined = event(
         "group.user_membership.add",

@@ -290,6 +290,69 @@ async fn okta_activate_and_send_pin_across_crashes() {
     assert_eq!(mails_to(&stack, &b.mail).await, 1, "not repeated unasked");
 }
 
+/// A re-issue cut between YubiEnterprise's cancel and the write that records it: the restart
+/// finishes the cancel (already done: 404), orders once with a new challenge, and the key
+/// registers. At no point are two orders live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reissue_cut_after_its_cancel_resumes_with_one_order() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let margin = |c: &mut fpr_orchestrator::config::Config| {
+        c.entra.reissue_margin = Duration::from_secs(25);
+    };
+    let stack = fpr_chaos::start_in(exe(), Clock::Manual, 12, None, &margin)
+        .await
+        .unwrap();
+    let status = stack
+        .admin(
+            Method::PUT,
+            "/entra/challenge-lifetime",
+            Some(json!({"seconds": 30})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let users = stack.users(4).await.unwrap();
+    let a = &users[0];
+    assert!(!a.okta);
+    let r = create(&stack, "reissue-a", a).await.unwrap();
+    let first = r.yubienterprise_shipment_id.clone();
+    assert_eq!(orders_for(&stack, &a.mail).await, 1);
+
+    // The scheduled processing (every second) re-issues once within the margin, and dies
+    // right after the cancel.
+    arm_orchestrator(&stack, Some("orchestrator.after_reissue_cancel"));
+    assert!(
+        stack.orchestrator_exited(Duration::from_secs(20)),
+        "{}",
+        stack.logs()
+    );
+    assert_eq!(
+        orders_for(&stack, &a.mail).await,
+        0,
+        "canceled, not yet replaced"
+    );
+
+    stack.start_orchestrator(None).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        process(&stack).await;
+        let s = get(&stack, &r.shipment_id).await;
+        if (s.reissues == 1 && s.step == "ordered") || std::time::Instant::now() > until {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!((s.reissues, s.step.as_str()), (1, "ordered"), "{s:?}");
+    assert_eq!(s.replaced_yubienterprise_shipment_ids, std::slice::from_ref(&first));
+    assert_ne!(s.yubienterprise_shipment_id, first);
+    assert_eq!(orders_for(&stack, &a.mail).await, 1, "one live order");
+
+    ship(&stack, &s.yubienterprise_shipment_id).await;
+    let done = process_until(&stack, &r.shipment_id, "complete").await;
+    assert_eq!(state(&done), pb::ShipmentState::Complete, "{done:?}");
+    assert_eq!(orders_for(&stack, &a.mail).await, 1);
+}
+
 /// SIGTERM while shipments are being processed: the orchestrator exits cleanly (0), and what
 /// it was doing resumes after a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -238,9 +238,61 @@ pub struct Record {
     /// The upstream call in flight, with the unix second it started.
     #[serde(default)]
     pub in_flight: Option<(Effect, i64)>,
+    /// What happened to the shipment besides its steps, oldest first: where an order's ids
+    /// came from, a re-issued challenge, an order canceled to be placed again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+    /// Times the order was placed again with a new challenge (Entra ID).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reissues: u32,
+    /// YubiEnterprise orders of this shipment canceled to be replaced, oldest first. While the
+    /// current `ye_shipment_id` is among them, its cancel is under way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced_ye_ids: Vec<String>,
+    /// Set when YubiEnterprise refused to cancel the order for a re-issue: not tried again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reissue_refused: bool,
+}
+
+/// One entry of a shipment's history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Unix seconds.
+    pub at: i64,
+    /// What happened, for people.
+    pub event: String,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if signature"
+)]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Record {
+    /// The name the vault keeps this shipment's keys under: the id, and after each re-issue
+    /// (a new challenge sealed anew) the id and `.r<n>`.
+    pub fn vault_ref(&self) -> String {
+        if self.reissues == 0 {
+            self.id.clone()
+        } else {
+            format!("{}.r{}", self.id, self.reissues)
+        }
+    }
+
+    /// Adds `event` to the history (at most 50 entries are kept: the first and the latest).
+    pub fn note(&mut self, now: i64, event: impl Into<String>) {
+        if self.history.len() >= 50 {
+            self.history.remove(1);
+        }
+        self.history.push(HistoryEntry {
+            at: now,
+            event: event.into(),
+        });
+    }
+
     /// Moves to `step` at time `now`, and lets go of what no later step reads: the sealed
     /// requests once the order is placed, the creation options and the credential response
     /// once the credential is registered. (Entra ID's PIN response stays: ResendPin needs it.) Every

@@ -274,7 +274,21 @@ async fn webhook(
     json(StatusCode::OK, json!({"ok": true}))
 }
 
-async fn shipments(AxState(app): AxState<Arc<App>>) -> Response {
+/// The live shipments; with `?deleted=true`, the deleted ones (id, created and deleted times).
+async fn shipments(
+    AxState(app): AxState<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if q.get("deleted").is_some_and(|d| d == "true") {
+        let list: Vec<Value> = app
+            .state()
+            .shipments
+            .values()
+            .filter(|s| s.deleted)
+            .map(|s| json!({"shipment_id": s.id, "created_at": s.created_at, "deleted_at": s.deleted_at}))
+            .collect();
+        return json(StatusCode::OK, json!(list));
+    }
     let ids: Vec<String> = app
         .state()
         .shipments

@@ -1,7 +1,8 @@
 //! The admin API's directory edits: groups of either IdP (`/_sandbox/groups`), a passkey a
 //! user already has (`/_sandbox/users/{id}/passkeys`): a Graph FIDO2 method, or an active Okta
-//! preregistered factor, as if someone had registered a key before fpr; and an inventory
-//! bucket's credits (`/_sandbox/inventory/{product_id}`).
+//! preregistered factor, as if someone had registered a key before fpr; an inventory bucket's
+//! credits (`/_sandbox/inventory/{product_id}`); and Graph's challenge lifetime
+//! (`/_sandbox/entra/challenge-lifetime`).
 
 use std::sync::Arc;
 
@@ -23,6 +24,33 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/_sandbox/groups/{id}/members", post(add_member))
         .route("/_sandbox/users/{id}/passkeys", post(add_passkey))
         .route("/_sandbox/inventory/{product_id}", put(set_credits))
+        .route(
+            "/_sandbox/entra/challenge-lifetime",
+            put(set_challenge_lifetime),
+        )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Lifetime {
+    /// Seconds; null: as the request asks.
+    seconds: Option<i64>,
+}
+
+/// Sets how long Graph's challenges live from now on, whatever the request asks (tests of
+/// expiring challenges against a sandbox already running).
+async fn set_challenge_lifetime(
+    AxState(app): AxState<Arc<App>>,
+    body: axum::body::Bytes,
+) -> Response {
+    match serde_json::from_slice::<Lifetime>(&body) {
+        Ok(l) if l.seconds.is_none_or(|s| s > 0) => {
+            app.state().challenge_lifetime_s = l.seconds;
+            json(StatusCode::OK, json!({"seconds": l.seconds}))
+        }
+        Ok(_) => bad("seconds must be positive"),
+        Err(e) => bad(format!("invalid lifetime: {e}")),
+    }
 }
 
 #[derive(Deserialize)]

@@ -121,6 +121,9 @@ pub struct Shipment {
     /// Deleted (cancelled) through the API.
     #[serde(default)]
     pub deleted: bool,
+    /// Unix seconds of the deletion.
+    #[serde(default)]
+    pub deleted_at: Option<i64>,
     /// Inventory bucket charged.
     pub inventory_product_id: u32,
     /// Tracking link, once shipped.
@@ -326,6 +329,10 @@ pub struct State {
     /// Groups of either IdP by id.
     #[serde(default)]
     pub groups: BTreeMap<String, Group>,
+    /// Challenges live this many seconds, whatever was asked (set through the admin API; it
+    /// wins over `Config::challenge_lifetime_s`).
+    #[serde(default)]
+    pub challenge_lifetime_s: Option<i64>,
 }
 
 // === impl State ===

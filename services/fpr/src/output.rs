@@ -85,6 +85,9 @@ pub fn shipment_json(s: &pb::Shipment) -> Value {
         "pin_recipients": s.pin_recipients,
         "pin_deliveries": s.pin_deliveries,
         "admin_reason": s.admin_reason,
+        "reissues": s.reissues,
+        "replaced_yubienterprise_shipment_ids": s.replaced_yubienterprise_shipment_ids,
+        "history": s.history.iter().map(|h| json!({"at": ts(h.at.as_ref()), "event": h.event})).collect::<Vec<_>>(),
         "step_times": steps,
         "created_at": ts(s.created_at.as_ref()),
         "updated_at": ts(s.updated_at.as_ref()),
@@ -210,6 +213,24 @@ pub fn shipment_detail(s: &pb::Shipment) -> String {
         .collect::<Vec<_>>()
         .join("\n                      ");
     rows.push(("steps", steps));
+    if !s.replaced_yubienterprise_shipment_ids.is_empty() {
+        rows.push((
+            "replaced orders",
+            format!(
+                "{} (re-issued {} time{})",
+                s.replaced_yubienterprise_shipment_ids.join(", "),
+                s.reissues,
+                if s.reissues == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    let history = s
+        .history
+        .iter()
+        .map(|h| format!("{} {}", ts(h.at.as_ref()), h.event))
+        .collect::<Vec<_>>()
+        .join("\n                      ");
+    rows.push(("history", history));
     rows.iter()
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| format!("{k:<20}  {v}\n"))

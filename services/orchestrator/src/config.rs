@@ -385,12 +385,7 @@ impl Config {
                 );
             }
         }
-        if !matches!(self.entra.api_version.as_str(), "beta" | "v1.0") {
-            return bad("entra.api_version", "beta or v1.0");
-        }
-        if !(5..=43_200).contains(&self.entra.challenge_timeout_minutes) {
-            return bad("entra.challenge_timeout_minutes", "5 to 43200");
-        }
+        self.entra.validate()?;
         if self.auth.allowed_audiences.is_empty() {
             return bad("auth.allowed_audiences", "at least one audience");
         }

@@ -31,6 +31,16 @@ pub fn to_pb(r: &Record) -> pb::Shipment {
         firmware_version: r.firmware.clone(),
         tracking_link: r.tracking_link.clone(),
         challenge_expires_at: r.challenge_expires_at.map(ts),
+        history: r
+            .history
+            .iter()
+            .map(|h| pb::HistoryEntry {
+                at: Some(ts(h.at)),
+                event: h.event.clone(),
+            })
+            .collect(),
+        reissues: r.reissues,
+        replaced_yubienterprise_shipment_ids: r.replaced_ye_ids.clone(),
         step: r.step.name().to_owned(),
         step_times: r
             .step_times

@@ -261,6 +261,10 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
             updated_at: t,
             admin_reason: String::new(),
             in_flight: None,
+            history: Vec::new(),
+            reissues: 0,
+            replaced_ye_ids: Vec::new(),
+            reissue_refused: false,
         };
         rec.reach(Step::Accepted, t);
         let stored = self.wf.store().create(&rec).await.map_err(Status::from)?;

@@ -133,7 +133,11 @@ pub(super) async fn creation_options(
     // 50 bytes: beta's standard base64 then always carries padding, as captured tenants do.
     let mut challenge = [0u8; 50];
     let _ = fpr_jose::util::fill_random(&mut challenge);
-    let expires = now() + app.config.challenge_lifetime_s.unwrap_or(minutes * 60);
+    let lifetime = st
+        .challenge_lifetime_s
+        .or(app.config.challenge_lifetime_s)
+        .unwrap_or(minutes * 60);
+    let expires = now() + lifetime;
     st.challenges.insert(
         fpr_webauthn::b64e(&challenge),
         Challenge {

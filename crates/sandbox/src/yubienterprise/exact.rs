@@ -189,6 +189,7 @@ pub(super) async fn delete_exact(
     let bucket = match st.shipments.get_mut(&id) {
         Some(s) => {
             s.deleted = true;
+            s.deleted_at = Some(crate::http::now());
             s.inventory_product_id
         }
         None => return not_found(),

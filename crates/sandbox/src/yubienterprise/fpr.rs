@@ -146,6 +146,7 @@ pub(super) async fn create(
             manual_state: None,
             product_data: None,
             deleted: false,
+            deleted_at: None,
             inventory_product_id: inv_id as u32,
             tracking_link: None,
         };

@@ -160,6 +160,7 @@ pub(crate) fn admin_view(app: &App, id: &str) -> Option<Value> {
     st.shipments.get(id).map(|s| {
         let mut v = fpr_view(s, state);
         v["kind"] = json!(s.kind);
+        v["created_at"] = json!(s.created_at);
         v
     })
 }

@@ -94,7 +94,10 @@ fn group_orders_are_off_by_default_and_checked_when_given() {
 "#;
     let c = Config::from_toml(&format!("{BASE}{rule}"), &env(&[])).unwrap();
     assert_eq!(
-        (c.group_orders.interval, c.group_orders.rules[0].delivery_type),
+        (
+            c.group_orders.interval,
+            c.group_orders.rules[0].delivery_type
+        ),
         (Duration::from_secs(3600), 1)
     );
     let okta = rule.replace("\"entra\"", "\"okta\"");

@@ -38,6 +38,23 @@ pub struct EntraConfig {
     /// shorter challenge lifetime is warned about at start and in GetStatus.
     #[serde(default = "default_fulfilment", with = "humantime_serde")]
     pub expected_fulfilment: Duration,
+    /// Re-issue expiring challenges (default true): a shipment whose challenge expires within
+    /// `reissue_margin` while YubiEnterprise still allows edits is canceled there and ordered
+    /// again with a new challenge (one live order at any time).
+    #[serde(default = "default_true")]
+    pub reissue_expiring: bool,
+    /// How long before its challenge expires a shipment is re-issued (default 2 days; shorter
+    /// than the challenge lifetime).
+    #[serde(default = "default_reissue_margin", with = "humantime_serde")]
+    pub reissue_margin: Duration,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_reissue_margin() -> Duration {
+    Duration::from_secs(2 * 86_400)
 }
 
 /// Okta settings.
@@ -76,7 +93,37 @@ impl EntraConfig {
             api_version: default_version(),
             challenge_timeout_minutes: default_challenge(),
             expected_fulfilment: default_fulfilment(),
+            reissue_expiring: true,
+            reissue_margin: default_reissue_margin(),
         }
+    }
+
+    /// How long before expiry challenges are re-issued, in seconds; None when off: turned
+    /// off, on v1.0 (5-minute challenges cannot outlive any order), or with a margin not
+    /// shorter than the challenge lifetime (every order would be re-issued at once; the
+    /// start-up warning says so).
+    pub fn reissue_margin_secs(&self) -> Option<i64> {
+        let margin = self.reissue_margin.as_secs();
+        let lifetime = u64::from(self.challenge_timeout_minutes) * 60;
+        (self.reissue_expiring && self.api_version == "beta" && margin < lifetime)
+            .then(|| i64::try_from(margin).unwrap_or(i64::MAX))
+    }
+
+    /// The Graph version, the challenge lifetime and the re-issue margin.
+    pub(super) fn validate(&self) -> Result<(), Error> {
+        let bad = |key: &str, reason: &str| {
+            Err(Error::Config {
+                key: key.into(),
+                reason: reason.into(),
+            })
+        };
+        if !matches!(self.api_version.as_str(), "beta" | "v1.0") {
+            return bad("entra.api_version", "beta or v1.0");
+        }
+        if !(5..=43_200).contains(&self.challenge_timeout_minutes) {
+            return bad("entra.challenge_timeout_minutes", "5 to 43200");
+        }
+        Ok(())
     }
 
     /// Why keys may ship after their challenge expired, if they may: the v1.0 API (5-minute
@@ -93,10 +140,17 @@ impl EntraConfig {
         let lifetime = u64::from(self.challenge_timeout_minutes) * 60;
         let expected = self.expected_fulfilment.as_secs();
         (lifetime < expected).then(|| {
+            let reissue = if self.reissue_margin_secs().is_some() {
+                "; orders still editable are re-issued before their challenge expires"
+            } else if self.reissue_expiring {
+                "; re-issue is off, as entra.reissue_margin is not shorter than the lifetime"
+            } else {
+                ""
+            };
             format!(
                 "ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES={} ({:.1} days) is shorter than the \
                  expected fulfilment ({:.1} days, entra.expected_fulfilment): keys that ship \
-                 later cannot be registered",
+                 later cannot be registered{reissue}",
                 self.challenge_timeout_minutes,
                 days(lifetime),
                 days(expected)

@@ -110,6 +110,19 @@ async fn events(State(hook): State<Arc<Hook>>, headers: HeaderMap, body: String)
             Ok(r) => {
                 let r = r.into_inner();
                 info!(shipment.id = %r.shipment_id, okta.event = %uuid(event), "Okta event ordered a key");
+                if let Ok(id) = ShipmentId::try_new(&r.shipment_id) {
+                    let note = provenance(&hook.cfg, event);
+                    let noted = hook.service.workflow().update(&id, |rec| {
+                        // A retried event finds its note there already.
+                        if rec.history.is_empty() {
+                            rec.note(crate::workflow::now(), note);
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = noted.await {
+                        warn!(shipment.id = %r.shipment_id, error = %e, "History not noted");
+                    }
+                }
                 if r.yubienterprise_shipment_id.is_empty() {
                     accepted.push(r.shipment_id);
                 }
@@ -144,6 +157,56 @@ fn uuid(event: &Value) -> &str {
     event["uuid"].as_str().unwrap_or_default()
 }
 
+/// An order id (`productId`, `inventoryProductId`, `customizationId`) of an event, and where it
+/// was found: the event's debug data, else the enrollment target's details.
+fn find_id(event: &Value, key: &str) -> Option<(String, &'static str)> {
+    let enrollment = event["target"].as_array().and_then(|t| {
+        t.iter()
+            .find(|x| x["type"] == "AuthenticatorEnrollment")
+            .map(|x| &x["detailEntry"])
+    });
+    [
+        (
+            event.pointer("/debugContext/debugData"),
+            "debugContext.debugData",
+        ),
+        (
+            enrollment,
+            "the AuthenticatorEnrollment target's detailEntry",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(d, from)| {
+        d?[key]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(|s| (s.to_owned(), from))
+    })
+}
+
+/// The history entry of a shipment an event ordered: the event, and where each order id came
+/// from (saying so when the configured default stood in).
+pub fn provenance(cfg: &OktaEventHookConfig, event: &Value) -> String {
+    let ids = [
+        ("productId", cfg.default_product_id.to_string()),
+        (
+            "inventoryProductId",
+            cfg.default_inventory_product_id.to_string(),
+        ),
+        ("customizationId", cfg.default_customization_id.clone()),
+    ]
+    .map(|(key, default)| match find_id(event, key) {
+        Some((v, from)) => format!("{key} {v} from {from}"),
+        None => format!("{key} {default}: the event has none, the configured default used"),
+    });
+    format!(
+        "ordered by Okta event {} ({}); {}",
+        uuid(event),
+        event["eventType"].as_str().unwrap_or_default(),
+        ids.join("; ")
+    )
+}
+
 /// The CreateShipment an event asks for, if it asks for one.
 pub fn order_for(cfg: &OktaEventHookConfig, event: &Value) -> Option<pb::CreateShipmentRequest> {
     let targets = event["target"].as_array()?;
@@ -170,13 +233,7 @@ pub fn order_for(cfg: &OktaEventHookConfig, event: &Value) -> Option<pb::CreateS
     }
     // The order's ids: the event's debug data, else the enrollment target's details, else
     // the configured defaults (decision 0013).
-    let enrollment = of_type("AuthenticatorEnrollment").map(|t| &t["detailEntry"]);
-    let pick = |key: &str| {
-        [event.pointer("/debugContext/debugData"), enrollment]
-            .into_iter()
-            .flatten()
-            .find_map(|d| d[key].as_str().filter(|s| !s.is_empty()).map(str::to_owned))
-    };
+    let pick = |key: &str| find_id(event, key).map(|(v, _)| v);
     let num = |key: &str, default: u32| pick(key).and_then(|s| s.parse().ok()).unwrap_or(default);
     Some(pb::CreateShipmentRequest {
         idempotency_key: format!("okta-event-{event_id}"),
@@ -255,6 +312,12 @@ mod tests {
             item(&order_for(&cfg(), &bare).unwrap()),
             (29, 106, "DEFLT1".into())
         );
+        let said = provenance(&cfg(), &bare);
+        assert!(
+            said.contains("customizationId DEFLT1: the event has none, the configured default"),
+            "{said}"
+        );
+        assert!(provenance(&cfg(), &debug).contains("productId 55 from debugContext.debugData"));
     }
 
     #[test]

@@ -139,7 +139,10 @@ impl Workflow {
             }
         }
         with_flow!(self, rec.idp, |f| f.cancel(&rec).await?, ());
-        self.vault.purge(&rec.id).await.map_err(Error::Vault)?;
+        self.vault
+            .purge(&rec.vault_ref())
+            .await
+            .map_err(Error::Vault)?;
         rec.state = State::Canceled;
         rec.admin_reason = reason.to_owned();
         rec.updated_at = now();

@@ -241,15 +241,20 @@ impl IdpFlow for Entra {
     }
 }
 
-/// What an admin reads when a key was programmed after its challenge expired.
-fn expired_message(rec: &Record, at: i64) -> String {
-    let when = time::OffsetDateTime::from_unix_timestamp(at)
+/// Unix seconds as RFC 3339, for people.
+pub(super) fn rfc3339(at: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(at)
         .ok()
         .and_then(|t| {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
-        .unwrap_or_else(|| at.to_string());
+        .unwrap_or_else(|| at.to_string())
+}
+
+/// What an admin reads when a key was programmed after its challenge expired.
+fn expired_message(rec: &Record, at: i64) -> String {
+    let when = rfc3339(at);
     format!(
         "key {} was programmed with a challenge that expired at {when}: Entra ID will not \
          register it. The key cannot be used; order a new one for the user (and raise \

@@ -79,7 +79,10 @@ impl Workflow {
         let mut n = 0;
         for r in self.store.all()? {
             if r.state == State::Complete && r.updated_at < cutoff {
-                self.vault.purge(&r.id).await.map_err(Error::Vault)?;
+                self.vault
+                    .purge(&r.vault_ref())
+                    .await
+                    .map_err(Error::Vault)?;
                 self.store.delete(&r.id).await?;
                 n += 1;
             }

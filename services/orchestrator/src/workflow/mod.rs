@@ -23,6 +23,7 @@ mod entra;
 mod jobs;
 mod okta;
 mod order;
+mod reissue;
 pub mod vault;
 
 use fpr_domain::model::{Idp, Record, ShipmentId, State, Step, backoff};
@@ -52,6 +53,8 @@ pub struct Settings {
     pub attestation: crate::attestation::Policy,
     /// Entra ID's challenge lifetime in minutes, and why keys may outlive it (if they may).
     pub entra_challenge: (u32, Option<String>),
+    /// Seconds before its challenge expires that an editable order is re-issued; None: off.
+    pub entra_reissue_margin: Option<i64>,
 }
 
 /// Everything the workflow talks to, and the locks that keep one shipment in one hand.
@@ -491,6 +494,10 @@ impl Workflow {
         let Some(id) = rec.ye_shipment_id.clone() else {
             return Err(Halt::Fail("internal", "no YubiEnterprise id".into()));
         };
+        if rec.replaced_ye_ids.contains(&id) {
+            // A re-issue's cancel was under way: finish it.
+            return self.reissue(rec, &id).await;
+        }
         let s = match self.yubienterprise.get_fpr_shipment(&id).await {
             Ok(s) => s,
             Err(UpstreamError::NotFound { .. }) => {
@@ -525,6 +532,9 @@ impl Workflow {
             ));
         }
         let Some(pd) = s.product_data else {
+            if self.reissue_due(rec, s.state_id) {
+                return self.reissue(rec, &id).await;
+            }
             return Err(Halt::Wait);
         };
         let Some(cred) = pd.fido_credential_responses.first().cloned() else {

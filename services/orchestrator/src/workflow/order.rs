@@ -120,14 +120,15 @@ impl Workflow {
             ));
         }
         let want = fingerprint(&rec.shipping);
-        let held: Vec<String> = self
-            .store
-            .all()
-            .map_err(Halt::Internal)?
-            .into_iter()
-            .filter(|r| r.id != rec.id)
-            .filter_map(|r| r.ye_shipment_id)
-            .collect();
+        // Orders other shipments hold, and orders canceled to be replaced (a re-issue's old
+        // order has the same recipient and address, and may still be listed).
+        let mut held: Vec<String> = rec.replaced_ye_ids.clone();
+        for r in self.store.all().map_err(Halt::Internal)? {
+            if r.id != rec.id {
+                held.extend(r.ye_shipment_id);
+                held.extend(r.replaced_ye_ids);
+            }
+        }
         let mut matches = Vec::new();
         let mut complete = false;
         let mut offset = 0u64;

@@ -114,7 +114,7 @@ impl Vault {
         creation_options_json: String,
     ) -> Result<vpb::SealRequestsResponse, VaultError> {
         let req = vpb::SealRequestsRequest {
-            shipment_ref: rec.id.clone(),
+            shipment_ref: rec.vault_ref(),
             creation_options_json,
             pin_policy: Some(vpb::PinPolicy {
                 length: rec.pin_length,
@@ -142,7 +142,7 @@ impl Vault {
         rec: &Record,
     ) -> Result<vpb::OpenCredentialResponseResponse, VaultError> {
         let req = vpb::OpenCredentialResponseRequest {
-            shipment_ref: rec.id.clone(),
+            shipment_ref: rec.vault_ref(),
             credential_response_jwe: rec.credential_response_jwe.clone().unwrap_or_default(),
         };
         self.call(|mut c| async move { c.open_credential_response(req).await })
@@ -156,7 +156,7 @@ impl Vault {
         mode: Delivery,
     ) -> Result<vpb::DeliverPinResponse, VaultError> {
         let req = vpb::DeliverPinRequest {
-            shipment_ref: rec.id.clone(),
+            shipment_ref: rec.vault_ref(),
             pin_response_jwe: rec.pin_response_jwe.clone().unwrap_or_default(),
             expected_serial: rec.serial.clone(),
             recipients: rec.pin_recipients.clone(),
