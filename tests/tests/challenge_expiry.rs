@@ -151,7 +151,10 @@ async fn an_expiring_challenge_is_reissued_while_editable_with_one_live_order_an
     process_shipments(&mut client).await;
     let s = get_shipment(&mut client, &made.shipment_id).await;
     assert_eq!(s.reissues, 1, "{s:?}");
-    assert_eq!(s.replaced_yubienterprise_shipment_ids, std::slice::from_ref(&first));
+    assert_eq!(
+        s.replaced_yubienterprise_shipment_ids,
+        std::slice::from_ref(&first)
+    );
     let second = s.yubienterprise_shipment_id.clone();
     assert!(!second.is_empty() && second != first, "{s:?}");
     assert!(

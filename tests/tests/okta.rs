@@ -358,4 +358,31 @@ async fn okta_oauth_service_app_with_private_key_jwt() {
         .unwrap()
         .into_inner();
     assert_eq!(status.settings["OKTA_AUTH"], "oauth private_key_jwt");
+
+    // A group order reads the group with a token of okta.groups.read, asked for apart (the
+    // sandbox refuses the users token there, as Okta does).
+    let other = okta_users(&stack, 2).await[1]["login"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, g, _) = stack
+        .sandbox
+        .admin(
+            Method::POST,
+            "/groups",
+            Some(json!({"idp": "okta", "name": "OAuth pilot", "members": [login, other]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let plan = client
+        .plan_group_order(pb::GroupOrderRequest {
+            idp: pb::Idp::Okta as i32,
+            group: "OAuth pilot".into(),
+            yubico_shipment_request: okta_request("oauth-g", &login).yubico_shipment_request,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((plan.to_order, plan.skipped), (1, 1), "{plan:#?}");
 }

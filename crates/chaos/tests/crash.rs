@@ -343,7 +343,10 @@ async fn a_reissue_cut_after_its_cancel_resumes_with_one_order() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert_eq!((s.reissues, s.step.as_str()), (1, "ordered"), "{s:?}");
-    assert_eq!(s.replaced_yubienterprise_shipment_ids, std::slice::from_ref(&first));
+    assert_eq!(
+        s.replaced_yubienterprise_shipment_ids,
+        std::slice::from_ref(&first)
+    );
     assert_ne!(s.yubienterprise_shipment_id, first);
     assert_eq!(orders_for(&stack, &a.mail).await, 1, "one live order");
 

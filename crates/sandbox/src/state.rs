@@ -323,6 +323,9 @@ pub struct State {
     /// Okta access tokens issued to service apps: token → (client id, expiry).
     #[serde(default)]
     pub okta_tokens: BTreeMap<String, (String, i64)>,
+    /// The scopes of each Okta access token.
+    #[serde(default)]
+    pub okta_token_scopes: BTreeMap<String, Vec<String>>,
     /// The last fulfilment's product data (for the replay fault).
     #[serde(default)]
     pub last_product_data: Option<ProductData>,

@@ -4,7 +4,7 @@
 use fpr_upstream::{Error, json, send, send_paged};
 use serde_json::Value;
 
-use super::{Client, UP, User, user_of};
+use super::{Client, GROUP_SCOPES, UP, User, user_of};
 
 /// An Okta group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,13 +32,27 @@ fn group_of(v: &Value) -> Option<Group> {
 // === impl Client ===
 
 impl Client {
+    /// `req` with the Groups API's authorization (an OAuth app's token of `okta.groups.read`).
+    async fn groups_auth(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, Error> {
+        Ok(req
+            .header(
+                "authorization",
+                self.authorization_for(GROUP_SCOPES, &self.groups_token)
+                    .await?,
+            )
+            .header("accept", "application/json"))
+    }
+
     /// `GET /api/v1/groups/{id}`; `None` when there is no such group.
     pub async fn group(&self, id: &str) -> Result<Option<Group>, Error> {
         let url = self.url(&format!("/api/v1/groups/{}", fpr_upstream::seg(id)));
         match send(
             UP,
             "GET /api/v1/groups/{id}",
-            self.auth(self.http.get(url)).await?,
+            self.groups_auth(self.http.get(url)).await?,
         )
         .await
         {
@@ -58,7 +72,7 @@ impl Client {
         let (_, b) = send(
             UP,
             "GET /api/v1/groups",
-            self.auth(self.http.get(url)).await?,
+            self.groups_auth(self.http.get(url)).await?,
         )
         .await?;
         let list: Vec<Value> = json(UP, &b)?;
@@ -88,7 +102,7 @@ impl Client {
             let (_, b, link) = send_paged(
                 UP,
                 "GET /api/v1/groups/{id}/users",
-                self.auth(self.http.get(url)).await?,
+                self.groups_auth(self.http.get(url)).await?,
             )
             .await?;
             let page: Vec<Value> = json(UP, &b)?;

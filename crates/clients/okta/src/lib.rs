@@ -117,8 +117,19 @@ pub struct Client {
     http: reqwest::Client,
     base: Url,
     auth: Auth,
-    token: tokio::sync::Mutex<Option<(secrecy::SecretString, std::time::Instant)>>,
+    token: TokenSlot,
+    /// OAuth: a token for the Groups API, asked for apart (scope `okta.groups.read`), so that
+    /// an app not granted that scope still orders; only group orders need it.
+    groups_token: TokenSlot,
 }
+
+/// A cached OAuth access token and when to ask for a new one.
+type TokenSlot = tokio::sync::Mutex<Option<(secrecy::SecretString, std::time::Instant)>>;
+
+/// The scopes of the token for everything but groups.
+const USER_SCOPES: &str = "okta.users.manage okta.users.read";
+/// The scope of the token for the Groups API.
+const GROUP_SCOPES: &str = "okta.groups.read";
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,12 +153,19 @@ impl Client {
             http: fpr_upstream::http_client(timeout)?,
             base,
             auth,
-            token: tokio::sync::Mutex::new(None),
+            token: TokenSlot::default(),
+            groups_token: TokenSlot::default(),
         })
     }
 
     /// The `Authorization` header value.
     async fn authorization(&self) -> Result<String, Error> {
+        self.authorization_for(USER_SCOPES, &self.token).await
+    }
+
+    /// The `Authorization` header value, for an OAuth app with a token of `scopes` cached in
+    /// `slot`.
+    async fn authorization_for(&self, scopes: &str, slot: &TokenSlot) -> Result<String, Error> {
         let (client_id, key, key_id) = match &self.auth {
             Auth::Ssws(t) => return Ok(format!("SSWS {}", t.read("okta.token")?.expose_secret())),
             Auth::PrivateKeyJwt {
@@ -156,7 +174,7 @@ impl Client {
                 key_id,
             } => (client_id, key, key_id),
         };
-        let mut slot = self.token.lock().await;
+        let mut slot = slot.lock().await;
         if let Some((t, _)) = slot
             .as_ref()
             .filter(|(_, until)| *until > std::time::Instant::now())
@@ -172,7 +190,7 @@ impl Client {
         )?;
         let form = [
             ("grant_type", "client_credentials"),
-            ("scope", "okta.users.manage okta.users.read"),
+            ("scope", scopes),
             (
                 "client_assertion_type",
                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",

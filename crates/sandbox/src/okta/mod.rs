@@ -108,10 +108,24 @@ async fn gate(app: &App, headers: &HeaderMap, route: &str) -> Result<RateHeaders
     let ok = if let Some(t) = auth.strip_prefix("SSWS ") {
         token_eq(t, &app.config.okta_token)
     } else if let Some(t) = auth.strip_prefix("Bearer ") {
-        app.state()
-            .okta_tokens
-            .get(t)
-            .is_some_and(|(_, exp)| *exp > now())
+        let st = app.state();
+        let live = st.okta_tokens.get(t).is_some_and(|(_, exp)| *exp > now());
+        // The Groups API takes okta.groups.read; every other route a users scope.
+        let scopes = st.okta_token_scopes.get(t).cloned().unwrap_or_default();
+        let needed: &[&str] = if route.starts_with("okta.group") {
+            &["okta.groups.read"]
+        } else {
+            &["okta.users.manage", "okta.users.read"]
+        };
+        if live && !scopes.iter().any(|s| needed.contains(&s.as_str())) {
+            return Err(with_rate(okta_error(
+                StatusCode::FORBIDDEN,
+                "E0000006",
+                "You do not have permission to perform the requested action",
+                json!([]),
+            )));
+        }
+        live
     } else {
         false
     };

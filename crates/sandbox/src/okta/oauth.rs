@@ -30,11 +30,18 @@ pub(super) async fn token(
             "Only private_key_jwt client authentication is allowed for Okta scopes.",
         );
     }
-    if !f("scope").split(' ').any(|s| s == "okta.users.manage") {
+    // The scopes a sandbox app is granted: what fpr may ask for.
+    const GRANTED: [&str; 3] = ["okta.users.manage", "okta.users.read", "okta.groups.read"];
+    let scopes: Vec<String> = f("scope")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if scopes.is_empty() || !scopes.iter().all(|s| GRANTED.contains(&s.as_str())) {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
-            "The requested scope is invalid: okta.users.manage is required.",
+            "One or more scopes are not configured for the authorization server resource.",
         );
     }
     let assertion = f("client_assertion");
@@ -77,9 +84,10 @@ pub(super) async fn token(
             b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
         )
     );
-    app.state()
-        .okta_tokens
-        .insert(token.clone(), (client, now() + 3600));
+    let mut st = app.state();
+    st.okta_tokens.insert(token.clone(), (client, now() + 3600));
+    st.okta_token_scopes.insert(token.clone(), scopes);
+    drop(st);
     json(
         StatusCode::OK,
         json!({"token_type": "Bearer", "expires_in": 3600, "access_token": token, "scope": f("scope")}),
