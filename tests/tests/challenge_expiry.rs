@@ -198,3 +198,38 @@ async fn an_expiring_challenge_is_reissued_while_editable_with_one_live_order_an
     let (_, creds, _) = stack.sandbox.admin(Method::GET, "/credentials", None).await;
     assert_eq!(creds.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_reissue_off_an_expiring_challenge_is_flagged_once_and_left() {
+    let stack = Stack::start_tweaked(
+        fpr_sandbox::Config {
+            challenge_lifetime_s: Some(30),
+            ..manual_sandbox()
+        },
+        |c| {
+            c.entra.reissue_margin = std::time::Duration::from_secs(29);
+            c.entra.reissue_expiring = false;
+        },
+    )
+    .await;
+    let mut client = stack.client().await;
+    let made = create_shipment(&mut client, "flag-1", "adele.vance@contoso.test").await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    process_shipments(&mut client).await;
+    process_shipments(&mut client).await;
+    let s = get_shipment(&mut client, &made.shipment_id).await;
+    assert_eq!(
+        (s.reissues, s.yubienterprise_shipment_id.as_str()),
+        (0, made.yubienterprise_shipment_id.as_str()),
+        "left as it is"
+    );
+    let flags: Vec<&str> = s
+        .history
+        .iter()
+        .map(|h| h.event.as_str())
+        .filter(|e| e.starts_with("not re-issued"))
+        .collect();
+    assert_eq!(flags.len(), 1, "{:?}", s.history);
+    assert!(flags[0].contains("cancel and order again"), "{flags:?}");
+    assert_eq!(live(&stack).await.len(), 1);
+}

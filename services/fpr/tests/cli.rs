@@ -635,6 +635,22 @@ fn group_order_plans_refuses_short_credits_orders_with_yes_and_a_rerun_orders_no
         json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(),
         0
     );
+    // The same for a CSV batch of two rows.
+    let csv = up.dir.path().join("two.csv");
+    std::fs::write(&csv, users_csv(&up, 2)).unwrap();
+    let mut batch = vec!["batch", csv.to_str().unwrap()];
+    batch.extend(ITEM);
+    let refused = up.fpr(&batch);
+    let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(65), "{stderr}");
+    assert!(
+        stderr.contains("inventory bucket 106") && stderr.contains("1 credits left, 2 needed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(),
+        0
+    );
 
     up.sandbox_send(
         reqwest::Method::PUT,

@@ -132,7 +132,7 @@ pub async fn build(config: &Config, vault: Channel) -> Result<ServerParts, Error
                 config.entra.challenge_timeout_minutes,
                 config.entra.challenge_warning(),
             ),
-            entra_reissue_margin: config.entra.reissue_margin_secs(),
+            entra_expiry: config.entra.expiry_margin(),
         },
     ));
     let service =

@@ -40,11 +40,12 @@ pub struct EntraConfig {
     pub expected_fulfilment: Duration,
     /// Re-issue expiring challenges (default true): a shipment whose challenge expires within
     /// `reissue_margin` while YubiEnterprise still allows edits is canceled there and ordered
-    /// again with a new challenge (one live order at any time).
+    /// again with a new challenge (one live order at any time). When false, such shipments are
+    /// flagged (history, a warning) and left as they are.
     #[serde(default = "default_true")]
     pub reissue_expiring: bool,
-    /// How long before its challenge expires a shipment is re-issued (default 2 days; shorter
-    /// than the challenge lifetime).
+    /// How long before its challenge expires a shipment counts as expiring (default 2 days;
+    /// shorter than the challenge lifetime).
     #[serde(default = "default_reissue_margin", with = "humantime_serde")]
     pub reissue_margin: Duration,
 }
@@ -98,15 +99,19 @@ impl EntraConfig {
         }
     }
 
-    /// How long before expiry challenges are re-issued, in seconds; None when off: turned
-    /// off, on v1.0 (5-minute challenges cannot outlive any order), or with a margin not
-    /// shorter than the challenge lifetime (every order would be re-issued at once; the
-    /// start-up warning says so).
-    pub fn reissue_margin_secs(&self) -> Option<i64> {
+    /// How long before expiry a challenge counts as expiring, in seconds, and whether such
+    /// orders are re-issued. None on v1.0 (5-minute challenges cannot outlive any order) or
+    /// with a margin not shorter than the challenge lifetime (every order would count as
+    /// expiring at once; the start-up warning says so).
+    pub fn expiry_margin(&self) -> Option<(i64, bool)> {
         let margin = self.reissue_margin.as_secs();
         let lifetime = u64::from(self.challenge_timeout_minutes) * 60;
-        (self.reissue_expiring && self.api_version == "beta" && margin < lifetime)
-            .then(|| i64::try_from(margin).unwrap_or(i64::MAX))
+        (self.api_version == "beta" && margin < lifetime).then(|| {
+            (
+                i64::try_from(margin).unwrap_or(i64::MAX),
+                self.reissue_expiring,
+            )
+        })
     }
 
     /// The Graph version, the challenge lifetime and the re-issue margin.
@@ -140,12 +145,15 @@ impl EntraConfig {
         let lifetime = u64::from(self.challenge_timeout_minutes) * 60;
         let expected = self.expected_fulfilment.as_secs();
         (lifetime < expected).then(|| {
-            let reissue = if self.reissue_margin_secs().is_some() {
-                "; orders still editable are re-issued before their challenge expires"
-            } else if self.reissue_expiring {
-                "; re-issue is off, as entra.reissue_margin is not shorter than the lifetime"
-            } else {
-                ""
+            let reissue = match self.expiry_margin() {
+                Some((_, true)) => {
+                    "; orders still editable are re-issued before their challenge expires"
+                }
+                Some((_, false)) => "; orders whose challenge nears expiry are flagged",
+                None => {
+                    "; expiring orders are not flagged, as entra.reissue_margin is not \
+                         shorter than the lifetime"
+                }
             };
             format!(
                 "ENTRA_FIDO_API_CHALLENGE_TIMEOUT_MINUTES={} ({:.1} days) is shorter than the \

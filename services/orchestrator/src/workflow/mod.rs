@@ -53,8 +53,9 @@ pub struct Settings {
     pub attestation: crate::attestation::Policy,
     /// Entra ID's challenge lifetime in minutes, and why keys may outlive it (if they may).
     pub entra_challenge: (u32, Option<String>),
-    /// Seconds before its challenge expires that an editable order is re-issued; None: off.
-    pub entra_reissue_margin: Option<i64>,
+    /// Seconds before its challenge expires that an editable order counts as expiring, and
+    /// whether it is then re-issued (else flagged); None: not watched.
+    pub entra_expiry: Option<(i64, bool)>,
 }
 
 /// Everything the workflow talks to, and the locks that keep one shipment in one hand.
@@ -532,10 +533,14 @@ impl Workflow {
             ));
         }
         let Some(pd) = s.product_data else {
-            if self.reissue_due(rec, s.state_id) {
-                return self.reissue(rec, &id).await;
-            }
-            return Err(Halt::Wait);
+            return match self.expiring(rec, s.state_id) {
+                Some(true) => self.reissue(rec, &id).await,
+                Some(false) => {
+                    self.flag_expiring(rec, &id);
+                    Err(Halt::Wait)
+                }
+                None => Err(Halt::Wait),
+            };
         };
         let Some(cred) = pd.fido_credential_responses.first().cloned() else {
             return Err(Halt::Fail(

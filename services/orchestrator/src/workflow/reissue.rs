@@ -12,7 +12,8 @@
 //!
 //! The old order is deleted before the new one is placed, so at any time there is at most one
 //! live order; a crash anywhere resumes at step 2 (the cancel is idempotent). Reconciliation
-//! never adopts a replaced order. At most [`MAX_REISSUES`] re-issues a shipment.
+//! never adopts a replaced order. At most [`MAX_REISSUES`] re-issues a shipment. With
+//! `entra.reissue_expiring = false` (or the re-issues spent) the shipment is only flagged.
 
 use fpr_domain::model::{Idp, Record, Step};
 use fpr_upstream::Error as UpstreamError;
@@ -27,19 +28,40 @@ pub const MAX_REISSUES: u32 = 5;
 // === impl Workflow ===
 
 impl Workflow {
-    /// Whether an order in YubiEnterprise state `state_id`, with no key programmed yet, is due
-    /// for a re-issue.
-    pub(super) fn reissue_due(&self, rec: &Record, state_id: u32) -> bool {
-        let Some(margin) = self.settings.entra_reissue_margin else {
-            return false;
-        };
-        rec.idp == Idp::Entra
+    /// Whether an order in YubiEnterprise state `state_id`, with no key programmed yet, has a
+    /// challenge expiring within the margin while still editable: Some(re-issue it), or None.
+    pub(super) fn expiring(&self, rec: &Record, state_id: u32) -> Option<bool> {
+        let (margin, reissue) = self.settings.entra_expiry?;
+        let due = rec.idp == Idp::Entra
             && state_id <= 9
-            && !rec.reissue_refused
-            && rec.reissues < MAX_REISSUES
             && rec
                 .challenge_expires_at
-                .is_some_and(|at| now() >= at.saturating_sub(margin))
+                .is_some_and(|at| now() >= at.saturating_sub(margin));
+        due.then_some(reissue && !rec.reissue_refused && rec.reissues < MAX_REISSUES)
+    }
+
+    /// With re-issue off (or spent): says once, in the history and the log, that the order's
+    /// challenge nears expiry while it can still be canceled.
+    pub(super) fn flag_expiring(&self, rec: &mut Record, order: &str) {
+        const FLAG: &str = "not re-issued: the challenge expires at";
+        let at = rfc3339(rec.challenge_expires_at.unwrap_or_default());
+        if rec
+            .history
+            .iter()
+            .any(|h| h.event.starts_with(FLAG) && h.event.contains(&at))
+        {
+            return;
+        }
+        warn!(yubienterprise.id = %order, expires = %at, "Challenge expiring while the order is editable");
+        rec.note(
+            now(),
+            format!(
+                "{FLAG} {at} and YubiEnterprise order {order} is still editable; it is not \
+                 re-issued (entra.reissue_expiring = false, or a re-issue was refused or made \
+                 too often): a key made after that time cannot be registered, so cancel and \
+                 order again, or ask Yubico to expedite"
+            ),
+        );
     }
 
     /// Cancels order `old` and sends the shipment back to `accepted` (see the module).
