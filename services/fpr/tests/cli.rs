@@ -615,6 +615,10 @@ fn group_order_plans_refuses_short_credits_orders_with_yes_and_a_rerun_orders_no
     );
     assert!(plan.contains("has a YubiKey passkey"), "{plan}");
     assert!(plan.contains("street_line1"), "{plan}");
+    assert!(
+        plan.contains("shipping data found: Dedham, 02026 US"),
+        "{plan}"
+    );
     assert!(plan.contains("dry run: nothing ordered"), "{plan}");
     assert_eq!(
         json(&up.fpr(&["list", "--json"])).as_array().unwrap().len(),

@@ -311,7 +311,15 @@ async fn decide(
     }
     if missing.is_empty() {
         out.decision = pb::GroupMemberDecision::Order as i32;
-        out.reason = "no key and no open shipment".into();
+        let a = order
+            .yubico_shipment_request
+            .as_ref()
+            .and_then(|y| y.mailing_address.clone())
+            .unwrap_or_default();
+        out.reason = format!(
+            "no key and no open shipment; shipping data found: {}, {} {}",
+            a.city, a.postal_code, a.country_code_2
+        );
         out.request = Some(order);
     } else {
         out.decision = pb::GroupMemberDecision::MissingData as i32;
