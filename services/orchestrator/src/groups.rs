@@ -91,11 +91,15 @@ async fn members(
     match idp {
         pb::Idp::Entra => {
             let graph = wf.entra();
-            let found = if looks_like_id(idp, group) {
+            // An id first when it looks like one; a name otherwise, or when no group has that id.
+            let mut found: Vec<_> = if looks_like_id(idp, group) {
                 graph.group(group).await?.into_iter().collect()
             } else {
-                graph.groups_named(group).await?
+                Vec::new()
             };
+            if found.is_empty() {
+                found = graph.groups_named(group).await?;
+            }
             let (id, name) = pick(found.into_iter().map(|g| (g.id, g.name)).collect())?;
             let list = graph.group_members(&id).await?;
             let members = list
@@ -114,11 +118,14 @@ async fn members(
             let Some(okta) = wf.okta() else {
                 return Err(invalid("idp", "Okta is not configured on this fpr"));
             };
-            let found = if looks_like_id(idp, group) {
+            let mut found: Vec<_> = if looks_like_id(idp, group) {
                 okta.group(group).await?.into_iter().collect()
             } else {
-                okta.groups_named(group).await?
+                Vec::new()
             };
+            if found.is_empty() {
+                found = okta.groups_named(group).await?;
+            }
             let (id, name) = pick(found.into_iter().map(|g| (g.id, g.name)).collect())?;
             let list = okta.group_members(&id).await?;
             let members = list
@@ -490,8 +497,10 @@ pub async fn standing(svc: &ShipmentService, s: &Standing) {
     if !s.cfg.enabled {
         return;
     }
-    // Held for the whole run: a second processing run meanwhile finds it ran just now.
-    let mut last = s.last.lock().await;
+    // Held for the whole run: a processing run meanwhile goes on without the rules.
+    let Ok(mut last) = s.last.try_lock() else {
+        return;
+    };
     if last.is_some_and(|t| t.elapsed() < s.cfg.interval) {
         return;
     }
