@@ -120,12 +120,14 @@ async fn live(stack: &Stack) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expiring_challenge_is_reissued_while_editable_with_one_live_order_and_completes() {
+    // Due 10 s after the challenge is fetched: time enough for the first run to find it not
+    // due yet, even on a loaded machine.
     let stack = Stack::start_tweaked(
         fpr_sandbox::Config {
-            challenge_lifetime_s: Some(30),
+            challenge_lifetime_s: Some(60),
             ..manual_sandbox()
         },
-        |c| c.entra.reissue_margin = std::time::Duration::from_secs(25),
+        |c| c.entra.reissue_margin = std::time::Duration::from_secs(50),
     )
     .await;
     let mut client = stack.client().await;
@@ -145,7 +147,7 @@ async fn an_expiring_challenge_is_reissued_while_editable_with_one_live_order_an
 
     // Within it, while YubiEnterprise allows edits: canceled there, ordered again.
     tokio::time::sleep(std::time::Duration::from_secs(
-        u64::try_from(first_expiry - 25 - now() + 1).unwrap_or(0),
+        u64::try_from(first_expiry - 50 - now() + 1).unwrap_or(0),
     ))
     .await;
     process_shipments(&mut client).await;

@@ -297,7 +297,8 @@ async fn okta_activate_and_send_pin_across_crashes() {
 async fn a_reissue_cut_after_its_cancel_resumes_with_one_order() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let margin = |c: &mut fpr_orchestrator::config::Config| {
-        c.entra.reissue_margin = Duration::from_secs(25);
+        // Due 10 s after the challenge is fetched: after the armed orchestrator is up.
+        c.entra.reissue_margin = Duration::from_secs(50);
     };
     let stack = fpr_chaos::start_in(exe(), Clock::Manual, 12, None, &margin)
         .await
@@ -306,7 +307,7 @@ async fn a_reissue_cut_after_its_cancel_resumes_with_one_order() {
         .admin(
             Method::PUT,
             "/entra/challenge-lifetime",
-            Some(json!({"seconds": 30})),
+            Some(json!({"seconds": 60})),
         )
         .await
         .unwrap();
