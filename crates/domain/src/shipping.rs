@@ -245,6 +245,34 @@ pub fn fill_from_profile(
     used
 }
 
+/// An order of one key whose recipient and address are left for a profile to fill (an Okta
+/// event, a group order), and the PIN Yubico generates with `pin_length` digits (0: 8).
+pub fn one_key(
+    delivery_type: u32,
+    item: (u32, u32, String),
+    pin_length: u32,
+) -> (pb::YubicoShipmentRequest, pb::PinRequest) {
+    let (product_id, inventory_product_id, customization_id) = item;
+    (
+        pb::YubicoShipmentRequest {
+            delivery_type,
+            recipient: None,
+            mailing_address: None,
+            shipment_items: vec![pb::ShipmentItem {
+                product_id,
+                inventory_product_id,
+                product_quantity: 1,
+                customization_id,
+            }],
+        },
+        pb::PinRequest {
+            r#type: "generate".into(),
+            length: if pin_length == 0 { 8 } else { pin_length },
+            force_change: false,
+        },
+    )
+}
+
 /// YubiEnterprise's nested FPR body (without the request JWEs) for a request: what a record
 /// stores as its shipping data.
 pub fn to_fpr_body(y: &pb::YubicoShipmentRequest) -> Value {

@@ -461,28 +461,23 @@ impl Standing {
 
 /// The request a standing rule makes.
 fn rule_request(r: &crate::config::GroupRule) -> pb::GroupOrderRequest {
+    let (shipping, pin) = shipping::one_key(
+        r.delivery_type,
+        (
+            r.product_id,
+            r.inventory_product_id,
+            r.customization_id.clone(),
+        ),
+        r.pin_length,
+    );
     pb::GroupOrderRequest {
         idp: match r.idp {
             crate::config::RestIdp::Entra => pb::Idp::Entra,
             crate::config::RestIdp::Okta => pb::Idp::Okta,
         } as i32,
         group: r.group.clone(),
-        yubico_shipment_request: Some(pb::YubicoShipmentRequest {
-            delivery_type: r.delivery_type,
-            recipient: None,
-            mailing_address: None,
-            shipment_items: vec![pb::ShipmentItem {
-                product_id: r.product_id,
-                inventory_product_id: r.inventory_product_id,
-                product_quantity: 1,
-                customization_id: r.customization_id.clone(),
-            }],
-        }),
-        pin_request: Some(pb::PinRequest {
-            r#type: "generate".into(),
-            length: r.pin_length,
-            force_change: false,
-        }),
+        yubico_shipment_request: Some(shipping),
+        pin_request: Some(pin),
         enrollment_contacts: (!r.emails_to.is_empty()).then(|| pb::EnrollmentContacts {
             emails_to: r.emails_to.clone(),
         }),

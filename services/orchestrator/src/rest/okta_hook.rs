@@ -235,28 +235,22 @@ pub fn order_for(cfg: &OktaEventHookConfig, event: &Value) -> Option<pb::CreateS
     // the configured defaults (decision 0013).
     let pick = |key: &str| find_id(event, key).map(|(v, _)| v);
     let num = |key: &str, default: u32| pick(key).and_then(|s| s.parse().ok()).unwrap_or(default);
+    let (shipping, pin) = fpr_domain::shipping::one_key(
+        1,
+        (
+            num("productId", cfg.default_product_id),
+            num("inventoryProductId", cfg.default_inventory_product_id),
+            pick("customizationId").unwrap_or_else(|| cfg.default_customization_id.clone()),
+        ),
+        8,
+    );
     Some(pb::CreateShipmentRequest {
         idempotency_key: format!("okta-event-{event_id}"),
         idp: pb::Idp::Okta as i32,
         user_id: user,
-        pin_request: Some(pb::PinRequest {
-            r#type: "generate".into(),
-            length: 8,
-            force_change: false,
-        }),
+        pin_request: Some(pin),
         enrollment_contacts: None,
-        yubico_shipment_request: Some(pb::YubicoShipmentRequest {
-            delivery_type: 1,
-            recipient: None,
-            mailing_address: None,
-            shipment_items: vec![pb::ShipmentItem {
-                product_id: num("productId", cfg.default_product_id),
-                inventory_product_id: num("inventoryProductId", cfg.default_inventory_product_id),
-                product_quantity: 1,
-                customization_id: pick("customizationId")
-                    .unwrap_or_else(|| cfg.default_customization_id.clone()),
-            }],
-        }),
+        yubico_shipment_request: Some(shipping),
         validate_only: false,
         accept_only: true,
     })
