@@ -143,31 +143,59 @@ pub trait Tree: Send + Sync {
     /// Makes every earlier write durable. Blocks for a disk flush: async code calls
     /// [`durable`]. Concurrent callers may share one flush (group commit).
     fn flush(&self) -> Result<()>;
-}
-
-/// [`Tree::flush`] for async code: on a blocking thread, so that the runtime's threads keep
-/// serving while the disk syncs (and concurrent callers share one flush).
-pub async fn durable(tree: Arc<dyn Tree>) -> Result<()> {
-    write_durably(tree, |_| Ok(())).await
-}
-
-/// `write` to `tree`, then [`Tree::flush`], for async code: both on a blocking thread, since a
-/// write may wait for the store's one writer, which a flush holds while the disk syncs. An
-/// error of `write` returns before the flush.
-pub async fn write_durably<T: Send + 'static>(
-    tree: Arc<dyn Tree>,
-    write: impl FnOnce(&dyn Tree) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    match tokio::task::spawn_blocking(move || {
-        let out = write(&*tree)?;
-        tree.flush()?;
-        Ok(out)
-    })
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => Err(Error::Engine(format!("the store's thread failed: {e}"))),
+    /// Applies `write` and makes it durable, then calls `done` with the outcome, maybe on
+    /// another thread. The default does both on the caller's thread (it blocks); an engine
+    /// that [queues writes](Tree::queues_writes) answers from its writer instead, many writes
+    /// to one commit.
+    fn write_then(&self, write: Write, done: Box<dyn FnOnce(Result<()>) + Send>) {
+        let r = match write {
+            Write::Apply(b) => self.apply(b),
+            Write::ApplyIfAbsent { guard, batch } => self.apply_if_absent(&guard, batch),
+        };
+        done(r.and_then(|()| self.flush()));
     }
+    /// True when [`Tree::write_then`] only queues the write (it never blocks the caller).
+    fn queues_writes(&self) -> bool {
+        false
+    }
+}
+
+/// A write for [`Tree::write_then`] and [`write_durably`].
+#[derive(Debug)]
+pub enum Write {
+    /// [`Tree::apply`].
+    Apply(Batch),
+    /// [`Tree::apply_if_absent`].
+    ApplyIfAbsent {
+        /// The key that must have no value.
+        guard: Vec<u8>,
+        /// The writes.
+        batch: Batch,
+    },
+}
+
+/// [`Tree::flush`] for async code: every write made so far durable, without blocking the
+/// runtime's threads.
+pub async fn durable(tree: Arc<dyn Tree>) -> Result<()> {
+    write_durably(tree, Write::Apply(Batch::default())).await
+}
+
+/// `write` to `tree`, durable when this returns, for async code. An engine that queues writes
+/// commits it with the others waiting (one transaction and one sync for all of them, each
+/// caller answered once its own write is on disk); otherwise the write and its flush run on a
+/// blocking thread, since both may wait for the disk.
+pub async fn write_durably(tree: Arc<dyn Tree>, write: Write) -> Result<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let done: Box<dyn FnOnce(Result<()>) + Send> = Box::new(move |r| {
+        let _ = tx.send(r);
+    });
+    if tree.queues_writes() {
+        tree.write_then(write, done);
+    } else {
+        tokio::task::spawn_blocking(move || tree.write_then(write, done));
+    }
+    rx.await
+        .unwrap_or_else(|_| Err(Error::Engine("the store's writer stopped".into())))
 }
 
 /// A store of named trees.

@@ -6,6 +6,11 @@
 //! concurrent flushes share one ([`GroupFlush`]). A crash loses only writes no flush has
 //! answered, and redb's commit protocol never leaves a torn one behind.
 //!
+//! Durable writes from async code ([`Tree::write_then`]) go to the store's writer thread
+//! instead: it takes every write waiting, applies them in order in one transaction, commits it
+//! with a sync, and only then answers each. One transaction and one sync for a group, instead
+//! of a transaction, a thread hand-off and a share of a sync for each write.
+//!
 //! redb rewrites pages in place once no reader needs their old version, so the file stays
 //! near the size of the live data, unlike sled's log, which keeps every rewritten version
 //! until its segments are cleaned (the orchestrator rewrites a record at each step).
@@ -15,7 +20,7 @@ use std::sync::Arc;
 
 use redb::{Durability, ReadableDatabase as _, ReadableTable as _, TableDefinition};
 
-use crate::{Batch, Entry, Error, GroupFlush, Result, Store, Tree};
+use crate::{Batch, Entry, Error, GroupFlush, Result, Store, Tree, Write};
 
 /// Options of a [`RedbStore`].
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +43,123 @@ pub struct RedbStore {
     db: Arc<Shared>,
     path: PathBuf,
     group: Arc<GroupFlush<Arc<Shared>>>,
+    writer: Arc<Writer>,
+}
+
+/// A write queued for the writer thread: the table, the write, and whom to answer.
+struct Job {
+    table: String,
+    write: Write,
+    done: Box<dyn FnOnce(Result<()>) + Send>,
+}
+
+/// Writes at most this many queued writes in one transaction.
+const MAX_GROUP: usize = 512;
+
+/// The writer thread and its queue. Dropping the last handle closes the queue and waits for
+/// the thread, so that the database is closed when the store is.
+struct Writer {
+    queue: Option<std::sync::mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(db: Arc<Shared>) -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("fpr-store-writer".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut jobs = vec![first];
+                    while jobs.len() < MAX_GROUP {
+                        match rx.try_recv() {
+                            Ok(j) => jobs.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    commit_group(&db, jobs);
+                }
+            })
+            .map_err(Error::Disk)?;
+        Ok(Self {
+            queue: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, job: Job) {
+        let refused = match &self.queue {
+            Some(q) => q.send(job).err().map(|e| e.0),
+            None => Some(job),
+        };
+        if let Some(job) = refused {
+            (job.done)(Err(Error::Engine("the store's writer stopped".into())));
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Applies `jobs` in order in one transaction and commits it with a sync; then answers each:
+/// its own outcome ([`Error::Conflict`] for a guard found set, which writes nothing of that
+/// job) once the commit is durable, or the commit's failure.
+fn commit_group(s: &Shared, jobs: Vec<Job>) {
+    let mut outcomes: Vec<Result<()>> = Vec::with_capacity(jobs.len());
+    let committed = (|| {
+        let mut tx = s.db.begin_write().map_err(|e| s.err(e))?;
+        tx.set_durability(Durability::Immediate)
+            .map_err(|e| s.err(e))?;
+        for job in &jobs {
+            let mut t = tx
+                .open_table(Table::new(&job.table))
+                .map_err(|e| s.err(e))?;
+            let outcome = match &job.write {
+                Write::Apply(b) => put_ops(s, &mut t, b),
+                Write::ApplyIfAbsent { guard, batch } => {
+                    if t.get(guard.as_slice()).map_err(|e| s.err(e))?.is_some() {
+                        Err(Error::Conflict)
+                    } else {
+                        put_ops(s, &mut t, batch)
+                    }
+                }
+            };
+            match outcome {
+                Err(Error::Conflict) => outcomes.push(Err(Error::Conflict)),
+                // A failed insert leaves the transaction unusable: the whole group fails.
+                Err(e) => return Err(e),
+                Ok(()) => outcomes.push(Ok(())),
+            }
+        }
+        tx.commit().map_err(|e| s.err(e))
+    })();
+    match committed {
+        Ok(()) => {
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                (job.done)(outcome);
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            let kind = match &e {
+                Error::Disk(io) => Some(io.kind()),
+                _ => None,
+            };
+            for job in jobs {
+                let e = match kind {
+                    Some(k) => Error::Disk(std::io::Error::new(k, message.clone())),
+                    None => Error::Engine(message.clone()),
+                };
+                (job.done)(Err(e));
+            }
+        }
+    }
 }
 
 /// The database, and the kind of the last I/O error it met: after one, redb refuses every
@@ -113,11 +235,13 @@ impl RedbStore {
                 },
                 other => other,
             })?;
+        let db = Arc::new(Shared {
+            db,
+            last_io: std::sync::Mutex::new(None),
+        });
         Ok(Self {
-            db: Arc::new(Shared {
-                db,
-                last_io: std::sync::Mutex::new(None),
-            }),
+            writer: Arc::new(Writer::start(db.clone())?),
+            db,
             path: path.to_owned(),
             group: Arc::new(GroupFlush::new(sync)),
         })
@@ -135,6 +259,7 @@ impl Store for RedbStore {
             db: self.db.clone(),
             name: name.to_owned(),
             group: self.group.clone(),
+            writer: self.writer.clone(),
         }))
     }
 
@@ -147,6 +272,7 @@ struct RedbTree {
     db: Arc<Shared>,
     name: String,
     group: Arc<GroupFlush<Arc<Shared>>>,
+    writer: Arc<Writer>,
 }
 
 // === impl RedbTree ===
@@ -185,8 +311,8 @@ impl RedbTree {
     }
 }
 
-fn put_all(s: &Shared, t: &mut redb::Table<&[u8], &[u8]>, batch: Batch) -> Result<()> {
-    for (k, v) in batch.ops {
+fn put_ops(s: &Shared, t: &mut redb::Table<&[u8], &[u8]>, batch: &Batch) -> Result<()> {
+    for (k, v) in &batch.ops {
         match v {
             Some(v) => t.insert(k.as_slice(), v.as_slice()).map_err(|e| s.err(e))?,
             None => t.remove(k.as_slice()).map_err(|e| s.err(e))?,
@@ -205,7 +331,7 @@ impl Tree for RedbTree {
     }
 
     fn apply(&self, batch: Batch) -> Result<()> {
-        self.write(|t| put_all(&self.db, t, batch))
+        self.write(|t| put_ops(&self.db, t, &batch))
     }
 
     fn compare_and_swap(
@@ -235,7 +361,7 @@ impl Tree for RedbTree {
             if t.get(guard).map_err(|e| self.db.err(e))?.is_some() {
                 return Err(Error::Conflict);
             }
-            put_all(&self.db, t, batch)
+            put_ops(&self.db, t, &batch)
         })
     }
 
@@ -257,6 +383,18 @@ impl Tree for RedbTree {
     fn flush(&self) -> Result<()> {
         self.group.flush(&self.db)
     }
+
+    fn write_then(&self, write: Write, done: Box<dyn FnOnce(Result<()>) + Send>) {
+        self.writer.send(Job {
+            table: self.name.clone(),
+            write,
+            done,
+        });
+    }
+
+    fn queues_writes(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -273,5 +411,53 @@ mod tests {
         }
         let store = RedbStore::open(&path, RedbOptions::default()).unwrap();
         crate::tests::check_reopened(&store);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_writes_commit_together_keep_their_guards_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let store = RedbStore::open(&path, RedbOptions::default()).unwrap();
+            let t = store.tree("t").unwrap();
+            assert!(t.queues_writes());
+            let mut calls = Vec::new();
+            for i in 0..200u32 {
+                let t = t.clone();
+                calls.push(tokio::spawn(async move {
+                    let mut b = Batch::default();
+                    b.insert(format!("k{i:03}").as_bytes(), &i.to_be_bytes());
+                    // Every other call races for one guard: exactly one of them wins.
+                    let w = if i % 2 == 0 {
+                        b.insert(b"guard", &i.to_be_bytes());
+                        Write::ApplyIfAbsent {
+                            guard: b"guard".to_vec(),
+                            batch: b,
+                        }
+                    } else {
+                        Write::Apply(b)
+                    };
+                    crate::write_durably(t, w).await
+                }));
+            }
+            let mut conflicts = 0;
+            for c in calls {
+                match c.await.unwrap() {
+                    Ok(()) => {}
+                    Err(Error::Conflict) => conflicts += 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(conflicts, 99);
+            crate::durable(t).await.unwrap();
+        }
+        // The writer thread is gone with the store: the file opens again at once.
+        let store = RedbStore::open(&path, RedbOptions::default()).unwrap();
+        let t = store.tree("t").unwrap();
+        let keys = t.scan_prefix(b"k").unwrap();
+        // The odd calls and the one even call that won.
+        assert_eq!(keys.len(), 101);
+        let winner = u32::from_be_bytes(t.get(b"guard").unwrap().unwrap().try_into().unwrap());
+        assert!(t.get(format!("k{winner:03}").as_bytes()).unwrap().is_some());
     }
 }
