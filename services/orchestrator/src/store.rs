@@ -337,8 +337,14 @@ impl Shipments {
         let mut b = Batch::default();
         b.insert(&idem, rec.id.as_bytes());
         write(&*self.tree, &mut b, rec)?;
-        match fpr_store::write_durably(self.tree.clone(), move |t| t.apply_if_absent(&idem, b))
-            .await
+        match fpr_store::write_durably(
+            self.tree.clone(),
+            fpr_store::Write::ApplyIfAbsent {
+                guard: idem,
+                batch: b,
+            },
+        )
+        .await
         {
             Ok(()) => Ok(rec.id.clone()),
             Err(fpr_store::Error::Conflict) => self
@@ -352,7 +358,7 @@ impl Shipments {
     pub async fn put(&self, rec: &Record) -> Result<(), Error> {
         let mut b = Batch::default();
         write(&*self.tree, &mut b, rec)?;
-        fpr_store::write_durably(self.tree.clone(), move |t| t.apply(b)).await?;
+        fpr_store::write_durably(self.tree.clone(), fpr_store::Write::Apply(b)).await?;
         Ok(())
     }
 
@@ -373,7 +379,7 @@ impl Shipments {
         b.remove(&pin_key(id));
         b.remove(&bulk_key(id));
         b.remove(&due_key(id));
-        fpr_store::write_durably(self.tree.clone(), move |t| t.apply(b)).await?;
+        fpr_store::write_durably(self.tree.clone(), fpr_store::Write::Apply(b)).await?;
         Ok(())
     }
 
