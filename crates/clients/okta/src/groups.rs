@@ -1,7 +1,7 @@
 //! Groups: find one by id or name, and list its members page by page (the `Link: rel="next"`
 //! header, as Okta pages every list).
 
-use fpr_upstream::{Error, json, send, send_paged};
+use fpr_upstream::{Error, json};
 use serde_json::Value;
 
 use super::{Client, GROUP_SCOPES, UP, User, user_of};
@@ -49,12 +49,12 @@ impl Client {
     /// `GET /api/v1/groups/{id}`; `None` when there is no such group.
     pub async fn group(&self, id: &str) -> Result<Option<Group>, Error> {
         let url = self.url(&format!("/api/v1/groups/{}", fpr_upstream::seg(id)));
-        match send(
-            UP,
-            "GET /api/v1/groups/{id}",
-            self.groups_auth(self.http.get(url)).await?,
-        )
-        .await
+        match self
+            .send(
+                "GET /api/v1/groups/{id}",
+                self.groups_auth(self.http.get(url)).await?,
+            )
+            .await
         {
             Ok((_, b)) => Ok(group_of(&json::<Value>(UP, &b)?)),
             Err(Error::NotFound { .. }) => Ok(None),
@@ -69,12 +69,12 @@ impl Client {
             "/api/v1/groups?q={}&limit=200",
             fpr_upstream::seg(name)
         ));
-        let (_, b) = send(
-            UP,
-            "GET /api/v1/groups",
-            self.groups_auth(self.http.get(url)).await?,
-        )
-        .await?;
+        let (_, b) = self
+            .send(
+                "GET /api/v1/groups",
+                self.groups_auth(self.http.get(url)).await?,
+            )
+            .await?;
         let list: Vec<Value> = json(UP, &b)?;
         Ok(list
             .iter()
@@ -99,7 +99,8 @@ impl Client {
                     reason: "the next page's link points away from the Okta org".into(),
                 });
             }
-            let (_, b, link) = send_paged(
+            let (_, b, link) = fpr_upstream::send_paced(
+                Some(&self.pacer),
                 UP,
                 "GET /api/v1/groups/{id}/users",
                 self.groups_auth(self.http.get(url)).await?,

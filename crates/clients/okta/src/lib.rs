@@ -121,6 +121,8 @@ pub struct Client {
     /// OAuth: a token for the Groups API, asked for apart (scope `okta.groups.read`), so that
     /// an app not granted that scope still orders; only group orders need it.
     groups_token: TokenSlot,
+    /// Okta's rate limit, as its answers announce it.
+    pacer: fpr_upstream::Pacer,
 }
 
 /// A cached OAuth access token and when to ask for a new one.
@@ -155,6 +157,7 @@ impl Client {
             auth,
             token: TokenSlot::default(),
             groups_token: TokenSlot::default(),
+            pacer: fpr_upstream::Pacer::default(),
         })
     }
 
@@ -234,9 +237,19 @@ impl Client {
             .header("accept", "application/json"))
     }
 
+    /// Sends a request to the org, within its rate limit.
+    async fn send(
+        &self,
+        route: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<u8>), Error> {
+        fpr_upstream::send_paced(Some(&self.pacer), UP, route, req)
+            .await
+            .map(|(status, body, _)| (status, body))
+    }
+
     async fn post(&self, route: &'static str, path: &str, body: &Value) -> Result<Vec<u8>, Error> {
-        send(
-            UP,
+        self.send(
             route,
             self.auth(self.http.post(self.url(path)).json(body)).await?,
         )
@@ -247,13 +260,13 @@ impl Client {
     /// `GET /api/v1/users/{id|login}`.
     pub async fn user(&self, id: &str) -> Result<User, Error> {
         let enc = fpr_upstream::seg(id);
-        let (_, b) = send(
-            UP,
-            "GET /api/v1/users/{id}",
-            self.auth(self.http.get(self.url(&format!("/api/v1/users/{enc}"))))
-                .await?,
-        )
-        .await?;
+        let (_, b) = self
+            .send(
+                "GET /api/v1/users/{id}",
+                self.auth(self.http.get(self.url(&format!("/api/v1/users/{enc}"))))
+                    .await?,
+            )
+            .await?;
         user_of(&json(UP, &b)?)
     }
 
@@ -333,16 +346,16 @@ impl Client {
     /// `GET /users/{userId}/enrollments`: the user's preregistration factors. Status strings
     /// outside Okta's enum (`FULFILLMENT_ERRORED`) are kept as they are.
     pub async fn enrollments(&self, user_id: &str) -> Result<Vec<Factor>, Error> {
-        let (_, b) = send(
-            UP,
-            "GET /webauthn-registration/api/v1/users/{id}/enrollments",
-            self.auth(
-                self.http
-                    .get(self.url(&format!("{PRE}/users/{}/enrollments", seg(user_id)))),
+        let (_, b) = self
+            .send(
+                "GET /webauthn-registration/api/v1/users/{id}/enrollments",
+                self.auth(
+                    self.http
+                        .get(self.url(&format!("{PRE}/users/{}/enrollments", seg(user_id)))),
+                )
+                .await?,
             )
-            .await?,
-        )
-        .await?;
+            .await?;
         let v: Vec<Value> = json(UP, &b)?;
         Ok(v.iter()
             .map(|e| {
@@ -368,17 +381,17 @@ impl Client {
 
     /// Deletes an enrollment (404 counts as done).
     pub async fn delete_enrollment(&self, user_id: &str, enrollment_id: &str) -> Result<(), Error> {
-        match send(
-            UP,
-            "DELETE /webauthn-registration/api/v1/users/{id}/enrollments/{id}",
-            self.auth(self.http.delete(self.url(&format!(
-                "{PRE}/users/{}/enrollments/{}",
-                seg(user_id),
-                seg(enrollment_id)
-            ))))
-            .await?,
-        )
-        .await
+        match self
+            .send(
+                "DELETE /webauthn-registration/api/v1/users/{id}/enrollments/{id}",
+                self.auth(self.http.delete(self.url(&format!(
+                    "{PRE}/users/{}/enrollments/{}",
+                    seg(user_id),
+                    seg(enrollment_id)
+                ))))
+                .await?,
+            )
+            .await
         {
             Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
@@ -387,8 +400,7 @@ impl Client {
 
     /// Marks an enrollment's fulfilment as failed.
     pub async fn mark_error(&self, user_id: &str, enrollment_id: &str) -> Result<(), Error> {
-        send(
-            UP,
+        self.send(
             "POST /webauthn-registration/api/v1/users/{id}/enrollments/{id}/mark-error",
             self.auth(self.http.post(self.url(&format!(
                 "{PRE}/users/{}/enrollments/{}/mark-error",

@@ -227,9 +227,23 @@ pub async fn send_paged(
     route: &'static str,
     req: reqwest::RequestBuilder,
 ) -> Result<(u16, Vec<u8>, Option<String>), Error> {
+    send_paced(None, upstream, route, req).await
+}
+
+/// [`send_paged`], first waiting for `pacer` to admit the call and then telling it the
+/// rate-limit headers of the answer.
+pub async fn send_paced(
+    pacer: Option<&Pacer>,
+    upstream: &'static str,
+    route: &'static str,
+    req: reqwest::RequestBuilder,
+) -> Result<(u16, Vec<u8>, Option<String>), Error> {
     use tracing::Instrument as _;
+    if let Some(p) = pacer {
+        p.admit().await;
+    }
     let started = std::time::Instant::now();
-    let result = send_timed(upstream, req)
+    let result = send_timed(upstream, req, pacer)
         .instrument(tracing::info_span!("upstream", upstream, route))
         .await;
     let status = status_label(&result);
@@ -245,6 +259,88 @@ pub async fn send_paged(
             .record(*wait as f64);
     }
     result
+}
+
+/// Keeps a client within the rate limit an upstream announces on its answers (Okta's
+/// `X-Rate-Limit-Remaining` and `X-Rate-Limit-Reset`): once the window's calls are spent,
+/// callers wait for the window to reset instead of drawing 429s, which cost a retry after a
+/// backoff and which Okta reports to the org's admins. One window per client, whichever route
+/// it came from: conservative where the upstream counts routes apart.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    window: std::sync::Mutex<Window>,
+}
+
+/// The last window an upstream announced: when it resets (UTC epoch seconds) and the calls
+/// left in it, less the calls admitted since.
+#[derive(Debug, Default)]
+struct Window {
+    reset: i64,
+    remaining: Option<i64>,
+}
+
+// === impl Pacer ===
+
+impl Pacer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits until the current window has a call left (or has reset), then counts the call.
+    pub async fn admit(&self) {
+        loop {
+            let wait = {
+                let mut w = self.lock();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let reset = std::time::Duration::from_secs(u64::try_from(w.reset).unwrap_or(0));
+                match &mut w.remaining {
+                    Some(left) if *left <= 0 && now < reset => Some(reset - now),
+                    Some(left) => {
+                        *left -= 1;
+                        None
+                    }
+                    None => None,
+                }
+            };
+            match wait {
+                Some(d) => {
+                    let cap = std::time::Duration::from_secs(MAX_RETRY_AFTER_SECS as u64);
+                    tokio::time::sleep(d.min(cap)).await;
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Takes the window announced by an answer's headers at `now` (UTC epoch seconds).
+    pub fn observe(&self, headers: &reqwest::header::HeaderMap, now: i64) {
+        let num = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
+        let (Some(remaining), Some(reset)) =
+            (num("x-rate-limit-remaining"), num("x-rate-limit-reset"))
+        else {
+            return;
+        };
+        let reset = reset.min(now.saturating_add(MAX_RETRY_AFTER_SECS));
+        let mut w = self.lock();
+        if reset > w.reset {
+            *w = Window {
+                reset,
+                remaining: Some(remaining),
+            };
+        } else if reset == w.reset {
+            // Answers arrive out of order: the lowest count of a window is the latest.
+            w.remaining = Some(w.remaining.map_or(remaining, |r| r.min(remaining)));
+        }
+    }
 }
 
 /// The `rel="next"` target of `Link` headers (RFC 8288), if any.
@@ -291,6 +387,7 @@ fn status_label(result: &Result<(u16, Vec<u8>, Option<String>), Error>) -> Strin
 async fn send_timed(
     upstream: &'static str,
     req: reqwest::RequestBuilder,
+    pacer: Option<&Pacer>,
 ) -> Result<(u16, Vec<u8>, Option<String>), Error> {
     let resp = req.send().await.map_err(|e| {
         let maybe_applied = !e.is_connect();
@@ -310,6 +407,9 @@ async fn send_timed(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let retry_after = retry_after_of(resp.headers(), now);
+    if let Some(p) = pacer {
+        p.observe(resp.headers(), now);
+    }
     let next = next_link(resp.headers());
     let body = read_capped(upstream, resp).await?;
     if (200..300).contains(&status) {
@@ -486,6 +586,39 @@ pub async fn fetch_capped(client: &reqwest::Client, url: url::Url) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rate(remaining: i64, reset: i64) -> reqwest::header::HeaderMap {
+        let mut m = reqwest::header::HeaderMap::new();
+        m.insert("x-rate-limit-remaining", remaining.into());
+        m.insert("x-rate-limit-reset", reset.into());
+        m
+    }
+
+    fn epoch() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+
+    #[tokio::test]
+    async fn the_pacer_admits_what_the_window_has_left_then_waits_for_its_reset() {
+        let p = Pacer::default();
+        let quick = std::time::Duration::from_millis(200);
+        // Nothing announced yet: calls go.
+        assert!(tokio::time::timeout(quick, p.admit()).await.is_ok());
+        let now = epoch();
+        p.observe(&rate(2, now + 3), now);
+        // A later answer of the same window, read earlier, does not raise the count.
+        p.observe(&rate(5, now + 3), now);
+        assert!(tokio::time::timeout(quick, p.admit()).await.is_ok());
+        assert!(tokio::time::timeout(quick, p.admit()).await.is_ok());
+        // Spent: the next call waits for the reset (2 s away at least).
+        assert!(tokio::time::timeout(quick, p.admit()).await.is_err());
+        // A window that has reset admits again; an answer without the headers changes nothing.
+        p.observe(&reqwest::header::HeaderMap::new(), now);
+        p.observe(&rate(1, now - 1 + 10), now);
+        assert!(tokio::time::timeout(quick, p.admit()).await.is_ok());
+    }
 
     #[test]
     fn retry_after_from_either_header_is_capped() {
