@@ -195,17 +195,15 @@ impl pb::shipment_service_server::ShipmentService for ShipmentService {
         if v.idp != pb::Idp::Okta && !v.emails_to.is_empty() {
             // The vault's recipient policy, asked now: a recipient it would refuse is refused
             // before anything is ordered.
-            self.wf
-                .vault()
-                .check_recipients(&v.emails_to)
-                .await
-                .map_err(|e| match (&e.violation, e.code) {
+            self.wf.check_recipients(&v.emails_to).await.map_err(|e| {
+                match (&e.violation, e.code) {
                     (Some((field, rule)), tonic::Code::InvalidArgument) => {
                         let field = field.replace("recipients", "enrollment_contacts.emails_to");
                         Error::Invalid(vec![fpr_domain::Violation::new(field, rule.clone())])
                     }
                     _ => Error::Vault(e),
-                })?;
+                }
+            })?;
         }
         if r.validate_only {
             return Ok(Response::new(pb::CreateShipmentResponse::default()));

@@ -21,6 +21,7 @@
 
 mod entra;
 mod jobs;
+mod memo;
 mod okta;
 mod order;
 mod reissue;
@@ -73,6 +74,10 @@ pub struct Workflow {
     /// When a shipment was last accepted (milliseconds since the Unix epoch).
     last_accept_ms: std::sync::atomic::AtomicU64,
     stopping: std::sync::atomic::AtomicBool,
+    /// Okta profiles CreateShipment looked up lately (see [`memo`]).
+    profiles: memo::Memo<std::collections::BTreeMap<String, String>>,
+    /// PIN recipient lists the vault's policy allowed lately.
+    recipients_allowed: memo::Memo<()>,
 }
 
 impl std::fmt::Debug for Workflow {
@@ -232,6 +237,8 @@ impl Workflow {
             wake: tokio::sync::Notify::new(),
             last_accept_ms: std::sync::atomic::AtomicU64::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            profiles: memo::Memo::new(memo::TTL),
+            recipients_allowed: memo::Memo::new(memo::TTL),
         }
     }
 
@@ -261,7 +268,8 @@ impl Workflow {
     }
 
     /// An Okta user's profile attributes, for filling a request's empty shipping fields; an
-    /// unknown user is an invalid `user_id`.
+    /// unknown user is an invalid `user_id`. A profile looked up in the last two minutes is
+    /// reused (a batch checks each row, then orders it).
     pub async fn okta_profile(
         &self,
         user_id: &str,
@@ -272,8 +280,14 @@ impl Workflow {
                 "Okta is not configured on this fpr",
             )]));
         };
+        if let Some(p) = self.profiles.get(user_id) {
+            return Ok(p);
+        }
         match okta.user(user_id).await {
-            Ok(u) => Ok(u.profile),
+            Ok(u) => {
+                self.profiles.put(user_id.to_owned(), u.profile.clone());
+                Ok(u.profile)
+            }
             Err(UpstreamError::NotFound { .. }) => {
                 Err(Error::Invalid(vec![fpr_domain::Violation::new(
                     "user_id",
@@ -282,6 +296,18 @@ impl Workflow {
             }
             Err(e) => Err(Error::Upstream(e)),
         }
+    }
+
+    /// Whether the vault's PIN recipient policy allows `recipients`; an allowed list is
+    /// remembered for two minutes (the vault checks again when it seals).
+    pub async fn check_recipients(&self, recipients: &[String]) -> Result<(), VaultError> {
+        let key = recipients.join("\n");
+        if self.recipients_allowed.get(&key).is_some() {
+            return Ok(());
+        }
+        self.vault.check_recipients(recipients).await?;
+        self.recipients_allowed.put(key, ());
+        Ok(())
     }
 
     /// Change notifications (shipment ids), for WatchShipment.
