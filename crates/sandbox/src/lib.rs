@@ -308,6 +308,11 @@ impl Sandbox {
         let router = self.router();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            use axum::serve::ListenerExt as _;
+            // Nagle off, as the real services answer: no 40 ms wait for a delayed ACK.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
                     let _ = rx.await;

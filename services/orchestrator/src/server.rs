@@ -234,7 +234,7 @@ pub async fn serve(
         tracing::info!(listen = %addr, "Health (plaintext, no API) serving");
         let server = tonic::transport::Server::builder()
             .add_service(health_service.clone())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(l), stopped(stop_rx.clone()));
+            .serve_with_incoming_shutdown(no_delay(l), stopped(stop_rx.clone()));
         tokio::spawn(server);
     }
     if let Some(l) = built.metrics {
@@ -299,9 +299,23 @@ pub async fn serve(
         }
         None => {
             router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                .serve_with_incoming_shutdown(no_delay(listener), shutdown)
                 .await?
         }
     }
     Ok(())
+}
+
+/// The connections `l` accepts, with Nagle's algorithm off: an answer goes out when written,
+/// not after the client's delayed acknowledgement (40 ms on Linux) of the frame before it.
+pub(crate) fn no_delay(
+    l: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt as _;
+    TcpListenerStream::new(l).map(|s| {
+        if let Ok(s) = &s {
+            let _ = s.set_nodelay(true);
+        }
+        s
+    })
 }

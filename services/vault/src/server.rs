@@ -353,7 +353,19 @@ pub async fn serve(
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)
                 .add_service(vault)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(l), shutdown)
+                .serve_with_incoming_shutdown(
+                    {
+                        use tokio_stream::StreamExt as _;
+                        // Nagle off: an answer goes out when written (see the orchestrator).
+                        TcpListenerStream::new(l).map(|s| {
+                            if let Ok(s) = &s {
+                                let _ = s.set_nodelay(true);
+                            }
+                            s
+                        })
+                    },
+                    shutdown,
+                )
                 .await?;
         }
     }

@@ -85,6 +85,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     match tls {
         None => {
+            use axum::serve::ListenerExt as _;
+            // Nagle off: an answer goes out when written.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown)
                 .await
