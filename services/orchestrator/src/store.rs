@@ -193,18 +193,26 @@ fn join(mut core: Record, pin: Option<Vec<u8>>, bulk: Option<Vec<u8>>) -> Result
 /// changed: `tree` holds the current ones), and its entry in the index of ongoing records.
 fn write(tree: &dyn Tree, b: &mut Batch, rec: &Record) -> Result<(), Error> {
     let mut core = rec.clone();
-    let pin = core.pin_response_jwe.take().map(|p| deflate(p.as_bytes()));
+    let pin = core.pin_response_jwe.take().map(String::into_bytes);
     let bulk = Bulk::take(&mut core);
     let bulk = (!bulk.is_empty())
-        .then(|| serde_json::to_vec(&bulk).map(|j| deflate(&j)))
+        .then(|| serde_json::to_vec(&bulk))
         .transpose()
         .map_err(|_| Error::Corrupt(rec.id.clone()))?;
     let core = serde_json::to_vec(&core).map_err(|_| Error::Corrupt(rec.id.clone()))?;
     b.insert(&rec_key(&rec.id), &deflate(&core));
-    for (key, value) in [(pin_key(&rec.id), pin), (bulk_key(&rec.id), bulk)] {
-        if tree.get(&key)? != value {
-            match value {
-                Some(v) => b.insert(&key, &v),
+    // The large parts change at few steps: compared with the stored ones (inflating is a
+    // fraction of deflating), they are compressed and written only when they changed.
+    for (key, plain) in [(pin_key(&rec.id), pin), (bulk_key(&rec.id), bulk)] {
+        let stored = tree.get(&key)?;
+        let same = match (&stored, &plain) {
+            (None, None) => true,
+            (Some(s), Some(p)) => inflate(&key, s).is_ok_and(|s| *s == **p),
+            _ => false,
+        };
+        if !same {
+            match plain {
+                Some(p) => b.insert(&key, &deflate(&p)),
                 None => b.remove(&key),
             }
         }
