@@ -67,6 +67,20 @@ struct Tail {
 pub struct AuditLog {
     path: PathBuf,
     tail: Mutex<Tail>,
+    /// The same file, for syncing outside the tail's lock.
+    sync_file: std::fs::File,
+    /// The last line's sequence number written (not yet synced, maybe).
+    written: std::sync::atomic::AtomicU64,
+    synced: Mutex<Synced>,
+    synced_now: std::sync::Condvar,
+}
+
+/// Group sync: the lines on disk, and whether a sync is running. One `sync_data` makes every
+/// line written before it durable, so callers that wrote while a sync ran share the next one.
+#[derive(Debug, Default)]
+struct Synced {
+    upto: u64,
+    running: bool,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -131,9 +145,19 @@ impl AuditLog {
         let file = opts
             .open(path)
             .map_err(io(format!("open {}", path.display())))?;
+        let sync_file = file
+            .try_clone()
+            .map_err(io(format!("open {}", path.display())))?;
         Ok(Self {
             path: path.to_owned(),
             tail: Mutex::new(Tail { file, seq, prev }),
+            sync_file,
+            written: std::sync::atomic::AtomicU64::new(seq),
+            synced: Mutex::new(Synced {
+                upto: seq,
+                running: false,
+            }),
+            synced_now: std::sync::Condvar::new(),
         })
     }
 
@@ -142,41 +166,82 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends `e`, chained to the line before, and flushes it to disk.
+    /// Appends `e`, chained to the line before, and returns once it is on disk. The line is
+    /// written under the log's lock (the chain's order), the sync outside it and shared with
+    /// the calls that wrote meanwhile (group sync).
     pub fn record(&self, e: Event) -> Result<(), Error> {
-        let mut tail = self
-            .tail
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let time = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let line = Line {
-            seq: tail.seq + 1,
-            time,
-            caller: e.caller,
-            op: e.op.to_owned(),
-            shipment_ref: e.shipment_ref,
-            kids: e
-                .kids
-                .into_iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(k, v)| (k.to_owned(), Value::String(v)))
-                .collect(),
-            outcome: e.outcome,
-            detail: e.detail,
-            receipt_id: e.receipt_id,
-            prev: tail.prev.clone(),
-        };
-        let text = serde_json::to_string(&line).map_err(|e| Error::Audit(e.to_string()))?;
         let failed = |e: std::io::Error| Error::Audit(format!("{}: {e}", self.path.display()));
-        tail.file
-            .write_all(format!("{text}\n").as_bytes())
-            .map_err(failed)?;
-        tail.file.sync_data().map_err(failed)?;
-        tail.seq = line.seq;
-        tail.prev = hex_sha256(text.as_bytes());
-        Ok(())
+        let seq = {
+            let mut tail = self
+                .tail
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let time = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            let line = Line {
+                seq: tail.seq + 1,
+                time,
+                caller: e.caller,
+                op: e.op.to_owned(),
+                shipment_ref: e.shipment_ref,
+                kids: e
+                    .kids
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, v)| (k.to_owned(), Value::String(v)))
+                    .collect(),
+                outcome: e.outcome,
+                detail: e.detail,
+                receipt_id: e.receipt_id,
+                prev: tail.prev.clone(),
+            };
+            let text = serde_json::to_string(&line).map_err(|e| Error::Audit(e.to_string()))?;
+            tail.file
+                .write_all(format!("{text}\n").as_bytes())
+                .map_err(failed)?;
+            tail.seq = line.seq;
+            tail.prev = hex_sha256(text.as_bytes());
+            self.written
+                .store(line.seq, std::sync::atomic::Ordering::SeqCst);
+            line.seq
+        };
+        self.sync_through(seq).map_err(failed)
+    }
+
+    /// Returns once line `seq` is on disk: covered by a sync that started after it was
+    /// written, this caller's own or another's.
+    fn sync_through(&self, seq: u64) -> std::io::Result<()> {
+        let lock = || {
+            self.synced
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let mut st = lock();
+        loop {
+            if st.upto >= seq {
+                return Ok(());
+            }
+            if st.running {
+                st = self
+                    .synced_now
+                    .wait(st)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                continue;
+            }
+            st.running = true;
+            let through = self.written.load(std::sync::atomic::Ordering::SeqCst);
+            drop(st);
+            let r = self.sync_file.sync_data();
+            st = lock();
+            st.running = false;
+            if r.is_ok() {
+                st.upto = st.upto.max(through);
+            }
+            self.synced_now.notify_all();
+            // A failed sync is this caller's answer; the others waiting try their own.
+            r?;
+        }
     }
 }
 
@@ -268,5 +333,29 @@ mod tests {
             verify(&p).unwrap(),
             Verdict::Broken { line: 1, .. }
         ));
+    }
+
+    #[test]
+    fn concurrent_records_share_syncs_and_keep_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.jsonl");
+        let log = std::sync::Arc::new(AuditLog::open(&p).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        log.record(event("DeliverPin")).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let st = log.synced.lock().unwrap();
+        assert_eq!((st.upto, st.running), (400, false));
+        drop(st);
+        assert_eq!(verify(&p).unwrap(), Verdict::Intact { lines: 400 });
     }
 }
