@@ -47,6 +47,20 @@ pub struct Sent {
 pub struct Channel {
     cfg: DeliveryConfig,
     http: reqwest::Client,
+    smtp: std::sync::Arc<std::sync::Mutex<Option<Relay>>>,
+}
+
+/// The SMTP transport, kept so that its pool reuses connections to the relay, with a digest
+/// of the password it was built with: a rotated password builds a new one.
+struct Relay {
+    password: [u8; 32],
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").finish_non_exhaustive()
+    }
 }
 
 // === impl Channel ===
@@ -62,7 +76,11 @@ impl Channel {
                 key: "delivery.webhook".into(),
                 reason: format!("HTTP client: {e}"),
             })?;
-        Ok(Self { cfg, http })
+        Ok(Self {
+            cfg,
+            http,
+            smtp: std::sync::Arc::default(),
+        })
     }
 
     /// The channel's name.
@@ -132,27 +150,7 @@ impl Channel {
             .body(body.to_string())
             .map_err(|e| fail(e.to_string()))?;
         drop(body);
-        let mut transport = match smtp.tls {
-            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
-                .map_err(|e| fail(e.to_string()))?,
-            SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
-                .map_err(|e| fail(e.to_string()))?,
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
-        }
-        .port(smtp.port)
-        .timeout(Some(smtp.timeout));
-        if let Some(user) = &smtp.username {
-            let password = read_secret(
-                "delivery.smtp.password",
-                smtp.password_file.as_ref(),
-                smtp.password_env.as_deref(),
-            )?;
-            transport = transport.credentials(Credentials::new(
-                user.clone(),
-                password.expose_secret().to_owned(),
-            ));
-        }
-        let transport = transport.build();
+        let transport = self.relay(smtp)?;
         let response =
             tokio::time::timeout(smtp.timeout + Duration::from_secs(1), transport.send(email))
                 .await
@@ -167,6 +165,56 @@ impl Channel {
             message_id,
             at: OffsetDateTime::now_utc(),
         })
+    }
+
+    /// The transport to the relay: the one kept, unless the password changed since it was
+    /// built (the password is read at each send, so that it rotates without a restart).
+    fn relay(&self, smtp: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, Error> {
+        let fail = |reason: String| Error::Delivery {
+            channel: "smtp",
+            reason,
+        };
+        let password = match &smtp.username {
+            Some(_) => Some(read_secret(
+                "delivery.smtp.password",
+                smtp.password_file.as_ref(),
+                smtp.password_env.as_deref(),
+            )?),
+            None => None,
+        };
+        let digest = fpr_jose::util::sha256(
+            password
+                .as_ref()
+                .map_or(&b""[..], |p| p.expose_secret().as_bytes()),
+        );
+        let mut kept = self
+            .smtp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = kept.as_ref().filter(|r| r.password == digest) {
+            return Ok(r.transport.clone());
+        }
+        let mut transport = match smtp.tls {
+            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+                .map_err(|e| fail(e.to_string()))?,
+            SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
+                .map_err(|e| fail(e.to_string()))?,
+            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
+        }
+        .port(smtp.port)
+        .timeout(Some(smtp.timeout));
+        if let (Some(user), Some(password)) = (&smtp.username, &password) {
+            transport = transport.credentials(Credentials::new(
+                user.clone(),
+                password.expose_secret().to_owned(),
+            ));
+        }
+        let transport = transport.build();
+        *kept = Some(Relay {
+            password: digest,
+            transport: transport.clone(),
+        });
+        Ok(transport)
     }
 
     async fn send_webhook(
