@@ -140,6 +140,21 @@ pub trait Tree: Send + Sync {
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>>;
     /// Entries whose key starts with `prefix` and sorts after `after`, at most `limit`.
     fn scan_page(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>>;
+    /// Entries whose key starts with `prefix` and sorts before `before` (every one when None),
+    /// the last first, at most `limit`. The default reads the whole prefix; engines that can
+    /// walk backwards read only what they return.
+    fn scan_page_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        let mut all = self.scan_prefix(prefix)?;
+        all.retain(|(k, _)| before.is_none_or(|b| k.as_slice() < b));
+        all.reverse();
+        all.truncate(limit);
+        Ok(all)
+    }
     /// Makes every earlier write durable. Blocks for a disk flush: async code calls
     /// [`durable`]. Concurrent callers may share one flush (group commit).
     fn flush(&self) -> Result<()>;

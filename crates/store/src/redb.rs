@@ -311,6 +311,19 @@ impl RedbTree {
     }
 }
 
+/// The smallest key greater than every key that starts with `prefix`; None when there is
+/// none (the prefix is empty or all 0xFF).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 fn put_ops(s: &Shared, t: &mut redb::Table<&[u8], &[u8]>, batch: &Batch) -> Result<()> {
     for (k, v) in &batch.ops {
         match v {
@@ -380,6 +393,40 @@ impl Tree for RedbTree {
         }
     }
 
+    fn scan_page_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        let tx = self.db.db.begin_read().map_err(|e| self.db.err(e))?;
+        let t = tx.open_table(self.def()).map_err(|e| self.db.err(e))?;
+        let mut out = Vec::new();
+        // The first key after every key with the prefix, if there is one (else: to the end).
+        let past = prefix_end(prefix);
+        let end = match (before, past.as_deref()) {
+            (Some(b), Some(p)) => Some(b.min(p)),
+            (Some(b), None) => Some(b),
+            (None, p) => p,
+        };
+        if end.is_some_and(|e| e <= prefix) {
+            return Ok(out);
+        }
+        let range = match end {
+            Some(e) => t.range(prefix..e),
+            None => t.range(prefix..),
+        }
+        .map_err(|e| self.db.err(e))?;
+        for r in range.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = r.map_err(|e| self.db.err(e))?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     fn flush(&self) -> Result<()> {
         self.group.flush(&self.db)
     }
@@ -411,6 +458,46 @@ mod tests {
         }
         let store = RedbStore::open(&path, RedbOptions::default()).unwrap();
         crate::tests::check_reopened(&store);
+    }
+
+    #[test]
+    fn reverse_pages_read_only_their_prefix_last_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(&dir.path().join("s.redb"), RedbOptions::default()).unwrap();
+        let t = store.tree("t").unwrap();
+        let mut b = Batch::default();
+        for k in ["a/9", "due/1", "due/2", "due/3", "due0", "e/1"] {
+            b.insert(k.as_bytes(), k.as_bytes());
+        }
+        t.apply(b).unwrap();
+        let keys = |v: Vec<Entry>| -> Vec<String> {
+            v.into_iter()
+                .map(|(k, _)| String::from_utf8(k).unwrap())
+                .collect()
+        };
+        assert_eq!(
+            keys(t.scan_page_rev(b"due/", None, 10).unwrap()),
+            ["due/3", "due/2", "due/1"]
+        );
+        assert_eq!(
+            keys(t.scan_page_rev(b"due/", Some(b"due/3"), 1).unwrap()),
+            ["due/2"]
+        );
+        assert!(t.scan_page_rev(b"due/", Some(b"a"), 5).unwrap().is_empty());
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff"), None);
+        // The trait's default (engines without a backward walk) agrees.
+        let sled = crate::SledStore::open(&dir.path().join("sled")).unwrap();
+        let s = sled.tree("t").unwrap();
+        let mut b = Batch::default();
+        for k in ["a/9", "due/1", "due/2", "due/3", "due0"] {
+            b.insert(k.as_bytes(), k.as_bytes());
+        }
+        s.apply(b).unwrap();
+        assert_eq!(
+            keys(s.scan_page_rev(b"due/", Some(b"due/3"), 5).unwrap()),
+            ["due/2", "due/1"]
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
