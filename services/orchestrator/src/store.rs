@@ -428,6 +428,7 @@ impl Shipments {
         size: usize,
         keep: impl Fn(&Record) -> bool,
     ) -> Result<(Vec<Record>, bool), Error> {
+        let below_id = below;
         let below = |id: &[u8]| below.is_none_or(|b| id < b.as_bytes());
         let mut out = Vec::new();
         let mut take = |k: &[u8], v: &[u8]| -> Result<bool, Error> {
@@ -438,15 +439,22 @@ impl Shipments {
             Ok(out.len() > size)
         };
         if ongoing_only {
-            for id in self.index(i64::MAX)?.iter().rev() {
-                if !below(id.as_str().as_bytes()) {
-                    continue;
-                }
-                let key = rec_key(id.as_str());
-                if let Some(v) = self.tree.get(&key)?
-                    && take(&key, &v)?
-                {
+            // The index backwards from `below`, a slice at a time: a page reads the index
+            // only as far as it needs, not every ongoing shipment's entry.
+            let mut before = below_id.map(due_key);
+            'index: loop {
+                let slice = self.tree.scan_page_rev(b"due/", before.as_deref(), 64)?;
+                let Some((last, _)) = slice.last() else {
                     break;
+                };
+                before = Some(last.clone());
+                for (k, _) in &slice {
+                    let key = rec_key(&String::from_utf8_lossy(&k[b"due/".len()..]));
+                    if let Some(v) = self.tree.get(&key)?
+                        && take(&key, &v)?
+                    {
+                        break 'index;
+                    }
                 }
             }
         } else {
