@@ -384,7 +384,7 @@ async fn clear_error(AxState(app): AxState<Arc<App>>, Path(id): Path<String>) ->
 }
 
 async fn credentials(AxState(app): AxState<Arc<App>>) -> Response {
-    json(StatusCode::OK, json!(app.state().fido2))
+    json(StatusCode::OK, json!(app.state().fido2_methods()))
 }
 
 async fn enrollments(AxState(app): AxState<Arc<App>>) -> Response {

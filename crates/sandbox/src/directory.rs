@@ -244,7 +244,7 @@ async fn add_passkey(
                 attestation_level: "attested".into(),
                 credential_id,
             };
-            st.fido2.push(m.clone());
+            st.add_fido2(m.clone());
             json!(m)
         }
         Idp::Okta => {

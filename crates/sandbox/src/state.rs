@@ -152,6 +152,20 @@ pub struct Fido2Method {
     pub credential_id: String,
 }
 
+/// Where [`State`]'s FIDO2 methods are, by owner and by credential.
+#[derive(Debug, Default)]
+struct Fido2Index {
+    by_user: std::collections::HashMap<String, Vec<usize>>,
+    credentials: std::collections::HashSet<String>,
+}
+
+impl Fido2Index {
+    fn add(&mut self, at: usize, m: &Fido2Method) {
+        self.by_user.entry(m.user_id.clone()).or_default().push(at);
+        self.credentials.insert(m.credential_id.clone());
+    }
+}
+
 /// A group of either IdP. Entra groups may hold groups (their members count transitively).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
@@ -299,8 +313,13 @@ pub struct State {
     pub shipments: BTreeMap<String, Shipment>,
     /// Inventory.
     pub inventory: Vec<Bucket>,
-    /// Graph FIDO2 methods.
-    pub fido2: Vec<Fido2Method>,
+    /// Graph FIDO2 methods (add and remove them through [`State`]'s methods, which keep the
+    /// index).
+    fido2: Vec<Fido2Method>,
+    /// Positions in `fido2` by owner, and every registered credential id (rebuilt after a
+    /// snapshot is loaded): a registration no longer scans every user's methods.
+    #[serde(skip)]
+    fido2_index: Fido2Index,
     /// Graph challenges by base64url bytes.
     pub challenges: BTreeMap<String, Challenge>,
     /// Okta enrollments by id.
@@ -348,13 +367,55 @@ impl State {
         self.users.insert(u.id.clone(), u);
     }
 
-    /// Rebuilds the login index (after loading a snapshot).
+    /// Rebuilds the login and FIDO2 indexes (after loading a snapshot).
     pub fn reindex(&mut self) {
         self.logins = self
             .users
             .values()
             .map(|u| ((u.idp, u.login.to_lowercase()), u.id.clone()))
             .collect();
+        self.fido2_index = Fido2Index::default();
+        for (i, m) in self.fido2.iter().enumerate() {
+            self.fido2_index.add(i, m);
+        }
+    }
+
+    /// Every Graph FIDO2 method, in registration order.
+    pub fn fido2_methods(&self) -> &[Fido2Method] {
+        &self.fido2
+    }
+
+    /// A user's Graph FIDO2 methods, in registration order.
+    pub fn fido2_of<'a>(&'a self, user_id: &str) -> impl Iterator<Item = &'a Fido2Method> {
+        self.fido2_index
+            .by_user
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.fido2[i])
+    }
+
+    /// Whether a credential id (base64url) is registered to anyone.
+    pub fn fido2_credential_known(&self, credential_id: &str) -> bool {
+        self.fido2_index.credentials.contains(credential_id)
+    }
+
+    /// Registers a Graph FIDO2 method.
+    pub fn add_fido2(&mut self, m: Fido2Method) {
+        self.fido2_index.add(self.fido2.len(), &m);
+        self.fido2.push(m);
+    }
+
+    /// Removes a user's FIDO2 method; false if there was none.
+    pub fn remove_fido2(&mut self, user_id: &str, method_id: &str) -> bool {
+        let before = self.fido2.len();
+        self.fido2
+            .retain(|m| !(m.user_id == user_id && m.id == method_id));
+        if self.fido2.len() == before {
+            return false;
+        }
+        self.reindex();
+        true
     }
 
     /// The users among a group's members, nested groups followed (each once), in order.

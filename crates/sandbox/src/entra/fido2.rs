@@ -34,12 +34,7 @@ pub(super) async fn list_methods(
     let Some(u) = find_user(&st, &id) else {
         return no_user(&id);
     };
-    let value: Vec<Value> = st
-        .fido2
-        .iter()
-        .filter(|m| m.user_id == u.id)
-        .map(method_json)
-        .collect();
+    let value: Vec<Value> = st.fido2_of(&u.id).map(method_json).collect();
     json(
         StatusCode::OK,
         json!({"@odata.context": format!("https://graph.microsoft.com/{version}/$metadata#users('{}')/authentication/fido2Methods", u.id), "value": value}),
@@ -62,7 +57,7 @@ pub(super) async fn method_or_options(
     let uid = find_user(&st, &id)
         .map(|u| u.id.clone())
         .unwrap_or_default();
-    match st.fido2.iter().find(|m| m.user_id == uid && m.id == method) {
+    match st.fido2_of(&uid).find(|m| m.id == method) {
         Some(m) => json(StatusCode::OK, method_json(m)),
         None => graph_error(
             StatusCode::NOT_FOUND,
@@ -147,9 +142,7 @@ pub(super) async fn creation_options(
         },
     );
     let exclude: Vec<Value> = st
-        .fido2
-        .iter()
-        .filter(|m| m.user_id == u.id)
+        .fido2_of(&u.id)
         .filter_map(|m| fpr_webauthn::b64d_any(&m.credential_id))
         .map(|c| json!({"type": "public-key", "id": encode(version, &c), "transports": ["usb", "nfc"]}))
         .collect();
@@ -246,11 +239,7 @@ pub(super) async fn register(
             Some(c) if c.expires_at <= now() => return bad("The challenge has expired."),
             _ => return bad("The challenge was not issued to this user."),
         }
-        if st
-            .fido2
-            .iter()
-            .any(|m| m.credential_id == fpr_webauthn::b64e(&cred_id))
-        {
+        if st.fido2_credential_known(&fpr_webauthn::b64e(&cred_id)) {
             return bad("This credential is already registered.");
         }
         (u.id.clone(), cd.challenge)
@@ -305,7 +294,7 @@ pub(super) async fn register(
     if let Some(c) = st.challenges.get_mut(&challenge) {
         c.used = true;
     }
-    st.fido2.push(m.clone());
+    st.add_fido2(m.clone());
     tracing::info!(user.id = %user_id, method.id = %m.id, "FIDO2 method registered");
     json(StatusCode::CREATED, method_json(&m))
 }
@@ -322,9 +311,7 @@ pub(super) async fn delete_method(
     let uid = find_user(&st, &id)
         .map(|u| u.id.clone())
         .unwrap_or_default();
-    let before = st.fido2.len();
-    st.fido2.retain(|m| !(m.user_id == uid && m.id == method));
-    if st.fido2.len() == before {
+    if !st.remove_fido2(&uid, &method) {
         return graph_error(
             StatusCode::NOT_FOUND,
             "itemNotFound",
