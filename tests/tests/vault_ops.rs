@@ -48,6 +48,7 @@ async fn wrong_master_key_fails_at_start_and_rotation_reseals() {
     assert_eq!(
         store
             .rotate(MasterKey::from_encoded(new_hex.as_bytes()).unwrap())
+            .await
             .unwrap(),
         1
     );

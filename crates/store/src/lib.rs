@@ -1,5 +1,5 @@
-//! fpr's storage trait and its two engines: sled (the vault) and redb (the orchestrator's
-//! shipments, [`RedbStore`]). Services see named trees of ordered byte keys ([`Tree`]); the
+//! fpr's storage trait and its two engines: redb ([`RedbStore`], which both services use) and
+//! sled (which earlier versions used; [`take_over_sled`] copies such a store into redb). Services see named trees of ordered byte keys ([`Tree`]); the
 //! engines' types never leak past this crate.
 //! Durability is explicit: a write is durable when [`Tree::flush`] returns, services flush before
 //! they report success, and concurrent flushes share one sync (group commit). A batch is atomic
@@ -10,8 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod migrate;
 mod redb;
 
+pub use self::migrate::{SLED_MOVED, TakeOver, take_over_sled};
 pub use self::redb::{RedbOptions, RedbStore};
 
 /// Errors of the store.

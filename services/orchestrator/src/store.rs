@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fpr_domain::model::{Record, ShipmentId, State};
-use fpr_store::{Batch, RedbOptions, RedbStore, SledStore, Store as _, Tree};
+use fpr_store::{Batch, RedbOptions, RedbStore, SLED_MOVED, Store as _, TakeOver, Tree};
 use tracing::info;
 
 use crate::Error;
@@ -230,55 +230,6 @@ fn write(tree: &dyn Tree, b: &mut Batch, rec: &Record) -> Result<(), Error> {
     Ok(())
 }
 
-/// Where a sled store of an earlier fpr is moved once its records are copied.
-const SLED_MOVED: &str = "sled-before-redb";
-
-/// The files of a sled store in `dir`.
-const SLED_FILES: &[&str] = &["conf", "db", "blobs", "snap"];
-
-/// Copies the records of the sled store an earlier fpr kept in `dir` into `tree`, durably,
-/// then moves its files into `dir/sled-before-redb`. A crash at any point resumes: the copy
-/// is one atomic batch, marked done in the same batch.
-fn migrate_from_sled(dir: &Path, tree: &Arc<dyn Tree>) -> Result<(), Error> {
-    const DONE: &[u8] = b"meta/migrated_from_sled";
-    if !(dir.join("conf").is_file() && dir.join("db").is_file()) {
-        return Ok(());
-    }
-    if tree.get(DONE)?.is_none() {
-        let old = SledStore::open(dir)?;
-        let entries = old.tree("shipments")?.scan_prefix(b"")?;
-        let n = entries.len();
-        let mut b = Batch::default();
-        for (k, v) in entries {
-            b.insert(&k, &v);
-        }
-        b.insert(DONE, b"1");
-        tree.apply(b)?;
-        tree.flush()?;
-        info!(
-            entries = n,
-            "Copied the shipments of the sled store into shipments.redb"
-        );
-    }
-    let moved = dir.join(SLED_MOVED);
-    std::fs::create_dir_all(&moved).map_err(fpr_store::Error::Disk)?;
-    for entry in std::fs::read_dir(dir).map_err(fpr_store::Error::Disk)? {
-        let entry = entry.map_err(fpr_store::Error::Disk)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if SLED_FILES
-            .iter()
-            .any(|f| name == *f || name.starts_with("snap."))
-        {
-            std::fs::rename(entry.path(), moved.join(&name)).map_err(fpr_store::Error::Disk)?;
-        }
-    }
-    info!(
-        path = %moved.display(),
-        "The old sled store's files were moved aside; delete them once fpr runs as expected"
-    );
-    Ok(())
-}
-
 // === impl Shipments ===
 
 impl Shipments {
@@ -289,7 +240,18 @@ impl Shipments {
         std::fs::create_dir_all(dir).map_err(fpr_store::Error::Disk)?;
         let store = RedbStore::open(&dir.join("shipments.redb"), RedbOptions { cache_bytes })?;
         let tree = store.tree("shipments")?;
-        migrate_from_sled(dir, &tree)?;
+        match fpr_store::take_over_sled(dir, "shipments", &tree)? {
+            TakeOver::Nothing => {}
+            TakeOver::Copied(entries) => info!(
+                entries,
+                path = %dir.join(SLED_MOVED).display(),
+                "Copied the shipments of the sled store into shipments.redb and moved its files aside; delete them once fpr runs as expected"
+            ),
+            TakeOver::Moved => info!(
+                path = %dir.join(SLED_MOVED).display(),
+                "Moved the files of the sled store already copied aside"
+            ),
+        }
         Self::open(tree)
     }
 

@@ -160,7 +160,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     key: "new-key-file".into(),
                     reason: e.to_string(),
                 })?;
-            let n = store.rotate(new)?;
+            let n = store.rotate(new).await?;
             println!(
                 "re-sealed {n} keys; new master key check value {}",
                 store.check_value()

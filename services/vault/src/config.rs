@@ -129,7 +129,7 @@ pub enum Listen {
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// Directory of the sled store (default `./fpr-data/vault/store`).
+    /// Directory of the store, `vault.redb` (default `./fpr-data/vault/store`).
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
     /// File holding the 32-byte master key (64 hex digits or base64).

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use fpr_jose::seal::MasterKey;
 use fpr_jose::{Curve, PrivateKey};
-use fpr_store::{Batch, SledStore, Store, Tree};
+use fpr_store::{Batch, RedbOptions, RedbStore, SLED_MOVED, Store, TakeOver, Tree, Write};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
@@ -78,13 +78,17 @@ fn record_key(shipment_ref: &str) -> Vec<u8> {
     k
 }
 
-/// The sealed key store.
+/// The sealed key store (file `vault.redb` in its directory).
 pub struct KeyStore {
-    store: SledStore,
+    store: RedbStore,
     tree: Arc<dyn Tree>,
-    /// Read-locked by every seal, open and write of a record; write-locked by rotation, so no
-    /// record is sealed under a key that is being replaced.
+    /// Read-locked by every seal and open of a record; write-locked by rotation, so no record
+    /// is sealed under a key that is being replaced.
     master: RwLock<MasterKey>,
+    /// Read-held by every write of a record until it is durable (concurrent writes share one
+    /// commit); write-held by rotation, whose batch of re-sealed records must not overwrite, or
+    /// be overwritten by, a write it did not see.
+    writes: tokio::sync::RwLock<()>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -116,8 +120,20 @@ impl KeyStore {
             what: format!("create {}", path.display()),
             source,
         })?;
-        let store = SledStore::open(path)?;
+        let store = RedbStore::open(&path.join("vault.redb"), RedbOptions::default())?;
         let tree = store.tree("vault")?;
+        match fpr_store::take_over_sled(path, "vault", &tree)? {
+            TakeOver::Nothing => {}
+            TakeOver::Copied(entries) => tracing::info!(
+                entries,
+                path = %path.join(SLED_MOVED).display(),
+                "Copied the sled key store into vault.redb and moved its files aside; delete them once the vault runs as expected"
+            ),
+            TakeOver::Moved => tracing::info!(
+                path = %path.join(SLED_MOVED).display(),
+                "Moved the files of the sled key store already copied aside"
+            ),
+        }
         let kcv = master.check_value();
         match tree.get(KCV_KEY)? {
             Some(stored) if bool::from(stored.ct_eq(kcv.as_bytes())) => {}
@@ -134,8 +150,9 @@ impl KeyStore {
                     store,
                     tree,
                     master: RwLock::new(previous),
+                    writes: tokio::sync::RwLock::new(()),
                 };
-                let n = ks.rotate(master)?;
+                let n = ks.reseal(master)?;
                 tracing::warn!(
                     keys = n,
                     check_value = %ks.check_value(),
@@ -161,6 +178,7 @@ impl KeyStore {
             store,
             tree,
             master: RwLock::new(master),
+            writes: tokio::sync::RwLock::new(()),
         })
     }
 
@@ -192,7 +210,7 @@ impl KeyStore {
     /// Seals `key` into a new record and stores it durably. Returns the record now stored
     /// (someone else's, if a concurrent call won the race).
     #[expect(clippy::too_many_arguments, reason = "one record's fields")]
-    pub fn insert_new(
+    pub async fn insert_new(
         &self,
         shipment_ref: &str,
         key: &PrivateKey,
@@ -204,8 +222,10 @@ impl KeyStore {
         created_at: i64,
     ) -> Result<KeyRecord, Error> {
         let scalar = key.scalar().map_err(Error::Crypto)?;
-        let master = self.read_master();
-        let sealed = master
+        // Held until the record is durable: a rotation waits for it, and sees it.
+        let _writing = self.writes.read().await;
+        let sealed = self
+            .read_master()
             .seal(&aad(shipment_ref, key.kid()), &scalar)
             .map_err(Error::Crypto)?;
         let rec = KeyRecord {
@@ -225,11 +245,11 @@ impl KeyStore {
         let bytes =
             serde_json::to_vec(&rec).map_err(|_| Error::CorruptRecord(shipment_ref.to_owned()))?;
         let k = record_key(shipment_ref);
-        match self.tree.compare_and_swap(&k, None, Some(&bytes)) {
-            Ok(()) => {
-                self.tree.flush()?;
-                Ok(rec)
-            }
+        let mut batch = Batch::default();
+        batch.insert(&k, &bytes);
+        let write = Write::ApplyIfAbsent { guard: k, batch };
+        match fpr_store::write_durably(self.tree.clone(), write).await {
+            Ok(()) => Ok(rec),
             Err(fpr_store::Error::Conflict) => self
                 .get(shipment_ref)?
                 .ok_or_else(|| Error::ShipmentNotFound(shipment_ref.to_owned())),
@@ -237,10 +257,11 @@ impl KeyStore {
         }
     }
 
-    /// Replaces a record (after an open or a delivery) and flushes. The sealed key is kept as
+    /// Replaces a record (after an open or a delivery), durably. The sealed key is kept as
     /// stored: a rotation may have re-sealed it since `rec` was read.
-    pub fn update(&self, shipment_ref: &str, rec: &KeyRecord) -> Result<(), Error> {
-        let _master = self.read_master();
+    pub async fn update(&self, shipment_ref: &str, rec: &KeyRecord) -> Result<(), Error> {
+        // Held until the write is durable, so no rotation re-seals in between.
+        let _writing = self.writes.read().await;
         let mut rec = rec.clone();
         if let Some(stored) = self.get(shipment_ref)? {
             rec.sealed_key = stored.sealed_key;
@@ -249,8 +270,7 @@ impl KeyStore {
             serde_json::to_vec(&rec).map_err(|_| Error::CorruptRecord(shipment_ref.to_owned()))?;
         let mut b = Batch::default();
         b.insert(&record_key(shipment_ref), &bytes);
-        self.tree.apply(b)?;
-        self.tree.flush()?;
+        fpr_store::write_durably(self.tree.clone(), Write::Apply(b)).await?;
         Ok(())
     }
 
@@ -269,20 +289,27 @@ impl KeyStore {
         PrivateKey::from_scalar(Curve::P384, &rec.request_id, &scalar).map_err(Error::Crypto)
     }
 
-    /// Deletes a record and flushes. Returns whether it existed.
-    pub fn purge(&self, shipment_ref: &str) -> Result<bool, Error> {
+    /// Deletes a record, durably. Returns whether it existed.
+    pub async fn purge(&self, shipment_ref: &str) -> Result<bool, Error> {
         let k = record_key(shipment_ref);
         let existed = self.tree.get(&k)?.is_some();
         let mut b = Batch::default();
         b.remove(&k);
-        self.tree.apply(b)?;
-        self.tree.flush()?;
+        let _writing = self.writes.read().await;
+        fpr_store::write_durably(self.tree.clone(), Write::Apply(b)).await?;
         Ok(existed)
     }
 
-    /// Re-seals every record under `new` and records its check value, in one atomic batch.
-    /// Returns the number of keys re-sealed.
-    pub fn rotate(&self, new: MasterKey) -> Result<usize, Error> {
+    /// Re-seals every record under `new` and records its check value, in one atomic batch,
+    /// once the writes under way are durable (later ones wait for it). Returns the number of
+    /// keys re-sealed.
+    pub async fn rotate(&self, new: MasterKey) -> Result<usize, Error> {
+        let _rotating = self.writes.write().await;
+        self.reseal(new)
+    }
+
+    /// [`KeyStore::rotate`]'s work, with no write under way.
+    fn reseal(&self, new: MasterKey) -> Result<usize, Error> {
         let mut master = self.master.write().unwrap_or_else(PoisonError::into_inner);
         let mut batch = Batch::default();
         let mut n = 0;
@@ -313,4 +340,115 @@ impl KeyStore {
 /// A new random master key, as the hex line a key file holds. Secret.
 pub fn new_master_key_hex() -> Result<zeroize::Zeroizing<String>, Error> {
     MasterKey::generate_hex().map_err(Error::Crypto)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::sync::Arc;
+
+    use fpr_jose::seal::MasterKey;
+    use fpr_jose::{Curve, PrivateKey};
+    use fpr_store::{Batch, SledStore, Store as _};
+
+    use super::KeyStore;
+
+    fn master() -> MasterKey {
+        MasterKey::from_bytes(&[9u8; 32]).unwrap()
+    }
+
+    async fn insert(ks: &KeyStore, shipment: &str) -> PrivateKey {
+        let key = PrivateKey::generate(Curve::P384, &format!("req-{shipment}")).unwrap();
+        ks.insert_new(
+            shipment,
+            &key,
+            "digest".into(),
+            "kid".into(),
+            "cred".into(),
+            "pin".into(),
+            vec!["a@example.com".into()],
+            1,
+        )
+        .await
+        .unwrap();
+        key
+    }
+
+    /// A key store an earlier vault kept in sled is copied into `vault.redb` at the first
+    /// open, under the same master key, and its files are moved aside; later opens find it
+    /// there.
+    #[tokio::test]
+    async fn a_sled_key_store_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = {
+            let ks = KeyStore::open(&dir.path().join("staging"), master()).unwrap();
+            let key = insert(&ks, "shp-1").await;
+            // The same entries, as sled held them.
+            let sled = SledStore::open(dir.path()).unwrap();
+            let tree = sled.tree("vault").unwrap();
+            let mut b = Batch::default();
+            for (k, v) in ks.tree.scan_prefix(b"").unwrap() {
+                b.insert(&k, &v);
+            }
+            tree.apply(b).unwrap();
+            tree.flush().unwrap();
+            key
+        };
+        for _ in 0..2 {
+            let ks = KeyStore::open(dir.path(), master()).unwrap();
+            let rec = ks.get("shp-1").unwrap().unwrap();
+            let back = ks.response_key("shp-1", &rec).unwrap();
+            assert_eq!(back.scalar().unwrap(), key.scalar().unwrap());
+            assert!(!dir.path().join("db").exists());
+            assert!(dir.path().join(fpr_store::SLED_MOVED).join("db").exists());
+        }
+        assert!(KeyStore::open(dir.path(), MasterKey::from_bytes(&[1u8; 32]).unwrap()).is_err());
+    }
+
+    /// Writes racing a rotation are neither lost nor left sealed under the old key: every
+    /// record inserted or updated while the key rotates opens under the new key after a
+    /// reopen.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_racing_a_rotation_survive_under_the_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = Arc::new(KeyStore::open(dir.path(), master()).unwrap());
+        for i in 0..20 {
+            insert(&ks, &format!("old-{i}")).await;
+        }
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let ks = ks.clone();
+            tasks.push(tokio::spawn(async move {
+                if i % 2 == 0 {
+                    insert(&ks, &format!("new-{i}")).await;
+                } else {
+                    let id = format!("old-{}", i / 2);
+                    let mut rec = ks.get(&id).unwrap().unwrap();
+                    rec.credential_serial = Some(format!("serial-{i}"));
+                    ks.update(&id, &rec).await.unwrap();
+                }
+            }));
+        }
+        let next = MasterKey::from_bytes(&[8u8; 32]).unwrap();
+        ks.rotate(next).await.unwrap();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        drop(ks);
+        let ks = KeyStore::open(dir.path(), MasterKey::from_bytes(&[8u8; 32]).unwrap()).unwrap();
+        let (n, _) = ks.stats().unwrap();
+        assert_eq!(n, 40);
+        for i in 0..40 {
+            let id = if i % 2 == 0 {
+                format!("new-{i}")
+            } else {
+                format!("old-{}", i / 2)
+            };
+            let rec = ks.get(&id).unwrap().unwrap();
+            ks.response_key(&id, &rec).unwrap();
+            if i % 2 == 1 {
+                assert_eq!(rec.credential_serial, Some(format!("serial-{i}")));
+            }
+        }
+    }
 }

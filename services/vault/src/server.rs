@@ -174,7 +174,7 @@ fn spawn_master_key_watch(service: crate::service::WeakVaultService, config: Con
             let Some(svc) = service.upgrade() else {
                 return;
             };
-            match tokio::task::spawn_blocking(move || svc.rotate_master_key(key)).await {
+            match tokio::spawn(async move { svc.rotate_master_key(key).await }).await {
                 Ok(Ok(Some((n, kcv)))) => {
                     info!(keys = n, check_value = %kcv, "Master key rotated: every stored key re-sealed under the new key");
                 }

@@ -145,7 +145,7 @@ async fn a_sled_store_of_an_earlier_fpr_is_taken_over() {
     use fpr_store::Store as _;
     let dir = tempfile::tempdir().unwrap();
     {
-        let old = SledStore::open(dir.path()).unwrap();
+        let old = fpr_store::SledStore::open(dir.path()).unwrap();
         let t = old.tree("shipments").unwrap();
         let mut b = Batch::default();
         for (id, key, state) in [("shp_1", "k1", "ongoing"), ("shp_2", "k2", "complete")] {

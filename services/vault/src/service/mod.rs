@@ -111,14 +111,14 @@ impl VaultService {
 
     /// Re-seals every stored key under `new` unless it is the key in use. Returns the number of
     /// keys re-sealed and the new check value, or None when nothing changed.
-    pub fn rotate_master_key(
+    pub async fn rotate_master_key(
         &self,
         new: fpr_jose::seal::MasterKey,
     ) -> Result<Option<(usize, String)>, Error> {
         if new.check_value() == self.0.keystore.check_value() {
             return Ok(None);
         }
-        let n = self.0.keystore.rotate(new)?;
+        let n = self.0.keystore.rotate(new).await?;
         Ok(Some((n, self.0.keystore.check_value())))
     }
 }
@@ -427,7 +427,7 @@ impl pb::vault_service_server::VaultService for VaultService {
         let result = async {
             check_ref(&r.shipment_ref)?;
             let _guard = self.0.lock_for(&r.shipment_ref).lock().await;
-            let purged = self.0.keystore.purge(&r.shipment_ref)?;
+            let purged = self.0.keystore.purge(&r.shipment_ref).await?;
             info!(shipment.id = %r.shipment_ref, purged, "Shipment purged");
             Ok(pb::PurgeShipmentResponse { purged })
         }

@@ -57,7 +57,7 @@ impl Vault {
         }
         if rec.credential_serial.as_deref() != Some(resp.serial_number.as_str()) {
             rec.credential_serial = Some(resp.serial_number.clone());
-            self.keystore.update(&r.shipment_ref, &rec)?;
+            self.keystore.update(&r.shipment_ref, &rec).await?;
         }
         info!(
             request.id = %rec.request_id,
@@ -124,7 +124,7 @@ impl Vault {
             if rec.recipients.is_empty() && rec.inputs_digest == digest(&base) {
                 rec.recipients = r.recipients.clone();
                 rec.inputs_digest = inputs;
-                self.keystore.update(&r.shipment_ref, &rec)?;
+                self.keystore.update(&r.shipment_ref, &rec).await?;
                 return Ok(sealed_response(&rec));
             }
             return Err(Error::AlreadySealed(r.shipment_ref.clone()));
@@ -138,16 +138,19 @@ impl Vault {
             .clone();
         let (key, cred_jwe, pin_jwe) =
             seal_requests(&options, &pin, &transport, self.algorithms).map_err(Error::Crypto)?;
-        let rec = self.keystore.insert_new(
-            &r.shipment_ref,
-            &key,
-            inputs,
-            transport.kid().to_owned(),
-            cred_jwe,
-            pin_jwe,
-            r.recipients.clone(),
-            OffsetDateTime::now_utc().unix_timestamp(),
-        )?;
+        let rec = self
+            .keystore
+            .insert_new(
+                &r.shipment_ref,
+                &key,
+                inputs,
+                transport.kid().to_owned(),
+                cred_jwe,
+                pin_jwe,
+                r.recipients.clone(),
+                OffsetDateTime::now_utc().unix_timestamp(),
+            )
+            .await?;
         fpr_config::danger::crash_point("vault.after_seal");
         info!(
             request.id = %rec.request_id,
@@ -175,7 +178,7 @@ impl Vault {
         let _guard = self.lock_for(&r.shipment_ref).lock().await;
         let mut rec = self.record(&r.shipment_ref)?;
         let previous = std::mem::replace(&mut rec.recipients, r.recipients.clone());
-        self.keystore.update(&r.shipment_ref, &rec)?;
+        self.keystore.update(&r.shipment_ref, &rec).await?;
         warn!(
             shipment.id = %r.shipment_ref,
             before = previous.len(),
@@ -336,13 +339,13 @@ impl Vault {
         };
         // Durable intent before the send: a stop between here and the receipt is found later.
         rec.delivery_started = Some(OffsetDateTime::now_utc().unix_timestamp());
-        self.keystore.update(&r.shipment_ref, &rec)?;
+        self.keystore.update(&r.shipment_ref, &rec).await?;
         let sent = match self.channel.send(resp.pin(), &recipients, &ctx).await {
             Ok(sent) => sent,
             Err(e) => {
                 // The channel refused: nothing went out, so the intent is withdrawn.
                 rec.delivery_started = None;
-                self.keystore.update(&r.shipment_ref, &rec)?;
+                self.keystore.update(&r.shipment_ref, &rec).await?;
                 return Err(e);
             }
         };
@@ -358,7 +361,7 @@ impl Vault {
         rec.receipt = Some(receipt.clone());
         rec.delivery_started = None;
         rec.recipients = recipients;
-        self.keystore.update(&r.shipment_ref, &rec)?;
+        self.keystore.update(&r.shipment_ref, &rec).await?;
         info!(
             request.id = %rec.request_id,
             channel = sent.channel,
