@@ -386,3 +386,90 @@ async fn okta_oauth_service_app_with_private_key_jwt() {
         .into_inner();
     assert_eq!((plan.to_order, plan.skipped), (1, 1), "{plan:#?}");
 }
+
+/// `fpr batch`'s checking pass, 32 rows at a time: Okta profile look-ups that arrive while one
+/// is under way go out together as searches, so Okta's rate limit is spent a few times, not
+/// once a row. Rows named by login (any case) or by id are found; an unknown login is still
+/// refused for itself, and ordering afterwards reuses the profiles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_share_okta_searches() {
+    let stack = Stack::start(fpr_sandbox::Config {
+        seed_users: 200,
+        ..manual()
+    })
+    .await;
+    let client = stack.client().await;
+    let users = okta_users(&stack, 80).await;
+    assert_eq!(users.len(), 80);
+    let mut keys: Vec<String> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| match i % 3 {
+            0 => u["id"].as_str().unwrap().to_owned(),
+            1 => u["login"].as_str().unwrap().to_uppercase(),
+            _ => u["login"].as_str().unwrap().to_owned(),
+        })
+        .collect();
+    keys.push("nobody.at.all@example.com".into());
+    // Each look-up takes a while, so that the calls surely meet one under way.
+    for route in ["okta.users", "okta.users_search"] {
+        stack
+            .sandbox
+            .admin(
+                Method::PUT,
+                &format!("/faults/{route}"),
+                Some(json!({"latency_ms": 300})),
+            )
+            .await;
+    }
+    let check = |i: usize, key: String, validate_only: bool| {
+        let mut client = client.clone();
+        async move {
+            let mut r = okta_request(&format!("search-{i}"), &key);
+            r.validate_only = validate_only;
+            client.create_shipment(r).await
+        }
+    };
+    let checked = futures_util::future::join_all(
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| check(i, k.clone(), true)),
+    )
+    .await;
+    for (r, key) in checked.iter().zip(&keys).take(80) {
+        assert!(r.is_ok(), "{key}: {r:?}");
+    }
+    let unknown = checked[80].as_ref().unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument, "{unknown:?}");
+    assert!(unknown.message().contains("user_id"), "{unknown:?}");
+
+    let (_, calls, _) = stack.sandbox.admin(Method::GET, "/calls", None).await;
+    let count = |k: &str| calls[k].as_u64().unwrap_or(0);
+    let (single, searches) = (count("okta.users"), count("okta.users_search"));
+    assert!(searches >= 1, "{calls}");
+    // The first look-up goes alone, the unknown login is asked alone after its search; the
+    // rest are answered 50 a search.
+    assert!(
+        single + searches <= 6,
+        "{single} single look-ups and {searches} searches for 81 rows: {calls}"
+    );
+
+    // Ordering the same rows asks Okta for no profile again.
+    let ordered = futures_util::future::join_all(
+        keys.iter()
+            .take(80)
+            .enumerate()
+            .map(|(i, k)| check(i, k.clone(), false)),
+    )
+    .await;
+    assert!(ordered.iter().all(Result::is_ok), "{ordered:?}");
+    let (_, after, _) = stack.sandbox.admin(Method::GET, "/calls", None).await;
+    assert_eq!(
+        (
+            after["okta.users"].as_u64().unwrap_or(0),
+            after["okta.users_search"].as_u64().unwrap_or(0)
+        ),
+        (single, searches),
+        "{after}"
+    );
+}

@@ -245,3 +245,71 @@ async fn okta_rate_limit_is_429_e0000047() {
     }
     assert_eq!(seen.as_deref(), Some("E0000047"));
 }
+
+/// fpr's Okta client asks for many users in one search and looks up alone only what the
+/// search does not answer: ids and logins (any case, quotes included) are found, an unknown
+/// name is None, and the sandbox answers the search as Okta does (a bad expression is
+/// E0000031).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_okta_client_finds_many_users_with_one_search() {
+    let sb = SandboxFixture::start(Config {
+        seed_users: 20,
+        ..Config::default()
+    })
+    .await;
+    let (_, users, _) = sb.admin(Method::GET, "/users?idp=okta", None).await;
+    let users = users.as_array().unwrap();
+    let (_, quoted, _) = sb
+        .admin(
+            Method::POST,
+            "/users",
+            Some(json!({"idp": "okta", "login": "o\"brien\\x@example.com", "given_name": "Pat", "surname": "O'Brien"})),
+        )
+        .await;
+    let okta = fpr_okta::Client::new(
+        sb.running.url().parse().unwrap(),
+        fpr_upstream::SecretSource::Inline(std::sync::Arc::new(
+            sb.config.okta_token.clone().into(),
+        )),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let keys = vec![
+        users[0]["id"].as_str().unwrap().to_owned(),
+        users[1]["login"].as_str().unwrap().to_uppercase(),
+        "nobody@example.com".to_owned(),
+        "o\"brien\\x@example.com".to_owned(),
+    ];
+    let found = okta.users(&keys).await;
+    let ids: Vec<Option<String>> = found
+        .into_iter()
+        .map(|r| r.unwrap().map(|u| u.id))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            users[0]["id"].as_str().map(str::to_owned),
+            users[1]["id"].as_str().map(str::to_owned),
+            None,
+            quoted["id"].as_str().map(str::to_owned),
+        ],
+        "{quoted}"
+    );
+    let (_, calls, _) = sb.admin(Method::GET, "/calls", None).await;
+    assert_eq!(calls["okta.users_search"], 1, "{calls}");
+    assert_eq!(
+        calls["okta.users"], 1,
+        "only the unknown name alone: {calls}"
+    );
+
+    let bad = sb
+        .http
+        .get(sb.url("/api/v1/users?search=profile.login%20sw%20%22a%22"))
+        .header("authorization", format!("SSWS {}", sb.config.okta_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["errorCode"], "E0000031", "{body}");
+}

@@ -38,6 +38,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             get(event_hooks).put(register_event_hook),
         )
         .route("/_sandbox/faults", get(faults).delete(clear_faults))
+        .route("/_sandbox/calls", get(calls))
         .route(
             "/_sandbox/faults/{route}",
             put(set_fault).delete(clear_fault),
@@ -396,6 +397,13 @@ async fn enrollments(AxState(app): AxState<Arc<App>>) -> Response {
         .map(|e| json!({"id": e.id, "user_id": e.user_id, "status": e.status, "rp_id": e.rp_id, "credential_id": e.credential_id, "serial": e.serial, "has_pin": e.pin.is_some()}))
         .collect();
     json(StatusCode::OK, json!(list))
+}
+
+/// Calls each route key has answered (every call past authentication and the rate limit,
+/// faults included), since the sandbox started.
+async fn calls(AxState(app): AxState<Arc<App>>) -> Response {
+    let calls = app.calls.lock().map(|c| c.clone()).unwrap_or_default();
+    json(StatusCode::OK, json!(calls))
 }
 
 async fn faults(AxState(app): AxState<Arc<App>>) -> Response {

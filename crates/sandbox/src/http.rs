@@ -65,6 +65,9 @@ pub fn json(status: StatusCode, body: Value) -> Response {
 /// injected failure. Returns the response to send instead of the real one. A fault with
 /// `after_work` on a mutating route is decided by [`after_work`] instead.
 pub async fn inject(app: &App, route: &str) -> Option<Response> {
+    if let Ok(mut calls) = app.calls.lock() {
+        *calls.entry(route.to_owned()).or_default() += 1;
+    }
     let fault = app.state().faults.get(route).cloned()?;
     if fault.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;

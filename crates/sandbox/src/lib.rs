@@ -156,6 +156,8 @@ pub(crate) struct App {
     pub(crate) state: Mutex<State>,
     pub(crate) rate: Mutex<http::RateWindows>,
     pub(crate) base_url: Mutex<String>,
+    /// Calls answered so far, by route key (`okta.users`, `ye.create`, …), for tests.
+    pub(crate) calls: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl App {
@@ -270,6 +272,7 @@ impl Sandbox {
                 state: Mutex::new(state),
                 rate: Mutex::new(Default::default()),
                 base_url: Mutex::new(String::new()),
+                calls: Mutex::default(),
             }),
         })
     }

@@ -17,8 +17,10 @@ use serde_json::{Value, json};
 use url::Url;
 
 mod groups;
+mod search;
 
 pub use groups::Group;
+pub use search::MAX_SEARCH;
 
 const UP: &str = "okta";
 const PRE: &str = "/webauthn-registration/api/v1";

@@ -14,7 +14,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 /// How an upstream call failed, as the orchestrator needs to know it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// Timeout, connection failure, 5xx or 429: try again later (after `retry_after` seconds
     /// when the upstream said so).

@@ -13,7 +13,11 @@ fn group_json(g: &crate::state::Group) -> Value {
         "profile": {"name": g.name, "description": Value::Null}})
 }
 
-fn limit_of(app: &App, q: &HashMap<String, String>, max: usize) -> Result<usize, Response> {
+pub(super) fn limit_of(
+    app: &App,
+    q: &HashMap<String, String>,
+    max: usize,
+) -> Result<usize, Response> {
     let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
         None => max,
         Some(Ok(l)) if l >= 1 => l.min(max),

@@ -26,6 +26,7 @@ mod enrollments;
 mod event_hooks;
 mod groups;
 mod oauth;
+mod search;
 mod users;
 use self::activate::*;
 use self::enroll::*;
@@ -56,6 +57,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
             &format!("{PREFIX}/users/{{user}}/enrollments/{{id}}/mark-error"),
             post(mark_error),
         )
+        .route("/api/v1/users", get(search::search))
         .route("/api/v1/users/{id}", get(user))
         .route("/api/v1/groups", get(groups))
         .route("/api/v1/groups/{id}", get(group))

@@ -259,6 +259,9 @@ pub async fn run(o: &Options) -> anyhow::Result<Figures> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let e2e = start.elapsed();
+    if let Ok(calls) = stack.admin_get("/calls").await {
+        eprintln!("bench: calls the sandbox answered, by route: {calls}");
+    }
     let [sandbox, vault, orchestrator] = stack.pids();
     eprintln!(
         "bench: CPU seconds used: orchestrator {:.1}, vault {:.1}, sandbox {:.1}, bench (client) {:.1}",

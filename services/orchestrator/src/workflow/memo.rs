@@ -1,7 +1,8 @@
-//! Short-lived answers of upstream look-ups that CreateShipment repeats: `fpr batch` checks
-//! every row (`validate_only`), then orders it seconds later, and both calls need the same
-//! Okta profile and the same answer of the vault's recipient policy. Remembered for a short
-//! while, the second call only records, and Okta's rate limit is spent once a row.
+//! Short-lived answers of upstream look-ups that are repeated: `fpr batch` checks every row
+//! (`validate_only`), then orders it seconds later, and processing enrolls it at Okta right
+//! after; all three need the same Okta user, and both calls the same answer of the vault's
+//! recipient policy. Remembered for a short while, the second call only records, and Okta's
+//! rate limit is spent once a row (less: see `lookup`).
 //!
 //! Only answers that let an order through are remembered (a refusal is asked again), and
 //! whatever they let through is checked again where it matters: the vault checks recipients

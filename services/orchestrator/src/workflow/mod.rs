@@ -21,6 +21,7 @@
 
 mod entra;
 mod jobs;
+mod lookup;
 mod memo;
 mod okta;
 mod order;
@@ -74,8 +75,10 @@ pub struct Workflow {
     /// When a shipment was last accepted (milliseconds since the Unix epoch).
     last_accept_ms: std::sync::atomic::AtomicU64,
     stopping: std::sync::atomic::AtomicBool,
-    /// Okta profiles CreateShipment looked up lately (see [`memo`]).
-    profiles: memo::Memo<std::collections::BTreeMap<String, String>>,
+    /// Okta look-ups under way, coalesced (see [`lookup`]); None without Okta.
+    lookups: Option<std::sync::Arc<lookup::Lookups>>,
+    /// Okta users looked up lately (see [`memo`]).
+    profiles: memo::Memo<fpr_okta::User>,
     /// PIN recipient lists the vault's policy allowed lately.
     recipients_allowed: memo::Memo<()>,
 }
@@ -222,14 +225,18 @@ impl Workflow {
         settings: Settings,
     ) -> Self {
         let (changes, _) = broadcast::channel(1024);
+        let okta = okta.map(|(client, rp_ids)| {
+            okta::Okta::new(client, rp_ids, settings.okta_resend_pin_when_unknown)
+        });
         Self {
+            lookups: okta
+                .as_ref()
+                .map(|o| lookup::Lookups::new(o.shared_client())),
             store,
             vault,
             yubienterprise,
             entra: entra::Entra::new(entra, settings.display_name.clone()),
-            okta: okta.map(|(client, rp_ids)| {
-                okta::Okta::new(client, rp_ids, settings.okta_resend_pin_when_unknown)
-            }),
+            okta,
             settings,
             changes,
             locks: (0..64).map(|_| Mutex::new(())).collect(),
@@ -265,49 +272,6 @@ impl Workflow {
     /// Okta, when configured.
     pub fn okta(&self) -> Option<&fpr_okta::Client> {
         self.okta.as_ref().map(okta::Okta::client)
-    }
-
-    /// An Okta user's profile attributes, for filling a request's empty shipping fields; an
-    /// unknown user is an invalid `user_id`. A profile looked up in the last two minutes is
-    /// reused (a batch checks each row, then orders it).
-    pub async fn okta_profile(
-        &self,
-        user_id: &str,
-    ) -> Result<std::collections::BTreeMap<String, String>, Error> {
-        let Some(okta) = self.okta() else {
-            return Err(Error::Invalid(vec![fpr_domain::Violation::new(
-                "idp",
-                "Okta is not configured on this fpr",
-            )]));
-        };
-        if let Some(p) = self.profiles.get(user_id) {
-            return Ok(p);
-        }
-        match okta.user(user_id).await {
-            Ok(u) => {
-                self.profiles.put(user_id.to_owned(), u.profile.clone());
-                Ok(u.profile)
-            }
-            Err(UpstreamError::NotFound { .. }) => {
-                Err(Error::Invalid(vec![fpr_domain::Violation::new(
-                    "user_id",
-                    "no such Okta user",
-                )]))
-            }
-            Err(e) => Err(Error::Upstream(e)),
-        }
-    }
-
-    /// Whether the vault's PIN recipient policy allows `recipients`; an allowed list is
-    /// remembered for two minutes (the vault checks again when it seals).
-    pub async fn check_recipients(&self, recipients: &[String]) -> Result<(), VaultError> {
-        let key = recipients.join("\n");
-        if self.recipients_allowed.get(&key).is_some() {
-            return Ok(());
-        }
-        self.vault.check_recipients(recipients).await?;
-        self.recipients_allowed.put(key, ());
-        Ok(())
     }
 
     /// Change notifications (shipment ids), for WatchShipment.

@@ -19,7 +19,7 @@ use crate::Error;
 /// Okta: the client, the RP ids to enroll for, and whether a send-pin whose answer was lost
 /// is asked again (see `okta.resend_pin_when_unknown`).
 pub(super) struct Okta {
-    client: fpr_okta::Client,
+    client: std::sync::Arc<fpr_okta::Client>,
     rp_ids: Vec<String>,
     resend_when_unknown: bool,
 }
@@ -33,7 +33,7 @@ impl Okta {
         resend_when_unknown: bool,
     ) -> Self {
         Self {
-            client,
+            client: std::sync::Arc::new(client),
             rp_ids,
             resend_when_unknown,
         }
@@ -41,6 +41,11 @@ impl Okta {
 
     pub(super) fn client(&self) -> &fpr_okta::Client {
         &self.client
+    }
+
+    /// The client, shared (for look-ups answered by a task of their own).
+    pub(super) fn shared_client(&self) -> std::sync::Arc<fpr_okta::Client> {
+        self.client.clone()
     }
 
     /// The enrollment's status at Okta (None: Okta no longer lists it).
@@ -105,9 +110,8 @@ impl Okta {
 
 impl IdpFlow for Okta {
     async fn prepare(&self, wf: &Workflow, rec: &mut Record) -> Result<(), Halt> {
-        let user = self
-            .client
-            .user(&rec.user_id)
+        let user = wf
+            .okta_user(&rec.user_id)
             .await
             .map_err(|e| upstream_halt("user_not_found", e))?;
         let p = |k: &str| user.profile.get(k).cloned().unwrap_or_default();
