@@ -120,6 +120,20 @@ async fn orders_for(stack: &Stack, email: &str) -> usize {
         .count()
 }
 
+/// The sandbox Okta's enrollments of user `id`.
+async fn okta_enrollments(stack: &Stack, id: &str) -> Vec<serde_json::Value> {
+    stack
+        .admin_get("/okta/enrollments")
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["user_id"] == id)
+        .cloned()
+        .collect()
+}
+
 fn state(s: &pb::Shipment) -> pb::ShipmentState {
     pb::ShipmentState::try_from(s.shipment_state).unwrap()
 }
@@ -180,6 +194,51 @@ async fn seal_and_order_survive_a_crash_right_after_them() {
         orders_for(&stack, &b.mail).await,
         1,
         "adopted, not ordered again"
+    );
+}
+
+/// An Okta enrollment made just before the orchestrator died, before anything recorded it
+/// (the enrollment is saved with the order that follows it): the restart finds the shipment
+/// marked as enrolling, removes the enrollment it cannot use, enrolls again and orders once;
+/// the key then registers and the shipment completes with one enrollment at Okta.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_okta_enrollment_cut_before_its_order_resumes_with_one() {
+    let stack = stack().await;
+    let users = stack.users(6).await.unwrap();
+    let u = users.iter().find(|u| u.okta).unwrap();
+    arm_orchestrator(&stack, Some("orchestrator.after_okta_enroll"));
+    assert!(
+        create(&stack, "enroll-1", u).await.is_err(),
+        "died mid-call"
+    );
+    assert!(stack.orchestrator_exited(Duration::from_secs(10)));
+    assert_eq!(
+        okta_enrollments(&stack, &u.id).await.len(),
+        1,
+        "enrolled before the crash"
+    );
+    assert_eq!(orders_for(&stack, &u.mail).await, 0);
+    stack.start_orchestrator(None).unwrap();
+    let r = create(&stack, "enroll-1", u).await.unwrap();
+    let s = process_until(&stack, &r.shipment_id, "ordered").await;
+    assert_eq!(
+        (state(&s), s.step.as_str()),
+        (pb::ShipmentState::Ongoing, "ordered"),
+        "{s:?}\n{}",
+        stack.logs()
+    );
+    assert_eq!(orders_for(&stack, &u.mail).await, 1, "ordered once");
+    let left = okta_enrollments(&stack, &u.id).await;
+    assert_eq!(left.len(), 1, "the unrecorded enrollment removed: {left:?}");
+
+    ship(&stack, &s.yubienterprise_shipment_id).await;
+    let s = process_until(&stack, &r.shipment_id, "complete").await;
+    assert_eq!(state(&s), pb::ShipmentState::Complete, "{s:?}");
+    let left = okta_enrollments(&stack, &u.id).await;
+    assert_eq!(
+        (left.len(), left[0]["status"].as_str()),
+        (1, Some("ACTIVE")),
+        "{left:?}"
     );
 }
 

@@ -366,9 +366,12 @@ impl Workflow {
             info_span!("shipment", shipment.id = %rec.id, user.id = %rec.user_id, job = "process");
         async move {
             let mut advanced = false;
-            // A step that only read (the poll that found the key shipped) is saved with the
-            // next step's first write: recomputing it after a crash costs one read, and the
-            // shipment does one write fewer.
+            // A step whose result a crash can have again is saved with the next step's first
+            // write, one durable write fewer each: the poll that found the key shipped (it
+            // only read) and the sealing (the vault seals a shipment's stored options once and
+            // answers a repeat with the same requests; an Okta enrollment left marked in
+            // flight is found and removed before enrolling again). The next steps, the order
+            // and the registration, write first thing.
             let mut unsaved = false;
             loop {
                 if self.stopping() {
@@ -397,7 +400,10 @@ impl Workflow {
                 let taken = self.step(&mut rec).instrument(step_span).await;
                 match taken {
                     Ok(()) => {
-                        unsaved = before == Step::Ordered && rec.step == Step::Shipped;
+                        unsaved = matches!(
+                            (before, rec.step),
+                            (Step::Ordered, Step::Shipped) | (Step::Accepted, Step::Sealed)
+                        );
                         if !unsaved {
                             self.save(&rec).await?;
                         }
