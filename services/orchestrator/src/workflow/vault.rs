@@ -65,16 +65,7 @@ impl From<tonic::Status> for VaultError {
 pub struct Vault {
     client: VaultServiceClient<Traced>,
     deadline: Duration,
-    /// The Yubico key sets last fetched, and when (see [`Vault::yubico_keys`]).
-    keys: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, KeySets)>>>,
 }
-
-/// The pinned Yubico key sets as JWK arrays: transport, signing.
-type KeySets = (Vec<serde_json::Value>, Vec<serde_json::Value>);
-
-/// How long a fetch of the Yubico key sets is reused: every Okta shipment needs them twice,
-/// and the vault itself refreshes them from Yubico far less often.
-const KEYS_TTL: Duration = Duration::from_secs(5);
 
 /// What DeliverPin is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +86,6 @@ impl Vault {
         Self {
             client: VaultServiceClient::with_interceptor(channel, fpr_telemetry::trace::Inject),
             deadline,
-            keys: std::sync::Arc::default(),
         }
     }
 
@@ -182,19 +172,10 @@ impl Vault {
             .await
     }
 
-    /// The pinned Yubico key sets as JWK arrays (transport, signing). A fetch with a transport
-    /// key is reused for a few seconds.
-    pub async fn yubico_keys(&self) -> Result<KeySets, VaultError> {
-        let lock = || {
-            self.keys
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        };
-        if let Some((at, sets)) = lock().as_ref()
-            && at.elapsed() < KEYS_TTL
-        {
-            return Ok(sets.clone());
-        }
+    /// The pinned Yubico key sets as JWK arrays (transport, signing).
+    pub async fn yubico_keys(
+        &self,
+    ) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>), VaultError> {
         let k = self
             .call(|mut c| async move { c.get_yubico_keys(vpb::GetYubicoKeysRequest {}).await })
             .await?;
@@ -204,11 +185,7 @@ impl Vault {
                 .and_then(|v| v.get("keys").and_then(serde_json::Value::as_array).cloned())
                 .unwrap_or_default()
         };
-        let sets = (keys(&k.transport_jwks_json), keys(&k.signing_jwks_json));
-        if !sets.0.is_empty() {
-            *lock() = Some((std::time::Instant::now(), sets.clone()));
-        }
-        Ok(sets)
+        Ok((keys(&k.transport_jwks_json), keys(&k.signing_jwks_json)))
     }
 
     /// PurgeShipment: forgets the shipment's response key.
