@@ -3,12 +3,17 @@
 //! kid), `iss`, `exp`, `nbf` and `iat` within `clock_skew`, an allowed `aud`, an allowed client
 //! app (`azp`/`appid`), then the app role the called RPC needs (see [`required_role`]). Health
 //! and reflection stay open. Every accepted call is logged with the caller's app and object id.
+//!
+//! A token once accepted is remembered, by its exact text, until it expires or the issuer's
+//! keys are fetched again: a caller's next calls with it skip the RS256 check, which was most
+//! of the CPU of a small call (a batch sends thousands with one token). Only what time changes,
+//! `exp` and `nbf`, and the role the call needs are checked again.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -77,6 +82,27 @@ pub struct Verifier {
     /// When the last fetch for an unknown kid started; serialises those fetches.
     last_unknown_fetch: tokio::sync::Mutex<Option<Instant>>,
     fetches: AtomicU64,
+    /// Tokens accepted since the keys were last fetched, by their text (see the module docs).
+    accepted: Mutex<Accepted>,
+    signature_checks: AtomicU64,
+}
+
+/// At most this many accepted tokens are remembered (expired ones go first, then all).
+const MAX_ACCEPTED: usize = 1024;
+
+/// The accepted tokens, and how many times the keys were replaced (an acceptance checked with
+/// keys replaced meanwhile is not remembered).
+#[derive(Default)]
+struct Accepted {
+    generation: u64,
+    tokens: HashMap<String, Known>,
+}
+
+/// What an accepted token proved, and the times it is valid between.
+struct Known {
+    caller: Caller,
+    exp: u64,
+    nbf: Option<u64>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -112,6 +138,8 @@ impl Verifier {
             http,
             last_unknown_fetch: tokio::sync::Mutex::new(None),
             fetches: AtomicU64::new(0),
+            accepted: Mutex::new(Accepted::default()),
+            signature_checks: AtomicU64::new(0),
         });
         if let Err(e) = v.refresh().await {
             tracing::warn!(error = %e, "Issuer keys not loaded yet");
@@ -149,7 +177,16 @@ impl Verifier {
         if let Ok(mut slot) = self.keys.write() {
             *slot = keys;
         }
+        // A key may be gone: every token is checked again with the keys as they are now.
+        let mut accepted = self.accepted.lock().unwrap_or_else(PoisonError::into_inner);
+        accepted.generation += 1;
+        accepted.tokens.clear();
         Ok(())
+    }
+
+    /// How many token signatures were checked (tokens already accepted are not checked again).
+    pub fn signature_checks(&self) -> u64 {
+        self.signature_checks.load(Ordering::Relaxed)
     }
 
     fn key(&self, kid: &str) -> Option<DecodingKey> {
@@ -175,12 +212,47 @@ impl Verifier {
 
     /// Checks a token and the role `needed`; the error says why (never echoing the token).
     pub async fn verify(&self, token: &str, needed: &str) -> Result<Caller, Refusal> {
+        self.verify_at(token, needed, now()).await
+    }
+
+    async fn verify_at(&self, token: &str, needed: &str, now: u64) -> Result<Caller, Refusal> {
+        let skew = self.cfg.clock_skew.as_secs();
+        let known = {
+            let accepted = self.accepted.lock().unwrap_or_else(PoisonError::into_inner);
+            accepted
+                .tokens
+                .get(token)
+                .map(|k| (k.caller.clone(), k.exp, k.nbf))
+        };
+        let caller = match known {
+            Some((caller, exp, nbf)) => {
+                in_time(exp, nbf, now, skew)?;
+                caller
+            }
+            None => self.check_signed(token, now).await?,
+        };
+        if !caller.roles.iter().any(|r| r == needed || r == ROLE_ADMIN) {
+            return Err(Refusal::Forbidden(format!(
+                "client app {:?} lacks the app role {needed} (claim {:?})",
+                caller.app, self.cfg.roles_claim
+            )));
+        }
+        Ok(caller)
+    }
+
+    /// Checks a token not seen yet (signature, claims and times) and remembers it if it passes.
+    async fn check_signed(&self, token: &str, now: u64) -> Result<Caller, Refusal> {
         let unauth = |m: &str| Refusal::Unauthenticated(m.to_owned());
         let header = jsonwebtoken::decode_header(token).map_err(|_| unauth("malformed token"))?;
         if header.alg != Algorithm::RS256 {
             return Err(unauth("only RS256 tokens are accepted"));
         }
         let kid = header.kid.ok_or_else(|| unauth("token has no kid"))?;
+        let generation = self
+            .accepted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation;
         let key = match self.key(&kid) {
             Some(k) => k,
             None => self
@@ -188,17 +260,32 @@ impl Verifier {
                 .await
                 .ok_or_else(|| unauth("token signed by an unknown key"))?,
         };
+        let skew = self.cfg.clock_skew.as_secs();
         let mut v = Validation::new(Algorithm::RS256);
         v.set_issuer(&[&self.cfg.issuer]);
         v.set_audience(&self.cfg.allowed_audiences);
         v.set_required_spec_claims(&["exp", "iat", "iss", "aud"]);
-        v.validate_nbf = true;
-        v.leeway = self.cfg.clock_skew.as_secs();
+        // exp and nbf are checked below, against the same clock as a remembered token's.
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        self.signature_checks.fetch_add(1, Ordering::Relaxed);
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &v)
             .map_err(|e| Refusal::Unauthenticated(format!("token refused: {:?}", e.kind())))?;
         let claims = data.claims;
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| unauth("token refused: exp is not a number of seconds"))?;
+        let nbf = match claims.get("nbf") {
+            None => None,
+            Some(n) => Some(
+                n.as_u64()
+                    .ok_or_else(|| unauth("token refused: nbf is not a number of seconds"))?,
+            ),
+        };
+        in_time(exp, nbf, now, skew)?;
         let iat = claims.get("iat").and_then(Value::as_u64);
-        if iat.is_none_or(|iat| iat > now() + self.cfg.clock_skew.as_secs()) {
+        if iat.is_none_or(|iat| iat > now + skew) {
             return Err(unauth("token refused: iat is missing or in the future"));
         }
         let app = claim_str(&claims, "azp")
@@ -223,14 +310,39 @@ impl Verifier {
         let oid = claim_str(&claims, "oid")
             .or_else(|| claim_str(&claims, "sub"))
             .unwrap_or_default();
-        if !roles.iter().any(|r| r == needed || r == ROLE_ADMIN) {
-            return Err(Refusal::Forbidden(format!(
-                "client app {app:?} lacks the app role {needed} (claim {:?})",
-                self.cfg.roles_claim
-            )));
+        let caller = Caller { app, oid, roles };
+        let mut accepted = self.accepted.lock().unwrap_or_else(PoisonError::into_inner);
+        if accepted.generation == generation {
+            if accepted.tokens.len() >= MAX_ACCEPTED {
+                accepted
+                    .tokens
+                    .retain(|_, k| in_time(k.exp, k.nbf, now, skew).is_ok());
+                if accepted.tokens.len() >= MAX_ACCEPTED {
+                    accepted.tokens.clear();
+                }
+            }
+            let known = Known {
+                caller: caller.clone(),
+                exp,
+                nbf,
+            };
+            accepted.tokens.insert(token.to_owned(), known);
         }
-        Ok(Caller { app, oid, roles })
+        Ok(caller)
     }
+}
+
+/// Whether `now` is within a token's `nbf` and `exp`, give or take `skew` seconds.
+fn in_time(exp: u64, nbf: Option<u64>, now: u64, skew: u64) -> Result<(), Refusal> {
+    if exp.saturating_add(skew) < now {
+        return Err(Refusal::Unauthenticated("token refused: expired".into()));
+    }
+    if nbf.is_some_and(|nbf| nbf > now.saturating_add(skew)) {
+        return Err(Refusal::Unauthenticated(
+            "token refused: not valid yet (nbf)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Layer for [`Auth`].
@@ -319,3 +431,6 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
