@@ -190,8 +190,10 @@ fn join(mut core: Record, pin: Option<Vec<u8>>, bulk: Option<Vec<u8>>) -> Result
 
 /// Adds `rec` to `b`: the record without its large parts under `rec/`, Entra ID's PIN
 /// response under `pin/` and the other large parts under `bulk/` (each written only when it
-/// changed: `tree` holds the current ones), and its entry in the index of ongoing records.
-fn write(tree: &dyn Tree, b: &mut Batch, rec: &Record) -> Result<(), Error> {
+/// changed: `tree` holds the current ones; None for a new record, of which nothing is stored),
+/// and its entry in the index of ongoing records.
+fn write(tree: Option<&dyn Tree>, b: &mut Batch, rec: &Record) -> Result<(), Error> {
+    let stored = |key: &[u8]| tree.map_or(Ok(None), |t| t.get(key));
     let mut core = rec.clone();
     let pin = core.pin_response_jwe.take().map(String::into_bytes);
     let bulk = Bulk::take(&mut core);
@@ -204,7 +206,7 @@ fn write(tree: &dyn Tree, b: &mut Batch, rec: &Record) -> Result<(), Error> {
     // The large parts change at few steps: compared with the stored ones (inflating is a
     // fraction of deflating), they are compressed and written only when they changed.
     for (key, plain) in [(pin_key(&rec.id), pin), (bulk_key(&rec.id), bulk)] {
-        let stored = tree.get(&key)?;
+        let stored = stored(&key)?;
         let same = match (&stored, &plain) {
             (None, None) => true,
             (Some(s), Some(p)) => inflate(&key, s).is_ok_and(|s| *s == **p),
@@ -218,7 +220,7 @@ fn write(tree: &dyn Tree, b: &mut Batch, rec: &Record) -> Result<(), Error> {
         }
     }
     if let Some(ye) = rec.ye_shipment_id.as_deref()
-        && tree.get(&ye_key(ye))?.as_deref() != Some(rec.id.as_bytes())
+        && stored(&ye_key(ye))?.as_deref() != Some(rec.id.as_bytes())
     {
         b.insert(&ye_key(ye), rec.id.as_bytes());
     }
@@ -261,7 +263,7 @@ impl Shipments {
         if store.tree.get(INDEXED)?.is_none() {
             let mut b = Batch::default();
             for rec in store.all()? {
-                write(&*store.tree, &mut b, &rec)?;
+                write(Some(&*store.tree), &mut b, &rec)?;
             }
             b.insert(INDEXED, b"1");
             store.tree.apply(b)?;
@@ -300,13 +302,15 @@ impl Shipments {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    /// Stores a new record and its idempotency key in one atomic, durable write. Returns the id
-    /// that holds the key (another one if a concurrent call won; then nothing was written).
+    /// Stores a new record (`rec.id` never used before) and its idempotency key in one atomic,
+    /// durable write. Returns the id that holds the key (another one if a concurrent call won;
+    /// then nothing was written).
     pub async fn create(&self, rec: &Record) -> Result<String, Error> {
         let idem = idem_key(&rec.idempotency_key);
         let mut b = Batch::default();
         b.insert(&idem, rec.id.as_bytes());
-        write(&*self.tree, &mut b, rec)?;
+        // A new id: nothing of it is stored yet.
+        write(None, &mut b, rec)?;
         match fpr_store::write_durably(
             self.tree.clone(),
             fpr_store::Write::ApplyIfAbsent {
@@ -327,7 +331,7 @@ impl Shipments {
     /// Writes a record, durably.
     pub async fn put(&self, rec: &Record) -> Result<(), Error> {
         let mut b = Batch::default();
-        write(&*self.tree, &mut b, rec)?;
+        write(Some(&*self.tree), &mut b, rec)?;
         fpr_store::write_durably(self.tree.clone(), fpr_store::Write::Apply(b)).await?;
         Ok(())
     }

@@ -236,7 +236,7 @@ async fn large_parts_live_apart_and_leave_with_their_step() {
     // A step that leaves the large parts as they are does not write them again.
     r.attempts = 1;
     let mut b = Batch::default();
-    write(&*s.tree, &mut b, &r).unwrap();
+    write(Some(&*s.tree), &mut b, &r).unwrap();
     assert!(b.into_ops().iter().all(|(k, _)| !k.starts_with(b"bulk/")));
     s.put(&r).await.unwrap();
     assert_eq!(s.tree.get(&bulk_key("shp_1")).unwrap().unwrap(), bulk);
