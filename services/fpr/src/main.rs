@@ -17,11 +17,17 @@ fn main() -> ExitCode {
         cli.command,
         Command::Vault(_) | Command::Orchestrator(_) | Command::Sandbox(_)
     );
+    // The services (and `up` and `demo`, which run them) want every core; a client command
+    // waits on the network, and one thread does that with less waking and handing over than
+    // a pool (a batch's calls go out and come back sooner).
+    let in_process = service || matches!(cli.command, Command::Up { .. } | Command::Demo { .. });
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = if in_process {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fpr: {e}");
