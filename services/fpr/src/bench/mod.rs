@@ -299,6 +299,15 @@ pub async fn run(o: &Options) -> anyhow::Result<Figures> {
         t.sort();
         f.create_p50_ms = quantile_ms(&t, 0.50);
         f.create_p99_ms = quantile_ms(&t, 0.99);
+        eprintln!(
+            "bench: CreateShipment latency at the client: p50 {:.2} ms, p90 {:.2}, p99 {:.2}, \
+             p99.9 {:.2}, max {:.2}",
+            f.create_p50_ms,
+            quantile_ms(&t, 0.90),
+            f.create_p99_ms,
+            quantile_ms(&t, 0.999),
+            quantile_ms(&t, 1.0),
+        );
     }
     eprintln!(
         "bench: {complete} of {} complete in {:.1} s; vault store {} bytes",
