@@ -180,6 +180,12 @@ impl Field {
         let mut a = y.mailing_address.clone().unwrap_or_default();
         (self.slot)(&mut r, &mut a).clone()
     }
+
+    /// The field's value taken out of `r` or `a` (for reading every field of one request with
+    /// one copy of it).
+    fn take(&self, r: &mut pb::Recipient, a: &mut pb::MailingAddress) -> String {
+        std::mem::take((self.slot)(r, a))
+    }
 }
 
 /// Where a user's attributes come from.
@@ -278,8 +284,10 @@ pub fn one_key(
 pub fn to_fpr_body(y: &pb::YubicoShipmentRequest) -> Value {
     let mut body =
         json!({"delivery_type": y.delivery_type, "recipient": {}, "mailing_address": {}});
+    let mut r = y.recipient.clone().unwrap_or_default();
+    let mut a = y.mailing_address.clone().unwrap_or_default();
     for f in FIELDS {
-        body[f.part_key()][f.name] = json!(f.get(y));
+        body[f.part_key()][f.name] = Value::String(f.take(&mut r, &mut a));
     }
     body["shipment_items"] = y
         .shipment_items
