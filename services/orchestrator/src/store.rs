@@ -105,10 +105,11 @@ impl Bulk {
 
 thread_local! {
     // The compressor's tables are large (allocating them afresh each time cost more than the
-    // compression itself): one of each per thread, reset between values. Level 2: zlib-rs's
-    // level 1 uses fixed Huffman codes only, which left records markedly larger.
+    // compression itself): one of each per thread, reset between values. (zlib-rs instead of
+    // miniz_oxide was tried: at its level 2 it cost the orchestrator more, and its level 1,
+    // fixed Huffman codes only, left records larger.)
     static DEFLATER: std::cell::RefCell<flate2::Compress> =
-        std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::new(2), false));
+        std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::fast(), false));
     static INFLATER: std::cell::RefCell<flate2::Decompress> =
         std::cell::RefCell::new(flate2::Decompress::new(false));
 }
