@@ -2,6 +2,10 @@
 
 use clap::Parser as _;
 
+/// mimalloc, as in `fpr` (decision 0015).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -10,6 +10,10 @@ use clap::Parser as _;
 
 use cmd::args::{Cli, Command};
 
+/// glibc's malloc and free were a sixth of the CPU of ordering a batch (decision 0015).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A service logs its steps; `up` and the client commands only what goes wrong.
