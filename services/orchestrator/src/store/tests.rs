@@ -171,9 +171,10 @@ async fn a_sled_store_of_an_earlier_fpr_is_taken_over() {
     }
 }
 
-/// A record is stored deflated, reads back equal, and a plain JSON record (as versions
-/// before the deflate wrote, and as a taken-over sled store holds) still reads; a value that
-/// is neither is reported as corrupt, naming the key.
+/// A record is stored plain at its creation and deflated from its next write on, reads back
+/// equal either way, and a plain JSON record (as versions before the deflate wrote, and as a
+/// taken-over sled store holds) still reads; a value that is neither is reported as corrupt,
+/// naming the key.
 #[tokio::test]
 async fn records_are_stored_deflated_and_plain_ones_still_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -183,6 +184,13 @@ async fn records_are_stored_deflated_and_plain_ones_still_read() {
         "mailing_address": {"street_line1": "7788 Foxrun Street", "city": "Dedham"}});
     r.pin_response_jwe = Some("eyJlbmMiOiJBMjU2R0NNIn0.".repeat(40));
     s.create(&r).await.unwrap();
+    let raw = s.tree.get(&rec_key("shp_1")).unwrap().unwrap();
+    assert_eq!(raw[0], b'{', "a new record's own part is plain JSON");
+    assert_eq!(
+        serde_json::to_value(s.get("shp_1").unwrap().unwrap()).unwrap(),
+        serde_json::to_value(&r).unwrap()
+    );
+    s.put(&r).await.unwrap();
     let raw = s.tree.get(&rec_key("shp_1")).unwrap().unwrap();
     let pin = s.tree.get(&pin_key("shp_1")).unwrap().unwrap();
     let json = serde_json::to_vec(&r).unwrap();
@@ -226,7 +234,10 @@ async fn large_parts_live_apart_and_leave_with_their_step() {
     r.pin_request_jwe = Some("p".repeat(700));
     s.create(&r).await.unwrap();
     let bulk = s.tree.get(&bulk_key("shp_1")).unwrap().unwrap();
-    assert!(s.tree.get(&rec_key("shp_1")).unwrap().unwrap().len() < 400);
+    let own = s.tree.get(&rec_key("shp_1")).unwrap().unwrap();
+    for part in ["x".repeat(300), "c".repeat(900), "p".repeat(700)] {
+        assert!(!own.windows(part.len()).any(|w| w == part.as_bytes()));
+    }
     let same = |a: &Record, b: &Record| {
         serde_json::to_value(a).unwrap() == serde_json::to_value(b).unwrap()
     };
