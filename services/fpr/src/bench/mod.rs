@@ -13,6 +13,7 @@
 //! `floor_s` is measured in the same run ([`floor`]): the unavoidable cryptography of N
 //! shipments on one thread, divided by the cores.
 
+pub mod disk;
 pub mod floor;
 
 use std::path::PathBuf;
@@ -143,6 +144,9 @@ fn csv(users: &[User]) -> String {
     }
     out
 }
+
+/// Syncs timed for the disk's line (about half a second on a local SSD).
+const DISK_SYNCS: usize = 2_000;
 
 /// The `q` quantile of `sorted`, in milliseconds.
 fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
@@ -329,6 +333,18 @@ pub async fn run(o: &Options) -> anyhow::Result<Figures> {
         "bench: floor {:.1} s on one thread ({:.2} ms a shipment), {cores} cores",
         single.as_secs_f64(),
         single.as_secs_f64() * 1e3 / o.users.max(1) as f64
+    );
+    let scratch = dir.path().to_owned();
+    let syncs = tokio::task::spawn_blocking(move || disk::sync_latency(&scratch, DISK_SYNCS))
+        .await
+        .context("the disk measurement")??;
+    eprintln!(
+        "bench: this disk's sync of a 12 KiB write ({DISK_SYNCS} in a row): p50 {:.2} ms, \
+         p99 {:.2}, p99.9 {:.2}, max {:.2}",
+        quantile_ms(&syncs, 0.50),
+        quantile_ms(&syncs, 0.99),
+        quantile_ms(&syncs, 0.999),
+        quantile_ms(&syncs, 1.0),
     );
     Ok(f)
 }
