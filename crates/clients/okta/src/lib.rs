@@ -239,6 +239,13 @@ impl Client {
             .header("accept", "application/json"))
     }
 
+    /// Waits until the org's rate limit would let a call go now, taking nothing from it: a
+    /// caller that gathers several look-ups into one call waits here first, and gathers
+    /// what arrived meanwhile.
+    pub async fn ready(&self) {
+        self.pacer.ready().await;
+    }
+
     /// Sends a request to the org, within its rate limit.
     async fn send(
         &self,

@@ -290,6 +290,16 @@ impl Pacer {
 
     /// Waits until the current window has a call left (or has reset), then counts the call.
     pub async fn admit(&self) {
+        self.wait(true).await;
+    }
+
+    /// Waits until the current window has a call left (or has reset), counting nothing: for
+    /// a caller that gathers work while it waits and then makes the call (which `admit`s).
+    pub async fn ready(&self) {
+        self.wait(false).await;
+    }
+
+    async fn wait(&self, count: bool) {
         loop {
             let wait = {
                 let mut w = self.lock();
@@ -300,7 +310,9 @@ impl Pacer {
                 match &mut w.remaining {
                     Some(left) if *left <= 0 && now < reset => Some(reset - now),
                     Some(left) => {
-                        *left -= 1;
+                        if count {
+                            *left -= 1;
+                        }
                         None
                     }
                     None => None,
@@ -610,10 +622,15 @@ mod tests {
         p.observe(&rate(2, now + 3), now);
         // A later answer of the same window, read earlier, does not raise the count.
         p.observe(&rate(5, now + 3), now);
+        // Asking whether a call could go counts none.
+        assert!(tokio::time::timeout(quick, p.ready()).await.is_ok());
+        assert!(tokio::time::timeout(quick, p.ready()).await.is_ok());
         assert!(tokio::time::timeout(quick, p.admit()).await.is_ok());
         assert!(tokio::time::timeout(quick, p.admit()).await.is_ok());
-        // Spent: the next call waits for the reset (2 s away at least).
+        // Spent: the next call waits for the reset (2 s away at least), and so does one
+        // that only asks whether a call could go.
         assert!(tokio::time::timeout(quick, p.admit()).await.is_err());
+        assert!(tokio::time::timeout(quick, p.ready()).await.is_err());
         // A window that has reset admits again; an answer without the headers changes nothing.
         p.observe(&reqwest::header::HeaderMap::new(), now);
         p.observe(&rate(1, now - 1 + 10), now);

@@ -1,9 +1,12 @@
 //! Okta users looked up together. CreateShipment needs the Okta profile of each row it
 //! checks, and `fpr batch` checks its rows 32 at a time: one `GET /api/v1/users/{id}` each
 //! spent Okta's rate limit (600 a minute on many orgs) once a row, so a batch of thousands
-//! waited on the limit, not on work. Here a look-up that finds none under way goes out alone,
-//! at once; those that arrive while one is under way wait for it, then go out together as one
-//! search ([`fpr_okta::Client::users`], at most [`fpr_okta::MAX_SEARCH`] at a time).
+//! waited on the limit, not on work. Here a look-up that finds none under way waits
+//! [`GATHER`] for others to join it; those that arrive while a call is under way wait for it;
+//! each group goes out as one search ([`fpr_okta::Client::users`], at most
+//! [`fpr_okta::MAX_SEARCH`] at a time). A group is formed only once the rate limit lets a call
+//! go ([`fpr_okta::Client::ready`]): while the window is spent, look-ups gather, and the call
+//! that ends the wait carries them all instead of one.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -15,6 +18,11 @@ use super::VaultError;
 use crate::Error;
 
 type Answer = Result<Option<User>, UpstreamError>;
+
+/// How long a look-up that finds none under way waits for others to go out with it: a batch's
+/// rows arrive a few at a time, and one that went alone at once cost a call for one user (half
+/// the calls of a batch's check). Small beside an Okta call's own time.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Look-ups waiting for the one under way, and whether one is.
 #[derive(Default)]
@@ -65,7 +73,9 @@ impl Lookups {
 
     /// Answers every waiting look-up, a group at a time, until none waits.
     async fn drain(self: Arc<Self>) {
+        tokio::time::sleep(GATHER).await;
         loop {
+            self.client.ready().await;
             let group: Vec<(String, oneshot::Sender<Answer>)> = {
                 let mut q = self.lock();
                 if q.waiting.is_empty() {
