@@ -4,8 +4,8 @@
 //! together in one batch and durable before any call returns success. The processing job
 //! reads the index, not every record.
 //!
-//! A record is its JSON deflated behind a one-byte tag (plain until its first write after
-//! CreateShipment's, to keep the accept path cheap), without its large parts: Entra ID's
+//! A record is its JSON (deflated behind a one-byte tag once it is no longer ongoing: each
+//! step rewrites it until then), without its large parts: Entra ID's
 //! PIN response (kept for ResendPin) is under `pin/`, and the sealed requests, creation options
 //! and credential response, while a step still needs them, under `bulk/`. Small values pack
 //! several to a page of the store; records written whole and plain by earlier versions read.
@@ -194,9 +194,11 @@ fn join(mut core: Record, pin: Option<Vec<u8>>, bulk: Option<Vec<u8>>) -> Result
 /// Adds `rec` to `b`: the record without its large parts under `rec/`, Entra ID's PIN
 /// response under `pin/` and the other large parts under `bulk/` (each written only when it
 /// changed: `tree` holds the current ones; None for a new record, of which nothing is stored),
-/// and its entry in the index of ongoing records. A new record's own part is written plain:
-/// deflating it was a twelfth of CreateShipment's cost, and processing's first write of the
-/// record, which is soon, deflates it.
+/// and its entry in the index of ongoing records. The record's own part is written plain while
+/// it is ongoing and deflated once it leaves that state: each step rewrites it, and deflating
+/// it at every step was a twelfth of CreateShipment's cost and an eighth of the orchestrator's
+/// while processing; a record spends most of its life, and all of it after the cleanup's
+/// retention begins, in the state it ends in.
 fn write(tree: Option<&dyn Tree>, b: &mut Batch, rec: &Record) -> Result<(), Error> {
     let stored = |key: &[u8]| tree.map_or(Ok(None), |t| t.get(key));
     let mut core = rec.clone();
@@ -207,9 +209,10 @@ fn write(tree: Option<&dyn Tree>, b: &mut Batch, rec: &Record) -> Result<(), Err
         .transpose()
         .map_err(|_| Error::Corrupt(rec.id.clone()))?;
     let core = serde_json::to_vec(&core).map_err(|_| Error::Corrupt(rec.id.clone()))?;
-    match tree {
-        Some(_) => b.insert(&rec_key(&rec.id), &deflate(&core)),
-        None => b.insert(&rec_key(&rec.id), &core),
+    if rec.state == State::Ongoing {
+        b.insert(&rec_key(&rec.id), &core);
+    } else {
+        b.insert(&rec_key(&rec.id), &deflate(&core));
     }
     // The large parts change at few steps: compared with the stored ones (inflating is a
     // fraction of deflating), they are compressed and written only when they changed.

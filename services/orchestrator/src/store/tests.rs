@@ -171,8 +171,9 @@ async fn a_sled_store_of_an_earlier_fpr_is_taken_over() {
     }
 }
 
-/// A record is stored plain at its creation and deflated from its next write on, reads back
-/// equal either way, and a plain JSON record (as versions before the deflate wrote, and as a
+/// A record's own part is stored plain while it is ongoing and deflated once it is not, its
+/// large parts deflated from their first write, and it reads back equal either way; a plain
+/// JSON record (as versions before the deflate wrote, and as a
 /// taken-over sled store holds) still reads; a value that is neither is reported as corrupt,
 /// naming the key.
 #[tokio::test]
@@ -190,6 +191,20 @@ async fn records_are_stored_deflated_and_plain_ones_still_read() {
         serde_json::to_value(s.get("shp_1").unwrap().unwrap()).unwrap(),
         serde_json::to_value(&r).unwrap()
     );
+    assert_eq!(r.state, State::Ongoing);
+    s.put(&r).await.unwrap();
+    let raw = s.tree.get(&rec_key("shp_1")).unwrap().unwrap();
+    let pin = s.tree.get(&pin_key("shp_1")).unwrap().unwrap();
+    assert_eq!(
+        (raw[0], pin[0]),
+        (b'{', DEFLATED),
+        "ongoing: own part plain"
+    );
+    assert_eq!(
+        serde_json::to_value(s.get("shp_1").unwrap().unwrap()).unwrap(),
+        serde_json::to_value(&r).unwrap()
+    );
+    r.state = State::Complete;
     s.put(&r).await.unwrap();
     let raw = s.tree.get(&rec_key("shp_1")).unwrap().unwrap();
     let pin = s.tree.get(&pin_key("shp_1")).unwrap().unwrap();
