@@ -171,6 +171,12 @@ pub trait Tree: Send + Sync {
         };
         done(r.and_then(|()| self.flush()));
     }
+    /// [`Tree::write_then`] for a write whose caller can wait a little: an engine that queues
+    /// writes may hold its commit up to [`GROUP_WAIT`] for other writes to share it (while
+    /// every write queued with it can wait too). The default is [`Tree::write_then`].
+    fn write_then_grouped(&self, write: Write, done: Box<dyn FnOnce(Result<()>) + Send>) {
+        self.write_then(write, done);
+    }
     /// True when [`Tree::write_then`] only queues the write (it never blocks the caller).
     fn queues_writes(&self) -> bool {
         false
@@ -202,12 +208,32 @@ pub async fn durable(tree: Arc<dyn Tree>) -> Result<()> {
 /// caller answered once its own write is on disk); otherwise the write and its flush run on a
 /// blocking thread, since both may wait for the disk.
 pub async fn write_durably(tree: Arc<dyn Tree>, write: Write) -> Result<()> {
+    write_durably_as(tree, write, false).await
+}
+
+/// At most this long a write made with [`write_durably_grouped`] waits for others to share its
+/// commit.
+pub const GROUP_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// [`write_durably`] for a caller that can wait a little (a background job's step, not a
+/// client's call): an engine that queues writes may hold the commit up to [`GROUP_WAIT`] for
+/// other writes to share it, so that a busy job's writes pay for fewer commits (one sync and
+/// one rewrite of the tree's upper pages each). Durable when this returns, as ever.
+pub async fn write_durably_grouped(tree: Arc<dyn Tree>, write: Write) -> Result<()> {
+    write_durably_as(tree, write, true).await
+}
+
+async fn write_durably_as(tree: Arc<dyn Tree>, write: Write, grouped: bool) -> Result<()> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let done: Box<dyn FnOnce(Result<()>) + Send> = Box::new(move |r| {
         let _ = tx.send(r);
     });
     if tree.queues_writes() {
-        tree.write_then(write, done);
+        if grouped {
+            tree.write_then_grouped(write, done);
+        } else {
+            tree.write_then(write, done);
+        }
     } else {
         tokio::task::spawn_blocking(move || tree.write_then(write, done));
     }

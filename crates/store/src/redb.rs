@@ -9,7 +9,11 @@
 //! Durable writes from async code ([`Tree::write_then`]) go to the store's writer thread
 //! instead: it takes every write waiting, applies them in order in one transaction, commits it
 //! with a sync, and only then answers each. One transaction and one sync for a group, instead
-//! of a transaction, a thread hand-off and a share of a sync for each write.
+//! of a transaction, a thread hand-off and a share of a sync for each write. A group made only
+//! of writes whose callers can wait ([`crate::write_durably_grouped`]: a background job's
+//! steps) waits up to [`crate::GROUP_WAIT`] for more, up to [`GROUP_ENOUGH`]; a write that
+//! cannot wait (a client's call) ends the wait. Each commit rewrites the tree's upper pages
+//! and the file's own, so fewer, larger groups write and sync less for the same records.
 //!
 //! redb reuses a page once no reader needs its old version, unlike sled's log, which keeps
 //! every rewritten version until its segments are cleaned (the orchestrator rewrites a record
@@ -55,7 +59,12 @@ struct Job {
     table: String,
     write: Write,
     done: Box<dyn FnOnce(Result<()>) + Send>,
+    /// Whether its caller can wait up to [`crate::GROUP_WAIT`] for company.
+    patient: bool,
 }
+
+/// A group of patient writes stops waiting for company once it holds this many.
+const GROUP_ENOUGH: usize = 32;
 
 /// Writes at most this many queued writes in one transaction.
 const MAX_GROUP: usize = 512;
@@ -94,6 +103,20 @@ impl Writer {
                     while jobs.len() < MAX_GROUP {
                         match rx.try_recv() {
                             Ok(j) => jobs.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    // A group of patient writes only waits a little for more; a write that
+                    // cannot wait ends the wait.
+                    let until = std::time::Instant::now() + crate::GROUP_WAIT;
+                    while jobs.len() < GROUP_ENOUGH && jobs.iter().all(|j| j.patient) {
+                        let left = until.saturating_duration_since(std::time::Instant::now());
+                        match rx.recv_timeout(left) {
+                            Ok(j) if !left.is_zero() => jobs.push(j),
+                            Ok(j) => {
+                                jobs.push(j);
+                                break;
+                            }
                             Err(_) => break,
                         }
                     }
@@ -158,6 +181,7 @@ fn commit_group(s: &Shared, jobs: Vec<Job>) {
                 Ok(()) => outcomes.push(Ok(())),
             }
         }
+        s.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tx.commit().map_err(|e| s.err(e))
     })();
     match committed {
@@ -190,6 +214,8 @@ struct Shared {
     /// on), write-locked by compaction, which needs the database to itself.
     db: std::sync::RwLock<redb::Database>,
     last_io: std::sync::Mutex<Option<std::io::ErrorKind>>,
+    /// Groups the writer has committed.
+    groups: std::sync::atomic::AtomicU64,
 }
 
 // === impl Shared ===
@@ -295,6 +321,7 @@ impl RedbStore {
         let db = Arc::new(Shared {
             db: std::sync::RwLock::new(db),
             last_io: std::sync::Mutex::new(None),
+            groups: std::sync::atomic::AtomicU64::new(0),
         });
         Ok(Self {
             writer: Arc::new(Writer::start(db.clone())?),
@@ -493,6 +520,16 @@ impl Tree for RedbTree {
             table: self.name.clone(),
             write,
             done,
+            patient: false,
+        });
+    }
+
+    fn write_then_grouped(&self, write: Write, done: Box<dyn FnOnce(Result<()>) + Send>) {
+        self.writer.send(Job {
+            table: self.name.clone(),
+            write,
+            done,
+            patient: true,
         });
     }
 
@@ -646,5 +683,42 @@ mod tests {
         assert_eq!(keys.len(), 101);
         let winner = u32::from_be_bytes(t.get(b"guard").unwrap().unwrap().try_into().unwrap());
         assert!(t.get(format!("k{winner:03}").as_bytes()).unwrap().is_some());
+    }
+
+    /// Writes that can wait share commits: 64 made at once take a few groups, not one each,
+    /// and every one is durable when answered; one that cannot wait, made among them, is
+    /// answered with them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn patient_writes_wait_for_company_and_are_durable_when_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let store = RedbStore::open(&path, RedbOptions::default()).unwrap();
+            let t = store.tree("t").unwrap();
+            let before = store.db.groups.load(std::sync::atomic::Ordering::Relaxed);
+            let mut calls = Vec::new();
+            for i in 0..64u32 {
+                let t = t.clone();
+                calls.push(tokio::spawn(async move {
+                    let mut b = Batch::default();
+                    b.insert(format!("k{i:03}").as_bytes(), &i.to_be_bytes());
+                    if i == 40 {
+                        crate::write_durably(t, Write::Apply(b)).await
+                    } else {
+                        crate::write_durably_grouped(t, Write::Apply(b)).await
+                    }
+                }));
+            }
+            for c in calls {
+                c.await.unwrap().unwrap();
+            }
+            let groups = store.db.groups.load(std::sync::atomic::Ordering::Relaxed) - before;
+            assert!(groups <= 16, "{groups} commits for 64 patient writes");
+        }
+        let store = RedbStore::open(&path, RedbOptions::default()).unwrap();
+        assert_eq!(
+            store.tree("t").unwrap().scan_prefix(b"k").unwrap().len(),
+            64
+        );
     }
 }

@@ -219,7 +219,7 @@ fn default_timeout() -> Duration {
     Duration::from_secs(30)
 }
 fn default_concurrency() -> usize {
-    32
+    128
 }
 fn default_vault_timeout() -> Duration {
     Duration::from_secs(10)

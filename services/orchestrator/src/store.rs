@@ -347,6 +347,15 @@ impl Shipments {
         Ok(())
     }
 
+    /// [`Shipments::put`] for processing's steps: the commit may wait a moment for other
+    /// steps' writes to share it ([`fpr_store::write_durably_grouped`]); durable on return.
+    pub async fn put_grouped(&self, rec: &Record) -> Result<(), Error> {
+        let mut b = Batch::default();
+        write(Some(&*self.tree), &mut b, rec)?;
+        fpr_store::write_durably_grouped(self.tree.clone(), fpr_store::Write::Apply(b)).await?;
+        Ok(())
+    }
+
     /// Makes every earlier write durable (sharing the flush with concurrent writers).
     pub async fn flush(&self) -> Result<(), Error> {
         fpr_store::durable(self.tree.clone()).await?;

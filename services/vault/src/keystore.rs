@@ -248,7 +248,9 @@ impl KeyStore {
         let mut batch = Batch::default();
         batch.insert(&k, &bytes);
         let write = Write::ApplyIfAbsent { guard: k, batch };
-        match fpr_store::write_durably(self.tree.clone(), write).await {
+        // The orchestrator's processing is the only caller: its commit may wait a moment for
+        // other shipments' writes to share it.
+        match fpr_store::write_durably_grouped(self.tree.clone(), write).await {
             Ok(()) => Ok(rec),
             Err(fpr_store::Error::Conflict) => self
                 .get(shipment_ref)?
@@ -270,7 +272,7 @@ impl KeyStore {
             serde_json::to_vec(&rec).map_err(|_| Error::CorruptRecord(shipment_ref.to_owned()))?;
         let mut b = Batch::default();
         b.insert(&record_key(shipment_ref), &bytes);
-        fpr_store::write_durably(self.tree.clone(), Write::Apply(b)).await?;
+        fpr_store::write_durably_grouped(self.tree.clone(), Write::Apply(b)).await?;
         Ok(())
     }
 

@@ -349,6 +349,14 @@ impl Workflow {
         Ok(())
     }
 
+    /// [`Workflow::save`] for a processing step: no caller waits on it, so its commit may
+    /// wait a moment for other steps' writes (fewer commits while many shipments advance).
+    async fn save_step(&self, rec: &Record) -> Result<(), Error> {
+        self.store.put_grouped(rec).await?;
+        let _ = self.changes.send(rec.id.clone());
+        Ok(())
+    }
+
     fn load(&self, id: &ShipmentId) -> Result<Record, Error> {
         self.store
             .get(id.as_str())?
@@ -376,7 +384,7 @@ impl Workflow {
             loop {
                 if self.stopping() {
                     if unsaved {
-                        self.save(&rec).await?;
+                        self.save_step(&rec).await?;
                     }
                     info!("Stopping between steps");
                     return Ok(if advanced {
@@ -405,7 +413,7 @@ impl Workflow {
                             (Step::Ordered, Step::Shipped) | (Step::Accepted, Step::Sealed)
                         );
                         if !unsaved {
-                            self.save(&rec).await?;
+                            self.save_step(&rec).await?;
                         }
                         if rec.step != before {
                             reached(rec.idp, rec.step);
@@ -417,7 +425,7 @@ impl Workflow {
                         advanced |= rec.step != before;
                     }
                     Err(Halt::Wait) => {
-                        self.save(&rec).await?;
+                        self.save_step(&rec).await?;
                         return Ok(if advanced {
                             Outcome::Advanced
                         } else {
@@ -430,7 +438,7 @@ impl Workflow {
                             with_flow!(self, rec.idp, |f| f.failed(&rec).await, ());
                         }
                         rec.fail(kind, &message, now());
-                        self.save(&rec).await?;
+                        self.save_step(&rec).await?;
                         metrics::counter!("fpr_shipment_errors_total", "idp" => idp_label(rec.idp), "kind" => kind)
                             .increment(1);
                         return Ok(Outcome::Errored);
@@ -440,7 +448,7 @@ impl Workflow {
                         let wait = backoff(base, max, rec.attempts, retry_after);
                         info!(%message, wait, "Transient failure; will retry");
                         rec.defer(&message, wait, now());
-                        self.save(&rec).await?;
+                        self.save_step(&rec).await?;
                         metrics::counter!("fpr_shipment_retries_total", "idp" => idp_label(rec.idp), "step" => rec.step.name())
                             .increment(1);
                         return Ok(Outcome::Deferred);

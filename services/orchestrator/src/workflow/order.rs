@@ -79,7 +79,7 @@ impl Workflow {
             );
         }
         rec.reach(Step::Ordering, now());
-        self.save(rec).await.map_err(Halt::Internal)?;
+        self.save_step(rec).await.map_err(Halt::Internal)?;
         match self.yubienterprise.create_fpr_shipment(&body).await {
             Ok((id, state)) => {
                 fpr_config::danger::crash_point("orchestrator.after_order");
