@@ -162,8 +162,15 @@ impl Vault {
     }
 
     /// Records `op`'s outcome in the audit log (flushed), and a refused Yubico response at
-    /// WARN. An audit log that cannot be written fails the operation's answer.
-    fn audit<T>(&self, event: Event, result: Result<T, Error>) -> Result<T, Error> {
+    /// WARN. An audit log that cannot be written fails the operation's answer. The line is
+    /// written and synced on a blocking thread: a sync (or the wait for another call's) held a
+    /// runtime thread for the disk's time, and with two of them the vault's other calls
+    /// waited.
+    async fn audit<T>(
+        self: &Arc<Self>,
+        event: Event,
+        result: Result<T, Error>,
+    ) -> Result<T, Error> {
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.reason(),
@@ -197,13 +204,21 @@ impl Vault {
                 }
             }
         }
-        self.guard.audit.record(event)?;
+        let vault = self.clone();
+        tokio::task::spawn_blocking(move || vault.guard.audit.record(event))
+            .await
+            .map_err(|e| Error::Audit(format!("the audit line's writer stopped: {e}")))??;
         result
     }
 
     /// Audits `result` (see [`Vault::audit`]) and turns it into the gRPC answer.
-    fn answer<T>(&self, event: Event, result: Result<T, Error>) -> Result<Response<T>, Status> {
+    async fn answer<T>(
+        self: &Arc<Self>,
+        event: Event,
+        result: Result<T, Error>,
+    ) -> Result<Response<T>, Status> {
         self.audit(event, result)
+            .await
             .map(Response::new)
             .map_err(Status::from)
     }
@@ -354,7 +369,7 @@ impl pb::vault_service_server::VaultService for VaultService {
                 ("transport", s.transport_kid.clone()),
             ];
         }
-        self.0.answer(event, result)
+        self.0.answer(event, result).await
     }
 
     async fn open_credential_response(
@@ -372,7 +387,7 @@ impl pb::vault_service_server::VaultService for VaultService {
             ];
             event.detail = format!("serial={}", o.serial_number);
         }
-        self.0.answer(event, result)
+        self.0.answer(event, result).await
     }
 
     async fn deliver_pin(
@@ -408,7 +423,7 @@ impl pb::vault_service_server::VaultService for VaultService {
                         d.already_delivered
                     );
                 }
-                vault.audit(event, result)
+                vault.audit(event, result).await
             }
             .instrument(span),
         )
@@ -432,7 +447,7 @@ impl pb::vault_service_server::VaultService for VaultService {
             Ok(pb::PurgeShipmentResponse { purged })
         }
         .await;
-        self.0.answer(event, result)
+        self.0.answer(event, result).await
     }
 
     async fn check_recipients(
@@ -446,7 +461,7 @@ impl pb::vault_service_server::VaultService for VaultService {
             .0
             .check_recipients(&r.recipients)
             .map(|()| pb::CheckRecipientsResponse {});
-        self.0.answer(event, result)
+        self.0.answer(event, result).await
     }
 
     async fn rebind_recipients(
@@ -464,6 +479,6 @@ impl pb::vault_service_server::VaultService for VaultService {
                 r.reason.trim()
             );
         }
-        self.0.answer(event, result)
+        self.0.answer(event, result).await
     }
 }
