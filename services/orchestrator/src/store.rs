@@ -341,18 +341,24 @@ impl Shipments {
 
     /// Writes a record, durably.
     pub async fn put(&self, rec: &Record) -> Result<(), Error> {
-        let mut b = Batch::default();
-        write(Some(&*self.tree), &mut b, rec)?;
-        fpr_store::write_durably(self.tree.clone(), fpr_store::Write::Apply(b)).await?;
-        Ok(())
+        self.put_as(rec, false).await
     }
 
     /// [`Shipments::put`] for processing's steps: the commit may wait a moment for other
     /// steps' writes to share it ([`fpr_store::write_durably_grouped`]); durable on return.
     pub async fn put_grouped(&self, rec: &Record) -> Result<(), Error> {
+        self.put_as(rec, true).await
+    }
+
+    async fn put_as(&self, rec: &Record, grouped: bool) -> Result<(), Error> {
         let mut b = Batch::default();
         write(Some(&*self.tree), &mut b, rec)?;
-        fpr_store::write_durably_grouped(self.tree.clone(), fpr_store::Write::Apply(b)).await?;
+        let w = fpr_store::Write::Apply(b);
+        if grouped {
+            fpr_store::write_durably_grouped(self.tree.clone(), w).await?;
+        } else {
+            fpr_store::write_durably(self.tree.clone(), w).await?;
+        }
         Ok(())
     }
 

@@ -345,7 +345,7 @@ impl Workflow {
     /// Saves a record (flushed) and tells watchers.
     pub async fn save(&self, rec: &Record) -> Result<(), Error> {
         self.store.put(rec).await?;
-        let _ = self.changes.send(rec.id.clone());
+        self.changed(rec);
         Ok(())
     }
 
@@ -353,8 +353,13 @@ impl Workflow {
     /// wait a moment for other steps' writes (fewer commits while many shipments advance).
     async fn save_step(&self, rec: &Record) -> Result<(), Error> {
         self.store.put_grouped(rec).await?;
-        let _ = self.changes.send(rec.id.clone());
+        self.changed(rec);
         Ok(())
+    }
+
+    /// Tells watchers that `rec` changed.
+    fn changed(&self, rec: &Record) {
+        let _ = self.changes.send(rec.id.clone());
     }
 
     fn load(&self, id: &ShipmentId) -> Result<Record, Error> {
