@@ -637,6 +637,28 @@ mod tests {
         assert!(store.size_on_disk().unwrap() < peak);
     }
 
+    /// `n` durable writes made at once, each from its own task: write `i` sets `k<i>`, and
+    /// `shape` makes it the write to send and whether it may wait for company.
+    fn spawn_writes(
+        t: &Arc<dyn Tree>,
+        n: u32,
+        shape: fn(u32, Batch) -> (Write, bool),
+    ) -> Vec<tokio::task::JoinHandle<Result<()>>> {
+        (0..n)
+            .map(|i| {
+                let t = t.clone();
+                tokio::spawn(async move {
+                    let mut b = Batch::default();
+                    b.insert(format!("k{i:03}").as_bytes(), &i.to_be_bytes());
+                    match shape(i, b) {
+                        (w, true) => crate::write_durably_grouped(t, w).await,
+                        (w, false) => crate::write_durably(t, w).await,
+                    }
+                })
+            })
+            .collect()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn queued_writes_commit_together_keep_their_guards_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -645,25 +667,19 @@ mod tests {
             let store = RedbStore::open(&path, RedbOptions::default()).unwrap();
             let t = store.tree("t").unwrap();
             assert!(t.queues_writes());
-            let mut calls = Vec::new();
-            for i in 0..200u32 {
-                let t = t.clone();
-                calls.push(tokio::spawn(async move {
-                    let mut b = Batch::default();
-                    b.insert(format!("k{i:03}").as_bytes(), &i.to_be_bytes());
-                    // Every other call races for one guard: exactly one of them wins.
-                    let w = if i % 2 == 0 {
-                        b.insert(b"guard", &i.to_be_bytes());
-                        Write::ApplyIfAbsent {
-                            guard: b"guard".to_vec(),
-                            batch: b,
-                        }
-                    } else {
-                        Write::Apply(b)
-                    };
-                    crate::write_durably(t, w).await
-                }));
-            }
+            let calls = spawn_writes(&t, 200, |i, mut b| {
+                // Every other call races for one guard: exactly one of them wins.
+                let w = if i % 2 == 0 {
+                    b.insert(b"guard", &i.to_be_bytes());
+                    Write::ApplyIfAbsent {
+                        guard: b"guard".to_vec(),
+                        batch: b,
+                    }
+                } else {
+                    Write::Apply(b)
+                };
+                (w, false)
+            });
             let mut conflicts = 0;
             for c in calls {
                 match c.await.unwrap() {
@@ -696,19 +712,7 @@ mod tests {
             let store = RedbStore::open(&path, RedbOptions::default()).unwrap();
             let t = store.tree("t").unwrap();
             let before = store.db.groups.load(std::sync::atomic::Ordering::Relaxed);
-            let mut calls = Vec::new();
-            for i in 0..64u32 {
-                let t = t.clone();
-                calls.push(tokio::spawn(async move {
-                    let mut b = Batch::default();
-                    b.insert(format!("k{i:03}").as_bytes(), &i.to_be_bytes());
-                    if i == 40 {
-                        crate::write_durably(t, Write::Apply(b)).await
-                    } else {
-                        crate::write_durably_grouped(t, Write::Apply(b)).await
-                    }
-                }));
-            }
+            let calls = spawn_writes(&t, 64, |i, b| (Write::Apply(b), i != 40));
             for c in calls {
                 c.await.unwrap().unwrap();
             }
